@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Entry of the `kpi-live` command. The TypeScript sources are compiled to
+// dist/ by `npm run build` (`npm start` and `npm test` do it first).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const cli = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(cli))) {
+  process.stderr.write('kpi-live is not built yet: run `npm run build` first.\n');
+  process.exit(1);
+}
+const { main } = await import(cli.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,44 @@
+/**
+ * kpi-live as one Fastify plugin, with no `listen`: `src/server.ts` starts it,
+ * tests drive it with `inject` or on an ephemeral port.
+ *
+ * The data path is the architecture: ingest → CouchDB → `_changes` →
+ * aggregate → stream → web. Each feature is a plugin of its own folder; the
+ * store is the leaf they share.
+ */
+import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config/config.js';
+import healthPlugin from './health/plugin.js';
+import { installErrorHandling } from './http/errors.js';
+import ingestPlugin from './ingest/plugin.js';
+import readPlugin from './read/plugin.js';
+import storePlugin from './store/plugin.js';
+
+/** Server options that follow from the configuration (shared by server and tests). */
+export function serverOptions(config: Config): FastifyServerOptions {
+  return {
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    // Request ids in every log line; a proxy's X-Request-Id is kept.
+    requestIdHeader: 'x-request-id',
+    // No per-request access lines: at thousands of ingest requests a second
+    // they would dwarf everything else, and they would carry client
+    // addresses, which kpi-live does not keep (privacy review). Errors and
+    // rejections are logged with their request id.
+    logController: new LogController({ requestIdLogLabel: 'reqId', disableRequestLogging: true }),
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 10_000,
+    requestTimeout: 60_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: true, useDefaults: true, allErrors: false } },
+  };
+}
+
+export default async function app(fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  installErrorHandling(fastify, config.retryAfterSeconds);
+  await fastify.register(storePlugin, { config });
+  await fastify.register(healthPlugin, { config });
+  await fastify.register(ingestPlugin, { config });
+  await fastify.register(readPlugin, { config });
+}

@@ -1,0 +1,117 @@
+/**
+ * The `kpi-live` command: `serve` runs the service, `simulate` sends it
+ * synthetic dialog traffic, `config` lists the settings.
+ */
+import { randomInt } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ConfigError, configFields, loadConfig } from '../config/config.js';
+import { createLogger } from '../logger.js';
+import { runUntilSignalled } from '../server.js';
+import { parseBreaks } from '../simulate/generator.js';
+import { simulate } from '../simulate/run.js';
+
+const USAGE = `kpi-live: live KPIs from sign-in dialog interaction data
+
+Usage:
+  kpi-live serve [--config <file.json>]
+      Run the service (ingest, read API, health). Without COUCHDB_URL it
+      starts an embedded CouchDB-compatible store in ./data.
+  kpi-live simulate [--url <service>] [--rate <blobs/s>] [--duration <s>]
+                    [--seed <n>] [--break <event>=<stop chance>]...
+                    [--batch <blobs per POST>] [--concurrency <n>] [--spread-hours <h>]
+      Post synthetic dialog sessions through the HTTP API, then print a summary.
+      Example of a bad deploy: --break user.user_staged=0.8
+  kpi-live config
+      List the settings (environment variables) and their defaults.
+`;
+
+function number(name: string, value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
+  const config = loadConfig(values.config ? { file: values.config } : {});
+  const log = createLogger(config);
+  try {
+    return await runUntilSignalled(config, log);
+  } catch (err) {
+    log.fatal({ err: { type: (err as Error).name, message: (err as Error).message } }, 'kpi-live could not start');
+    return 1;
+  }
+}
+
+async function simulateCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      url: { type: 'string', default: 'http://127.0.0.1:3434' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+      break: { type: 'string', multiple: true, default: [] },
+      batch: { type: 'string' },
+      concurrency: { type: 'string' },
+      'spread-hours': { type: 'string' },
+    },
+  });
+  const seed = values.seed !== undefined ? Math.trunc(number('seed', values.seed, 0)) : randomInt(2 ** 31);
+  const summary = await simulate({
+    url: values.url,
+    rate: number('rate', values.rate, 50, 0.001),
+    durationSeconds: number('duration', values.duration, 10, 0.001),
+    seed,
+    breaks: parseBreaks(values.break),
+    batch: Math.trunc(number('batch', values.batch, 1, 1)),
+    concurrency: Math.trunc(number('concurrency', values.concurrency, 64, 1)),
+    spreadHours: number('spread-hours', values['spread-hours'], 0),
+  });
+  const statuses = Object.entries(summary.byStatus)
+    .map(([status, n]) => `${status}: ${n}`)
+    .join(', ');
+  process.stdout.write(
+    `sent ${summary.sent} blobs in ${summary.seconds.toFixed(1)} s (${summary.ratePerSec.toFixed(0)}/s): ` +
+      `accepted ${summary.accepted}, rejected ${summary.rejected}, failed ${summary.failed} [${statuses}] (seed ${summary.seed})\n`,
+  );
+  return summary.failed > 0 || summary.rejected > 0 ? 2 : 0;
+}
+
+function listConfig(): number {
+  for (const [key, spec] of Object.entries(configFields)) {
+    const fallback = 'default' in spec ? JSON.stringify(spec.default) : '(unset)';
+    process.stdout.write(`${spec.env.padEnd(28)} ${fallback.padEnd(12)} ${spec.doc} [${key}]\n`);
+  }
+  return 0;
+}
+
+/** Runs the command line; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'simulate':
+        return await simulateCommand(rest);
+      case 'config':
+        return listConfig();
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 1 : 0;
+      default:
+        process.stderr.write(`kpi-live: unknown command "${command}"\n\n${USAGE}`);
+        return 1;
+    }
+  } catch (err) {
+    const message = err instanceof ConfigError || err instanceof TypeError || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`kpi-live ${command}: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * kpi-live's one typed configuration, validated once at start-up.
+ *
+ * Sources, later ones winning: built-in defaults, an optional JSON config file
+ * (`KPI_CONFIG` or `--config`), then environment variables. Every value is
+ * checked against a JSON schema built from the table below; a bad value stops
+ * start-up with a message that names the variable (or config-file key) at
+ * fault. Nothing else in kpi-live reads `process.env`.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+
+type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list';
+
+interface FieldSpec {
+  readonly env: string;
+  readonly type: FieldType;
+  readonly default?: unknown;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly enum?: readonly string[];
+  /** A secret is never logged nor echoed back in an error message. */
+  readonly secret?: boolean;
+  readonly doc: string;
+}
+
+/** The configuration table; README's table is written from the same facts. */
+export const configFields = {
+  host: { env: 'HOST', type: 'string', default: '127.0.0.1', doc: 'Address the HTTP server binds to (`0.0.0.0` in a container).' },
+  port: { env: 'PORT', type: 'integer', default: 3434, minimum: 0, maximum: 65535, doc: 'HTTP port (3434, like the original dashboard).' },
+  logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
+  trustProxy: { env: 'KPI_TRUST_PROXY', type: 'boolean', default: false, doc: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' },
+
+  couchdbUrl: { env: 'COUCHDB_URL', type: 'string', secret: true, doc: 'CouchDB 3 base URL. Unset: an embedded pouchdb-server is started.' },
+  couchdbUser: { env: 'COUCHDB_USER', type: 'string', doc: 'CouchDB user, when not given in the URL.' },
+  couchdbPassword: { env: 'COUCHDB_PASSWORD', type: 'string', secret: true, doc: 'CouchDB password, when not given in the URL.' },
+  couchdbTimeoutMs: { env: 'KPI_COUCHDB_TIMEOUT_MS', type: 'integer', default: 10000, minimum: 100, doc: 'Timeout of one request to CouchDB.' },
+  dbName: { env: 'KPI_DB', type: 'string', default: 'kpi_blobs', doc: 'Database holding the interaction blobs.' },
+  dataDir: { env: 'KPI_DATA_DIR', type: 'string', default: './data', doc: 'Data directory of the embedded store.' },
+
+  maxBlobsPerRequest: { env: 'KPI_MAX_BLOBS_PER_REQUEST', type: 'integer', default: 100, minimum: 1, maximum: 10000, doc: 'Largest array of blobs one POST may carry (more: 413).' },
+  bodyLimitBytes: { env: 'KPI_BODY_LIMIT_BYTES', type: 'integer', default: 1048576, minimum: 1024, doc: 'Largest ingest body (more: 413).' },
+  maxBlobAgeHours: { env: 'KPI_MAX_BLOB_AGE_HOURS', type: 'number', default: 720, minimum: 0, doc: 'Oldest accepted blob timestamp, in hours before now (clients retry for days).' },
+  maxBlobFutureMinutes: { env: 'KPI_MAX_BLOB_FUTURE_MINUTES', type: 'number', default: 1440, minimum: 0, doc: 'Latest accepted blob timestamp, in minutes after now (client clock skew).' },
+  rateLimitMax: { env: 'KPI_RATE_LIMIT_MAX', type: 'integer', default: 600, minimum: 1, doc: 'Ingest requests per client address per window (more: 429).' },
+  rateLimitWindowMs: { env: 'KPI_RATE_LIMIT_WINDOW_MS', type: 'integer', default: 60000, minimum: 1000, doc: 'Rate-limit window.' },
+
+  commitBatchMaxDocs: { env: 'KPI_COMMIT_BATCH_DOCS', type: 'integer', default: 500, minimum: 1, doc: 'Group commit: flush when this many blobs wait (1 turns group commit off).' },
+  commitMaxWaitMs: { env: 'KPI_COMMIT_WAIT_MS', type: 'integer', default: 5, minimum: 0, doc: 'Group commit: flush at the latest this long after the first waiting blob.' },
+  commitMaxInFlight: { env: 'KPI_COMMIT_IN_FLIGHT', type: 'integer', default: 2, minimum: 1, doc: 'Group commit: `_bulk_docs` writes running at once.' },
+  commitMaxQueuedDocs: { env: 'KPI_COMMIT_QUEUE_DOCS', type: 'integer', default: 20000, minimum: 1, doc: 'Blobs waiting for a write at most; beyond it ingest answers 503.' },
+  retryAfterSeconds: { env: 'KPI_RETRY_AFTER_SECONDS', type: 'integer', default: 30, minimum: 1, doc: '`Retry-After` sent with 503 answers.' },
+
+  readTokens: { env: 'KPI_READ_TOKENS', type: 'string-list', default: [], secret: true, doc: 'Comma-separated bearer tokens for the read API. None: reads only from loopback.' },
+} as const satisfies Record<string, FieldSpec>;
+
+type Fields = typeof configFields;
+type ValueOf<S extends FieldSpec> = S['type'] extends 'integer' | 'number'
+  ? number
+  : S['type'] extends 'boolean'
+    ? boolean
+    : S['type'] extends 'string-list'
+      ? string[]
+      : string;
+
+/** The validated configuration. Fields without a default may be absent. */
+export type Config = {
+  readonly [K in keyof Fields as Fields[K] extends { default: unknown } ? K : never]: ValueOf<Fields[K]>;
+} & {
+  readonly [K in keyof Fields as Fields[K] extends { default: unknown } ? never : K]?: ValueOf<Fields[K]>;
+};
+
+/** Raised when configuration is invalid; its message names the field at fault. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function jsonSchemaOf(spec: FieldSpec): Record<string, unknown> {
+  const schema: Record<string, unknown> =
+    spec.type === 'string-list' ? { type: 'array', items: { type: 'string', minLength: 1 } } : { type: spec.type };
+  if (spec.minimum !== undefined) schema.minimum = spec.minimum;
+  if (spec.maximum !== undefined) schema.maximum = spec.maximum;
+  if ('enum' in spec && spec.enum) schema.enum = spec.enum;
+  if (spec.type === 'string') schema.minLength = 1;
+  return schema;
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(Object.entries(configFields).map(([key, spec]) => [key, jsonSchemaOf(spec)])),
+};
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validate = ajv.compile(schema);
+
+/** Reads an environment string into the field's type; JSON schema checks the rest. */
+function fromEnv(spec: FieldSpec, raw: string): unknown {
+  const text = raw.trim();
+  switch (spec.type) {
+    case 'integer':
+    case 'number':
+      return text === '' ? raw : Number(text);
+    case 'boolean':
+      if (/^(1|true|yes|on)$/i.test(text)) return true;
+      if (/^(0|false|no|off)$/i.test(text)) return false;
+      return raw;
+    case 'string-list':
+      return text === '' ? [] : text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    default:
+      return text;
+  }
+}
+
+function describe(key: string, origin: Map<string, string>, error: ErrorObject): string {
+  const spec = (configFields as Record<string, FieldSpec>)[key];
+  const where = origin.get(key) ?? `config key "${key}"`;
+  const shown = spec?.secret ? '' : ` (${JSON.stringify(error.data)})`;
+  return `invalid configuration: ${where} ${error.message ?? 'is invalid'}${shown}`;
+}
+
+export interface LoadOptions {
+  /** Environment to read; defaults to `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Config file path; defaults to `KPI_CONFIG` from the environment. */
+  file?: string;
+  /** Values that win over every other source (tests, CLI flags). */
+  overrides?: Partial<Record<keyof Fields, unknown>>;
+}
+
+/**
+ * Loads and validates the configuration.
+ *
+ * @example
+ * const config = loadConfig({ env: { PORT: '8080' } });
+ * config.port; // 8080
+ * @throws {ConfigError} naming the variable or key whose value is invalid.
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const origin = new Map<string, string>();
+  const merged: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(configFields) as [string, FieldSpec][]) {
+    if (spec.default !== undefined) merged[key] = structuredClone(spec.default);
+  }
+
+  const file = options.file ?? env.KPI_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${file} must hold a JSON object`);
+    }
+    for (const [key, value] of Object.entries(parsed)) {
+      merged[key] = value;
+      origin.set(key, `config file ${file}, key "${key}",`);
+    }
+  }
+
+  for (const [key, spec] of Object.entries(configFields) as [string, FieldSpec][]) {
+    const raw = env[spec.env];
+    if (raw === undefined) continue;
+    if (raw.trim() === '' && spec.default === undefined) continue;
+    merged[key] = fromEnv(spec, raw);
+    origin.set(key, spec.env);
+  }
+
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value === undefined) continue;
+    merged[key] = value;
+    origin.set(key, `option "${key}"`);
+  }
+
+  if (!validate(merged)) {
+    const error = validate.errors![0]!;
+    if (error.keyword === 'additionalProperties') {
+      const extra = (error.params as { additionalProperty: string }).additionalProperty;
+      throw new ConfigError(`invalid configuration: unknown key "${extra}" (${origin.get(extra) ?? 'config'})`);
+    }
+    const key = error.instancePath.split('/')[1] ?? '';
+    throw new ConfigError(describe(key, origin, error));
+  }
+  const config = merged as Config;
+  if (config.couchdbUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(config.couchdbUrl);
+    } catch {
+      throw new ConfigError('invalid configuration: COUCHDB_URL is not a URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError('invalid configuration: COUCHDB_URL must be an http: or https: URL');
+    }
+  }
+  return Object.freeze(config);
+}
+
+/** The configuration with secrets masked, fit for a log line. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    const spec = (configFields as Record<string, FieldSpec>)[key];
+    if (value === undefined) continue;
+    if (key === 'couchdbUrl') out[key] = redactUrl(String(value));
+    else if (spec?.secret) out[key] = Array.isArray(value) ? `[${value.length} hidden]` : '[hidden]';
+    else out[key] = value;
+  }
+  return out;
+}
+
+/** A URL without its user and password, for logs and messages. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * One interaction blob: the JSON schema of what clients may send, and the
+ * normalised document kpi-live stores. Pure: no IO.
+ *
+ * Data minimisation is by construction: the stored document is built field by
+ * field from the known list (kpi-definitions §1 and the privacy review), so an
+ * unknown field, or a known one the privacy review did not approve
+ * (`number_sites_remembered`, `orphaned`, `csrf`), never reaches the store.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { BUCKET_MS, blobDocId, floorToBucket } from '../store/blob-ids.js';
+import type { CoarseUserAgent } from './user-agent.js';
+
+/** Longest event stream accepted from one dialog session. */
+export const MAX_EVENTS = 2000;
+const MAX_COUNT = 100_000;
+const MAX_OFFSET_MS = 2 ** 31;
+
+const count = { type: ['integer', 'null'], minimum: 0, maximum: MAX_COUNT } as const;
+const shortText = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
+
+/** JSON schema of one blob as sent by clients (kpi-definitions §1). */
+export const blobSchema = {
+  $id: 'kpi-live/blob',
+  type: 'object',
+  required: ['timestamp'],
+  properties: {
+    timestamp: { type: 'integer', minimum: 0 },
+    event_stream: {
+      type: ['array', 'null'],
+      maxItems: MAX_EVENTS,
+      items: {
+        type: 'array',
+        minItems: 2,
+        maxItems: 3,
+        items: [
+          { type: 'string', minLength: 1, maxLength: 128 },
+          { type: 'number', minimum: 0, maximum: MAX_OFFSET_MS },
+          { type: 'number', minimum: 0, maximum: MAX_OFFSET_MS },
+        ],
+      },
+    },
+    email_type: { enum: ['primary', 'secondary', null] },
+    number_emails: count,
+    number_sites_logged_in: count,
+    number_sites_signed_in: count,
+    sites_signed_in: count,
+    new_account: { type: ['boolean', 'null'] },
+    lang: shortText(35),
+    language: shortText(35),
+    screen_size: {
+      type: ['object', 'null'],
+      properties: {
+        width: { type: 'integer', minimum: 0, maximum: MAX_COUNT },
+        height: { type: 'integer', minimum: 0, maximum: MAX_COUNT },
+      },
+    },
+    sample_rate: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1 },
+    user_agent: {
+      type: ['object', 'null'],
+      properties: {
+        os: { type: 'string', maxLength: 64 },
+        browser: { type: 'string', maxLength: 64 },
+        version: { type: ['string', 'number'], maxLength: 32 },
+      },
+    },
+    rp_api: shortText(64),
+  },
+} as const;
+
+/** An event: `[name, offset_ms]` or `[name, offset_ms, duration_ms]`. */
+export type BlobEvent = [string, number] | [string, number, number];
+
+/** The document kpi-live stores for one blob. */
+export interface BlobDoc {
+  _id: string;
+  /** ms since epoch, rounded down to 10 minutes by the server. */
+  timestamp: number;
+  event_stream: BlobEvent[];
+  email_type?: 'primary' | 'secondary';
+  number_emails?: number;
+  /** Also filled from the legacy `number_sites_signed_in` / `sites_signed_in`. */
+  number_sites_logged_in?: number;
+  new_account?: boolean;
+  /** Also filled from the legacy `language`. */
+  lang?: string;
+  screen_size?: { width?: number; height?: number };
+  sample_rate?: number;
+  user_agent?: { os?: string; browser?: string; version?: string | number };
+  rp_api?: string;
+}
+
+/** A client's mistake in one field; `field` names it as the client sent it. */
+export class BlobFieldError extends Error {
+  override readonly name = 'BlobFieldError';
+  readonly statusCode = 400;
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field} ${problem}`);
+  }
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true, strictTuples: false, strictTypes: false });
+const validateBlob = ajv.compile(blobSchema);
+
+/** `/event_stream/2/1` under `data[3]` → `data[3].event_stream[2][1]`. */
+export function fieldPath(prefix: string, instancePath: string): string {
+  let out = prefix;
+  for (const part of instancePath.split('/').slice(1)) {
+    const name = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(name) ? `[${name}]` : out === '' ? name : `.${name}`;
+  }
+  return out;
+}
+
+function describeAjvError(prefix: string, error: ErrorObject): BlobFieldError {
+  if (error.keyword === 'required') {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    return new BlobFieldError(fieldPath(prefix, `${error.instancePath}/${missing}`), 'is required');
+  }
+  const where = fieldPath(prefix, error.instancePath) || 'data';
+  return new BlobFieldError(where, error.message ?? 'is invalid');
+}
+
+export interface NormalizeContext {
+  /** Current time, ms. */
+  now: number;
+  /** Oldest accepted timestamp, as an age in ms. */
+  maxAgeMs: number;
+  /** Latest accepted timestamp, as ms ahead of now. */
+  maxFutureMs: number;
+  /** Derived from the request's `User-Agent` header, for blobs that lack one. */
+  userAgent: CoarseUserAgent | undefined;
+}
+
+const isSet = <T>(value: T | null | undefined): value is T => value !== null && value !== undefined;
+
+/**
+ * Validates one raw blob and builds the document to store.
+ *
+ * @param raw what the client sent for this blob
+ * @param prefix how the client addresses this blob (`data[2]`, `data`, or `''` for a bare blob)
+ * @throws {BlobFieldError} naming the first field at fault
+ *
+ * @example
+ * normalizeBlob({ timestamp: 1700000123456, event_stream: [['screen.rp_info', 12]], language: 'en-US' }, 'data', ctx);
+ * // { _id: '2023-11-14T22:10:00.000Z_…', timestamp: 1700000000000, event_stream: [['screen.rp_info', 12]], lang: 'en-US' }
+ */
+export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContext): BlobDoc {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new BlobFieldError(prefix || 'body', 'must be a JSON object');
+  }
+  if (!validateBlob(raw)) throw describeAjvError(prefix, validateBlob.errors![0]!);
+  const blob = raw as Record<string, unknown> & {
+    timestamp: number;
+    event_stream?: unknown[][] | null;
+    screen_size?: { width?: number; height?: number } | null;
+    user_agent?: { os?: string; browser?: string; version?: string | number } | null;
+  };
+
+  const timestampField = prefix ? `${prefix}.timestamp` : 'timestamp';
+  if (blob.timestamp < ctx.now - ctx.maxAgeMs) {
+    throw new BlobFieldError(timestampField, `is older than the accepted ${Math.round(ctx.maxAgeMs / 3_600_000)} h`);
+  }
+  if (blob.timestamp > ctx.now + ctx.maxFutureMs) {
+    throw new BlobFieldError(timestampField, `is more than ${Math.round(ctx.maxFutureMs / 60_000)} min in the future`);
+  }
+
+  // The client rounds to 10 minutes; the server rounds again, so that no
+  // finer time is ever stored whatever a client sends (privacy review).
+  const timestamp = floorToBucket(blob.timestamp);
+  const doc: BlobDoc = {
+    _id: blobDocId(timestamp),
+    timestamp,
+    event_stream: (blob.event_stream ?? []).map((event) => event.slice(0, 3) as BlobEvent),
+  };
+  if (isSet(blob.email_type)) doc.email_type = blob.email_type as 'primary' | 'secondary';
+  if (isSet(blob.number_emails)) doc.number_emails = blob.number_emails as number;
+  const sites = [blob.number_sites_logged_in, blob.number_sites_signed_in, blob.sites_signed_in].find(isSet);
+  if (isSet(sites)) doc.number_sites_logged_in = sites as number;
+  if (isSet(blob.new_account)) doc.new_account = blob.new_account as boolean;
+  const lang = [blob.lang, blob.language].find(isSet);
+  if (isSet(lang)) doc.lang = lang as string;
+  if (isSet(blob.screen_size)) {
+    const { width, height } = blob.screen_size;
+    doc.screen_size = {};
+    if (isSet(width)) doc.screen_size.width = width;
+    if (isSet(height)) doc.screen_size.height = height;
+  }
+  if (isSet(blob.sample_rate)) doc.sample_rate = blob.sample_rate as number;
+  if (isSet(blob.user_agent)) {
+    const { os, browser, version } = blob.user_agent;
+    doc.user_agent = {};
+    if (isSet(os)) doc.user_agent.os = os;
+    if (isSet(browser)) doc.user_agent.browser = browser;
+    if (isSet(version)) doc.user_agent.version = version;
+  } else if (ctx.userAgent) {
+    doc.user_agent = { ...ctx.userAgent };
+  }
+  if (isSet(blob.rp_api)) doc.rp_api = blob.rp_api as string;
+  return doc;
+}
+
+export { BUCKET_MS };

@@ -1,0 +1,49 @@
+/**
+ * The two wire forms of `POST /wsapi/interaction_data` (kpi-definitions §1),
+ * reduced to a list of raw blobs with the name each has in the request, so
+ * that an error can name the field at fault as the client wrote it. Pure.
+ */
+import secureJson from 'secure-json-parse';
+import { HttpError } from '../http/errors.js';
+
+export interface RawBlobs {
+  blobs: unknown[];
+  /** How the client addresses blob i: `data[2]`, `data`, `[2]` or '' (bare blob). */
+  nameOf(i: number): string;
+}
+
+/** JSON.parse that refuses `__proto__` and `constructor.prototype` keys. */
+export function parseJsonSafely(text: string, field: string): unknown {
+  try {
+    return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (err) {
+    throw new HttpError(400, `${field} is not valid JSON: ${(err as Error).message}`, field);
+  }
+}
+
+function fromData(data: unknown): RawBlobs {
+  const value = typeof data === 'string' ? parseJsonSafely(data, 'data') : data;
+  if (Array.isArray(value)) return { blobs: value, nameOf: (i) => `data[${i}]` };
+  if (typeof value === 'object' && value !== null) return { blobs: [value], nameOf: () => 'data' };
+  throw new HttpError(400, 'data must be a blob (object) or an array of blobs', 'data');
+}
+
+/**
+ * The blobs of a JSON body: `{"data": blob | [blobs] | "<JSON>"}`, a bare
+ * blob, or an array of blobs. Other keys beside `data` (`csrf`) are ignored.
+ */
+export function blobsFromJson(body: unknown): RawBlobs {
+  if (Array.isArray(body)) return { blobs: body, nameOf: (i) => `[${i}]` };
+  if (typeof body !== 'object' || body === null) {
+    throw new HttpError(400, 'body must be a JSON object: {"data": blob or [blobs]} or a blob', 'body');
+  }
+  if (Object.hasOwn(body, 'data')) return fromData((body as { data: unknown }).data);
+  return { blobs: [body], nameOf: () => '' };
+}
+
+/** The blobs of a form body: field `data` holding the JSON text of a blob or an array. */
+export function blobsFromForm(form: URLSearchParams): RawBlobs {
+  const data = form.get('data');
+  if (data === null) throw new HttpError(400, 'data is required (the JSON text of a blob or an array of blobs)', 'data');
+  return fromData(data);
+}

@@ -1,0 +1,116 @@
+/**
+ * The read API of the original store, for analysts and tools:
+ *
+ * - `GET /wsapi/interaction_data?start&end[&limit&cursor]`: blobs whose
+ *   timestamp is in `[start, end)` (ms), in time order, streamed as a JSON
+ *   array, or as NDJSON with `Accept: application/x-ndjson`. Without `limit`
+ *   the whole range streams; with it, one page, and `X-Next-Cursor` (plus a
+ *   `Link: rel="next"`) when more follow.
+ * - `GET /wsapi/interaction_data/count?start&end`: `{count}`.
+ *
+ * Guarded by {@link readAuth}.
+ */
+import { Readable } from 'node:stream';
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
+import { errorResponseSchema, HttpError } from '../http/errors.js';
+import { readAuth } from '../http/read-auth.js';
+import { MAX_ID_TIME } from '../store/blob-ids.js';
+import { countBlobs, readBlobPage, readBlobs, type TimeRange } from '../store/blob-reader.js';
+
+const PAGE_SIZE = 1000;
+export const MAX_LIMIT = 10_000;
+
+const rangeQuery = {
+  start: { type: 'integer', minimum: 0, maximum: MAX_ID_TIME, description: 'inclusive, ms since epoch' },
+  end: { type: 'integer', minimum: 0, maximum: MAX_ID_TIME, description: 'exclusive, ms since epoch' },
+} as const;
+
+const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 503: errorResponseSchema };
+
+function checkedRange(query: TimeRange): TimeRange {
+  if (query.start !== undefined && query.end !== undefined && query.end <= query.start) {
+    throw new HttpError(400, 'query.end must be greater than query.start', 'query.end');
+  }
+  return query;
+}
+
+async function* asJsonArray(blobs: AsyncIterable<object> | Iterable<object>): AsyncGenerator<string> {
+  let first = true;
+  for await (const blob of blobs) {
+    yield (first ? '[' : ',') + JSON.stringify(blob);
+    first = false;
+  }
+  yield first ? '[]' : ']';
+}
+
+async function* asNdjson(blobs: AsyncIterable<object> | Iterable<object>): AsyncGenerator<string> {
+  for await (const blob of blobs) yield JSON.stringify(blob) + '\n';
+}
+
+async function read(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  const store = app.store;
+  if (config.readTokens.length === 0) {
+    app.log.warn('no read token configured (KPI_READ_TOKENS): blobs and KPIs can be read from loopback only');
+  }
+  app.addHook('onRequest', readAuth(config.readTokens));
+
+  app.get<{ Querystring: TimeRange & { limit?: number; cursor?: string } }>(
+    '/wsapi/interaction_data',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            ...rangeQuery,
+            limit: { type: 'integer', minimum: 1, maximum: MAX_LIMIT },
+            cursor: { type: 'string', minLength: 1, maxLength: 64 },
+          },
+        },
+        response: { 200: { type: 'array', items: { type: 'object', additionalProperties: true } }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { limit, cursor, ...query } = request.query;
+      const range = checkedRange(query);
+      // The first page is read before answering, so a store that is down
+      // gets a proper 503 rather than a cut-off 200.
+      const first = await readBlobPage(store, range, limit ?? PAGE_SIZE, cursor);
+      let blobs: AsyncIterable<object> | Iterable<object> = first.blobs;
+      if (limit !== undefined) {
+        if (first.next) {
+          const next = new URLSearchParams({ ...(range.start !== undefined ? { start: String(range.start) } : {}), ...(range.end !== undefined ? { end: String(range.end) } : {}), limit: String(limit), cursor: first.next });
+          reply.header('x-next-cursor', first.next).header('link', `</wsapi/interaction_data?${next}>; rel="next"`);
+        }
+      } else if (first.next) {
+        const rest = readBlobs(store, range, PAGE_SIZE, first.next);
+        blobs = (async function* () {
+          yield* first.blobs;
+          yield* rest;
+        })();
+      }
+      const ndjson = (request.headers.accept ?? '').includes('application/x-ndjson');
+      const body = Readable.from(ndjson ? asNdjson(blobs) : asJsonArray(blobs));
+      body.on('error', (err) => request.log.error({ err: err.message }, 'blob stream cut off by a store error'));
+      return reply.type(ndjson ? 'application/x-ndjson' : 'application/json; charset=utf-8').send(body);
+    },
+  );
+
+  app.get<{ Querystring: TimeRange }>(
+    '/wsapi/interaction_data/count',
+    {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: rangeQuery },
+        response: { 200: { type: 'object', required: ['count'], properties: { count: { type: 'integer' }, ...rangeQuery } }, ...errors },
+      },
+    },
+    async (request) => {
+      const range = checkedRange(request.query);
+      return { count: await countBlobs(store, range), ...range };
+    },
+  );
+}
+
+export default fp(read, { name: 'kpi-read', dependencies: ['kpi-store'], encapsulate: true, fastify: '5.x' });
