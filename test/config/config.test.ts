@@ -1,0 +1,83 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, redactedConfig, redactUrl } from '../../src/config/config.js';
+
+function configFile(content: unknown): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'kpi-live-config-')), 'config.json');
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+describe('loadConfig', () => {
+  it('has working defaults: port 3434, embedded store, group commit on', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.port).toBe(3434);
+    expect(config.couchdbUrl).toBeUndefined();
+    expect(config.dataDir).toBe('./data');
+    expect(config.commitBatchMaxDocs).toBe(500);
+    expect(config.maxBlobsPerRequest).toBe(100);
+    expect(config.readTokens).toEqual([]);
+  });
+
+  it('reads environment variables into typed values', () => {
+    const config = loadConfig({
+      env: { PORT: '8080', KPI_TRUST_PROXY: 'true', KPI_READ_TOKENS: 'a, b,,c', KPI_MAX_BLOB_AGE_HOURS: '2.5', COUCHDB_URL: 'http://u:p@db:5984' },
+    });
+    expect(config.port).toBe(8080);
+    expect(config.trustProxy).toBe(true);
+    expect(config.readTokens).toEqual(['a', 'b', 'c']);
+    expect(config.maxBlobAgeHours).toBe(2.5);
+    expect(config.couchdbUrl).toBe('http://u:p@db:5984');
+  });
+
+  it('lets the environment win over the config file', () => {
+    const file = configFile({ port: 9000, dbName: 'from_file' });
+    const config = loadConfig({ env: { KPI_CONFIG: file, PORT: '9001' } });
+    expect(config.port).toBe(9001);
+    expect(config.dbName).toBe('from_file');
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, /PORT must be integer \("abc"\)|PORT must be integer \(NaN\)|PORT must be integer/],
+    [{ PORT: '70000' }, /PORT must be <= 65535/],
+    [{ KPI_COMMIT_BATCH_DOCS: '0' }, /KPI_COMMIT_BATCH_DOCS must be >= 1/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/],
+    [{ KPI_TRUST_PROXY: 'maybe' }, /KPI_TRUST_PROXY must be boolean/],
+    [{ COUCHDB_URL: 'ftp://db' }, /COUCHDB_URL must be an http: or https: URL/],
+    [{ COUCHDB_URL: 'not a url' }, /COUCHDB_URL is not a URL/],
+  ])('stops with a message naming the variable at fault: %j', (env, message) => {
+    expect(() => loadConfig({ env })).toThrow(ConfigError);
+    expect(() => loadConfig({ env })).toThrow(message);
+  });
+
+  it('names unknown and bad keys of the config file', () => {
+    expect(() => loadConfig({ env: {}, file: configFile({ prot: 1 }) })).toThrow(/unknown key "prot"/);
+    expect(() => loadConfig({ env: {}, file: configFile({ port: 'x' }) })).toThrow(/config file .*key "port".* must be integer/);
+    expect(() => loadConfig({ env: {}, file: configFile('{oops') })).toThrow(/cannot read config file/);
+    expect(() => loadConfig({ env: {}, file: join(tmpdir(), 'no-such-kpi-live-config.json') })).toThrow(/cannot read config file/);
+  });
+
+  it('never echoes a secret in an error', () => {
+    const secret = 'hunter2-secret';
+    let message = '';
+    try {
+      loadConfig({ env: { COUCHDB_PASSWORD: '' , KPI_READ_TOKENS: secret, PORT: 'x' } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/PORT/);
+    expect(message).not.toContain(secret);
+  });
+
+  it('masks secrets for logging', () => {
+    const config = loadConfig({ env: { COUCHDB_URL: 'https://admin:s3cret@db.example:6984/', COUCHDB_PASSWORD: 'pw', KPI_READ_TOKENS: 't1,t2' } });
+    const shown = JSON.stringify(redactedConfig(config));
+    expect(shown).not.toContain('s3cret');
+    expect(shown).not.toContain('"pw"');
+    expect(shown).not.toContain('t1');
+    expect(shown).toContain('db.example:6984');
+    expect(redactUrl('http://a:b@h:1/x')).toBe('http://h:1/x');
+  });
+});

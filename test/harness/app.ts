@@ -1,0 +1,74 @@
+/**
+ * Builds kpi-live for a test: the real app on the harness's CouchDB, in a
+ * database of its own (dropped at close), silent logs, and a rate limit high
+ * enough not to interfere unless the test sets one.
+ */
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { inject } from 'vitest';
+import app, { serverOptions } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import type { Store } from '../../src/store/store.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  config: Config;
+  store: Store;
+  /** Closes the app (flushing ingest) and drops its database. */
+  close(): Promise<void>;
+}
+
+export function uniqueDbName(prefix = 'test'): string {
+  return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+export function testConfig(overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+  return loadConfig({
+    env: {},
+    overrides: { couchdbUrl: inject('couchUrl'), dbName: uniqueDbName(), logLevel: 'silent', rateLimitMax: 1_000_000, ...overrides },
+  });
+}
+
+export async function startTestApp(overrides: Partial<Record<keyof Config, unknown>> = {}, options: { listen?: boolean } = {}): Promise<TestApp> {
+  const config = testConfig(overrides);
+  const fastify = Fastify({ ...serverOptions(config), logger: { level: config.logLevel } });
+  await fastify.register(app, { config });
+  if (options.listen) await fastify.listen({ host: '127.0.0.1', port: 0 });
+  else await fastify.ready();
+  const store = fastify.store;
+  return {
+    app: fastify,
+    config,
+    store,
+    close: async () => {
+      await fastify.close();
+      await dropDb(config.dbName);
+    },
+  };
+}
+
+/** Removes a database of the harness's CouchDB (missing is fine). */
+export async function dropDb(name: string): Promise<void> {
+  const url = new URL(inject('couchUrl'));
+  const auth = url.username ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` } : undefined;
+  url.username = '';
+  url.password = '';
+  await fetch(new URL(name, url.toString().replace(/\/?$/, '/')), { method: 'DELETE', headers: auth }).then((r) => r.arrayBuffer());
+}
+
+/** Number of blob documents (design documents excluded) in the app's database. */
+export async function storedBlobCount(store: Store): Promise<number> {
+  const answer = await store.request<{ rows: { id: string }[] }>({ db: store.blobsDb, path: '_all_docs' });
+  return answer.rows.filter((row) => !row.id.startsWith('_design/')).length;
+}
+
+/** All blob documents of the app's database, in id (= time) order. */
+export async function storedBlobs(store: Store): Promise<Record<string, unknown>[]> {
+  const answer = await store.request<{ rows: { id: string; doc: Record<string, unknown> }[] }>({ db: store.blobsDb, path: '_all_docs', qs: { include_docs: true } });
+  return answer.rows.filter((row) => !row.id.startsWith('_design/')).map((row) => row.doc);
+}
+
+/** A blob timestamp of "now", as clients send it (rounded to 10 minutes). */
+export function nowTimestamp(): number {
+  return Math.floor(Date.now() / 600_000) * 600_000;
+}

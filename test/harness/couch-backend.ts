@@ -1,0 +1,71 @@
+/**
+ * The CouchDB the integration tests run against, picked in this order:
+ * 1. `COUCHDB_URL`, when set (a CI service, a developer's CouchDB);
+ * 2. a CouchDB 3 container through testcontainers, when a container runtime
+ *    answers;
+ * 3. the embedded pouchdb-server, as kpi-live itself starts it.
+ * The same tests run on each; none mocks CouchDB.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { EmbeddedCouch } from '../../src/store/embedded.js';
+
+export interface CouchBackend {
+  kind: 'env' | 'testcontainers' | 'embedded';
+  /** Base URL, credentials included when the backend needs them. */
+  url: string;
+  /** How to show the backend in a log (no credentials). */
+  description: string;
+  stop(): Promise<void>;
+}
+
+const COUCHDB_IMAGE = 'couchdb:3.4';
+
+async function containerRuntimeAnswers(): Promise<boolean> {
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    const probe = getContainerRuntimeClient().then(() => true);
+    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 15_000).unref());
+    return await Promise.race([probe, timeout]);
+  } catch {
+    return false;
+  }
+}
+
+export async function startCouchBackend(env: Record<string, string | undefined> = process.env): Promise<CouchBackend> {
+  if (env.COUCHDB_URL) {
+    const shown = new URL(env.COUCHDB_URL);
+    shown.username = '';
+    shown.password = '';
+    return { kind: 'env', url: env.COUCHDB_URL.replace(/\/$/, ''), description: `COUCHDB_URL ${shown.origin}`, stop: async () => undefined };
+  }
+  if (env.KPI_TEST_NO_CONTAINERS !== '1' && (await containerRuntimeAnswers())) {
+    const { CouchDBContainer } = await import('@testcontainers/couchdb');
+    const container = await new CouchDBContainer(COUCHDB_IMAGE).start();
+    const url = new URL(container.getUrl());
+    url.username = container.getUsername();
+    url.password = container.getPassword();
+    return {
+      kind: 'testcontainers',
+      url: url.toString().replace(/\/$/, ''),
+      description: `testcontainers ${COUCHDB_IMAGE} at ${container.getHost()}:${container.getPort()}`,
+      stop: async () => {
+        await container.stop();
+      },
+    };
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'kpi-live-test-store-'));
+  const couch = new EmbeddedCouch({ dataDir, log: pino({ level: 'warn' }) });
+  await couch.start();
+  return {
+    kind: 'embedded',
+    url: couch.url,
+    description: `embedded pouchdb-server at ${couch.url} (data in ${dataDir})`,
+    stop: async () => {
+      await couch.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
