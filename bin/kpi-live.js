@@ -10,4 +10,7 @@ if (!existsSync(fileURLToPath(cli))) {
   process.exit(1);
 }
 const { main } = await import(cli.href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Everything the command opened is closed by now; what may remain are idle
+// keep-alive sockets of the HTTP client pool, which would only delay the exit.
+process.exit(code);

@@ -7,6 +7,7 @@
  * store is the leaf they share.
  */
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
@@ -35,10 +36,23 @@ export function serverOptions(config: Config): FastifyServerOptions {
   };
 }
 
-export default async function app(fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
+async function app(fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
   installErrorHandling(fastify, config.retryAfterSeconds);
+  // Once closing, answers end their connection: a request answered after the
+  // close began (its blobs were still being written) must not leave a
+  // keep-alive socket that holds the shutdown for the keep-alive timeout.
+  let closing = false;
+  fastify.addHook('preClose', async () => {
+    closing = true;
+  });
+  fastify.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   await fastify.register(storePlugin, { config });
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });
 }
+
+/** Not encapsulated: the error handler and `app.store` belong to the instance that registers kpi-live. */
+export default fp(app, { name: 'kpi-live', fastify: '5.x' });

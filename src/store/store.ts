@@ -140,7 +140,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
     },
   };
 
-  log.info({ store: store.kind, url: displayUrl, db: config.dbName, dataDir: embedded?.dataDir }, `using ${store.kind} CouchDB store`);
+  log.info({ store: store.kind, url: displayUrl, db: config.dbName, dataDir: embedded?.dataDir, pid: embedded?.pid }, `using ${store.kind} CouchDB store`);
   if (options.setup !== false) {
     try {
       await applySetup(store, log);
