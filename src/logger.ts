@@ -11,7 +11,17 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Nod
     level: config.logLevel,
     name: 'kpi-live',
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'couchdbUrl', 'couchdbPassword', 'readTokens', 'password', 'token'],
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'headers.authorization',
+        'headers.cookie',
+        'couchdbUrl',
+        'couchdbPassword',
+        'readTokens',
+        'password',
+        'token',
+      ],
       censor: '[redacted]',
     },
   };

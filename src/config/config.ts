@@ -38,20 +38,63 @@ export const configFields = {
   dbName: { env: 'KPI_DB', type: 'string', default: 'kpi_blobs', doc: 'Database holding the interaction blobs.' },
   dataDir: { env: 'KPI_DATA_DIR', type: 'string', default: './data', doc: 'Data directory of the embedded store.' },
 
-  maxBlobsPerRequest: { env: 'KPI_MAX_BLOBS_PER_REQUEST', type: 'integer', default: 100, minimum: 1, maximum: 10000, doc: 'Largest array of blobs one POST may carry (more: 413).' },
+  maxBlobsPerRequest: {
+    env: 'KPI_MAX_BLOBS_PER_REQUEST',
+    type: 'integer',
+    default: 100,
+    minimum: 1,
+    maximum: 10000,
+    doc: 'Largest array of blobs one POST may carry (more: 413).',
+  },
   bodyLimitBytes: { env: 'KPI_BODY_LIMIT_BYTES', type: 'integer', default: 1048576, minimum: 1024, doc: 'Largest ingest body (more: 413).' },
-  maxBlobAgeHours: { env: 'KPI_MAX_BLOB_AGE_HOURS', type: 'number', default: 720, minimum: 0, doc: 'Oldest accepted blob timestamp, in hours before now (clients retry for days).' },
-  maxBlobFutureMinutes: { env: 'KPI_MAX_BLOB_FUTURE_MINUTES', type: 'number', default: 1440, minimum: 0, doc: 'Latest accepted blob timestamp, in minutes after now (client clock skew).' },
+  maxBlobAgeHours: {
+    env: 'KPI_MAX_BLOB_AGE_HOURS',
+    type: 'number',
+    default: 720,
+    minimum: 0,
+    doc: 'Oldest accepted blob timestamp, in hours before now (clients retry for days).',
+  },
+  maxBlobFutureMinutes: {
+    env: 'KPI_MAX_BLOB_FUTURE_MINUTES',
+    type: 'number',
+    default: 1440,
+    minimum: 0,
+    doc: 'Latest accepted blob timestamp, in minutes after now (client clock skew).',
+  },
   rateLimitMax: { env: 'KPI_RATE_LIMIT_MAX', type: 'integer', default: 600, minimum: 1, doc: 'Ingest requests per client address per window (more: 429).' },
   rateLimitWindowMs: { env: 'KPI_RATE_LIMIT_WINDOW_MS', type: 'integer', default: 60000, minimum: 1000, doc: 'Rate-limit window.' },
 
-  commitBatchMaxDocs: { env: 'KPI_COMMIT_BATCH_DOCS', type: 'integer', default: 500, minimum: 1, doc: 'Group commit: flush when this many blobs wait (1 turns group commit off).' },
-  commitMaxWaitMs: { env: 'KPI_COMMIT_WAIT_MS', type: 'integer', default: 5, minimum: 0, doc: 'Group commit: flush at the latest this long after the first waiting blob.' },
+  commitBatchMaxDocs: {
+    env: 'KPI_COMMIT_BATCH_DOCS',
+    type: 'integer',
+    default: 500,
+    minimum: 1,
+    doc: 'Group commit: flush when this many blobs wait (1 turns group commit off).',
+  },
+  commitMaxWaitMs: {
+    env: 'KPI_COMMIT_WAIT_MS',
+    type: 'integer',
+    default: 5,
+    minimum: 0,
+    doc: 'Group commit: flush at the latest this long after the first waiting blob.',
+  },
   commitMaxInFlight: { env: 'KPI_COMMIT_IN_FLIGHT', type: 'integer', default: 2, minimum: 1, doc: 'Group commit: `_bulk_docs` writes running at once.' },
-  commitMaxQueuedDocs: { env: 'KPI_COMMIT_QUEUE_DOCS', type: 'integer', default: 20000, minimum: 1, doc: 'Blobs waiting for a write at most; beyond it ingest answers 503.' },
+  commitMaxQueuedDocs: {
+    env: 'KPI_COMMIT_QUEUE_DOCS',
+    type: 'integer',
+    default: 20000,
+    minimum: 1,
+    doc: 'Blobs waiting for a write at most; beyond it ingest answers 503.',
+  },
   retryAfterSeconds: { env: 'KPI_RETRY_AFTER_SECONDS', type: 'integer', default: 30, minimum: 1, doc: '`Retry-After` sent with 503 answers.' },
 
-  readTokens: { env: 'KPI_READ_TOKENS', type: 'string-list', default: [], secret: true, doc: 'Comma-separated bearer tokens for the read API. None: reads only from loopback.' },
+  readTokens: {
+    env: 'KPI_READ_TOKENS',
+    type: 'string-list',
+    default: [],
+    secret: true,
+    doc: 'Comma-separated bearer tokens for the read API. None: reads only from loopback.',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 type Fields = typeof configFields;
@@ -76,8 +119,7 @@ export class ConfigError extends Error {
 }
 
 function jsonSchemaOf(spec: FieldSpec): Record<string, unknown> {
-  const schema: Record<string, unknown> =
-    spec.type === 'string-list' ? { type: 'array', items: { type: 'string', minLength: 1 } } : { type: spec.type };
+  const schema: Record<string, unknown> = spec.type === 'string-list' ? { type: 'array', items: { type: 'string', minLength: 1 } } : { type: spec.type };
   if (spec.minimum !== undefined) schema.minimum = spec.minimum;
   if (spec.maximum !== undefined) schema.maximum = spec.maximum;
   if ('enum' in spec && spec.enum) schema.enum = spec.enum;
@@ -106,7 +148,12 @@ function fromEnv(spec: FieldSpec, raw: string): unknown {
       if (/^(0|false|no|off)$/i.test(text)) return false;
       return raw;
     case 'string-list':
-      return text === '' ? [] : text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      return text === ''
+        ? []
+        : text
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s.length > 0);
     default:
       return text;
   }

@@ -81,7 +81,12 @@ async function read(app: FastifyInstance, { config }: { config: Config }): Promi
       let blobs: AsyncIterable<object> | Iterable<object> = first.blobs;
       if (limit !== undefined) {
         if (first.next) {
-          const next = new URLSearchParams({ ...(range.start !== undefined ? { start: String(range.start) } : {}), ...(range.end !== undefined ? { end: String(range.end) } : {}), limit: String(limit), cursor: first.next });
+          const next = new URLSearchParams({
+            ...(range.start !== undefined ? { start: String(range.start) } : {}),
+            ...(range.end !== undefined ? { end: String(range.end) } : {}),
+            limit: String(limit),
+            cursor: first.next,
+          });
           reply.header('x-next-cursor', first.next).header('link', `</wsapi/interaction_data?${next}>; rel="next"`);
         }
       } else if (first.next) {

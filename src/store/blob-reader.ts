@@ -35,7 +35,12 @@ const END_OF_BLOBS = '_';
  * let page = await readBlobPage(store, { start, end }, 1000);
  * while (page.next) page = await readBlobPage(store, { start, end }, 1000, page.next);
  */
-export async function readBlobPage<T extends object>(store: Store, range: TimeRange, limit: number, after?: string): Promise<BlobPage<Omit<T, '_id' | '_rev'>>> {
+export async function readBlobPage<T extends object>(
+  store: Store,
+  range: TimeRange,
+  limit: number,
+  after?: string,
+): Promise<BlobPage<Omit<T, '_id' | '_rev'>>> {
   const startKey = timeKey(range.start ?? 0);
   const endKey = range.end !== undefined && range.end <= MAX_ID_TIME ? timeKey(range.end) : END_OF_BLOBS;
   const resume = after !== undefined && after >= startKey;

@@ -97,7 +97,19 @@ export class EmbeddedCouch {
       writeFileSync(configFile, JSON.stringify(settings, null, 2));
     }
     const script = join(projectRoot(), 'couchdb', 'embedded-server.cjs');
-    const args = [script, '--port', String(this.#port), '--host', '127.0.0.1', '--dir', this.dataDir + sep, '--config', configFile, '--no-stdout-logs', '--no-color'];
+    const args = [
+      script,
+      '--port',
+      String(this.#port),
+      '--host',
+      '127.0.0.1',
+      '--dir',
+      this.dataDir + sep,
+      '--config',
+      configFile,
+      '--no-stdout-logs',
+      '--no-color',
+    ];
     const child = spawn(process.execPath, args, { cwd: this.dataDir, stdio: ['pipe', 'ignore', 'pipe'] });
     this.#child = child;
     let stderr = '';

@@ -63,7 +63,7 @@ describe('loadConfig', () => {
     const secret = 'hunter2-secret';
     let message = '';
     try {
-      loadConfig({ env: { COUCHDB_PASSWORD: '' , KPI_READ_TOKENS: secret, PORT: 'x' } });
+      loadConfig({ env: { COUCHDB_PASSWORD: '', KPI_READ_TOKENS: secret, PORT: 'x' } });
     } catch (err) {
       message = (err as Error).message;
     }

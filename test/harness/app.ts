@@ -50,7 +50,9 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
 /** Removes a database of the harness's CouchDB (missing is fine). */
 export async function dropDb(name: string): Promise<void> {
   const url = new URL(inject('couchUrl'));
-  const auth = url.username ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` } : undefined;
+  const auth = url.username
+    ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` }
+    : undefined;
   url.username = '';
   url.password = '';
   await fetch(new URL(name, url.toString().replace(/\/?$/, '/')), { method: 'DELETE', headers: auth }).then((r) => r.arrayBuffer());
@@ -64,7 +66,11 @@ export async function storedBlobCount(store: Store): Promise<number> {
 
 /** All blob documents of the app's database, in id (= time) order. */
 export async function storedBlobs(store: Store): Promise<Record<string, unknown>[]> {
-  const answer = await store.request<{ rows: { id: string; doc: Record<string, unknown> }[] }>({ db: store.blobsDb, path: '_all_docs', qs: { include_docs: true } });
+  const answer = await store.request<{ rows: { id: string; doc: Record<string, unknown> }[] }>({
+    db: store.blobsDb,
+    path: '_all_docs',
+    qs: { include_docs: true },
+  });
   return answer.rows.filter((row) => !row.id.startsWith('_design/')).map((row) => row.doc);
 }
 

@@ -25,7 +25,10 @@ describe('normalizeBlob', () => {
     const doc = normalizeBlob(
       {
         timestamp: NOW,
-        event_stream: [['screen.rp_info', 5], ['assertion_generated', 900, 12]],
+        event_stream: [
+          ['screen.rp_info', 5],
+          ['assertion_generated', 900, 12],
+        ],
         email_type: 'secondary',
         number_emails: 2,
         number_sites_logged_in: 4,
@@ -47,7 +50,10 @@ describe('normalizeBlob', () => {
     const { _id, ...rest } = doc;
     expect(rest).toEqual({
       timestamp: Date.UTC(2026, 10, 23, 12, 30),
-      event_stream: [['screen.rp_info', 5], ['assertion_generated', 900, 12]],
+      event_stream: [
+        ['screen.rp_info', 5],
+        ['assertion_generated', 900, 12],
+      ],
       email_type: 'secondary',
       number_emails: 2,
       number_sites_logged_in: 4,
@@ -88,7 +94,7 @@ describe('normalizeBlob', () => {
     expect(normalizeBlob({ timestamp: NOW }, '', ctx).event_stream).toEqual([]);
   });
 
-  it('derives the user agent from the request when the blob has none, and keeps the blob\'s own otherwise', () => {
+  it("derives the user agent from the request when the blob has none, and keeps the blob's own otherwise", () => {
     const header = { os: 'Windows NT 6.1', browser: 'Firefox', version: 15 as const };
     expect(normalizeBlob({ timestamp: NOW }, '', { ...ctx, userAgent: header }).user_agent).toEqual(header);
     const own = { os: 'Linux', browser: 'Chrome', version: 9001 };
@@ -100,7 +106,17 @@ describe('normalizeBlob', () => {
     [{ timestamp: 'yesterday' }, 'data[2].timestamp', 'must be integer'],
     [{ timestamp: NOW + 0.5 }, 'data[2].timestamp', 'must be integer'],
     [{ timestamp: NOW, event_stream: 'x' }, 'data[2].event_stream', 'must be array,null'],
-    [{ timestamp: NOW, event_stream: [['a', 1], ['b', 'x']] }, 'data[2].event_stream[1][1]', 'must be number'],
+    [
+      {
+        timestamp: NOW,
+        event_stream: [
+          ['a', 1],
+          ['b', 'x'],
+        ],
+      },
+      'data[2].event_stream[1][1]',
+      'must be number',
+    ],
     [{ timestamp: NOW, event_stream: [['a']] }, 'data[2].event_stream[0]', 'must NOT have fewer than 2 items'],
     [{ timestamp: NOW, event_stream: [['', 1]] }, 'data[2].event_stream[0][0]', 'must NOT have fewer than 1 characters'],
     [{ timestamp: NOW, event_stream: [['a', -1]] }, 'data[2].event_stream[0][1]', 'must be >= 0'],
@@ -131,7 +147,9 @@ describe('normalizeBlob', () => {
 
   it('rejects timestamps outside the accepted window, inclusive bounds accepted', () => {
     expect(fieldError(() => normalizeBlob({ timestamp: NOW - ctx.maxAgeMs - 1 }, 'data', ctx)).message).toBe('data.timestamp is older than the accepted 720 h');
-    expect(fieldError(() => normalizeBlob({ timestamp: NOW + ctx.maxFutureMs + 1 }, 'data', ctx)).message).toBe('data.timestamp is more than 1440 min in the future');
+    expect(fieldError(() => normalizeBlob({ timestamp: NOW + ctx.maxFutureMs + 1 }, 'data', ctx)).message).toBe(
+      'data.timestamp is more than 1440 min in the future',
+    );
     expect(() => normalizeBlob({ timestamp: NOW - ctx.maxAgeMs }, 'data', ctx)).not.toThrow();
     expect(() => normalizeBlob({ timestamp: NOW + ctx.maxFutureMs }, 'data', ctx)).not.toThrow();
   });

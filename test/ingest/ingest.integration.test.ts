@@ -7,7 +7,16 @@ import { nowTimestamp, startTestApp, storedBlobCount, storedBlobs, type TestApp 
 const FIREFOX_WIN7 = 'Mozilla/5.0 (Windows NT 6.1; WOW64; rv:15.0) Gecko/20100101 Firefox/15.0';
 
 function blob(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 120], ['screen.pick_email', 900]], lang: 'en-US', sample_rate: 1, ...extra };
+  return {
+    timestamp: nowTimestamp(),
+    event_stream: [
+      ['screen.rp_info', 120],
+      ['screen.pick_email', 900],
+    ],
+    lang: 'en-US',
+    sample_rate: 1,
+    ...extra,
+  };
 }
 
 describe('ingest on the real store', () => {
@@ -20,7 +29,12 @@ describe('ingest on the real store', () => {
   });
 
   const post = (payload: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-    t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', headers: { 'user-agent': FIREFOX_WIN7, ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+    t.app.inject({
+      method: 'POST',
+      url: '/wsapi/interaction_data',
+      headers: { 'user-agent': FIREFOX_WIN7, ...headers },
+      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
 
   async function expectNothingStored<T>(action: () => Promise<T>): Promise<T> {
     const before = await storedBlobCount(t.store);
@@ -84,7 +98,13 @@ describe('ingest on the real store', () => {
   it('answers 400 naming the field, and stores nothing of an array with one bad blob', async () => {
     const res = await expectNothingStored(() => post({ data: [blob(), blob(), blob({ number_emails: 'three' })] }));
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ success: false, statusCode: 400, error: 'Bad Request', message: 'data[2].number_emails must be integer,null', field: 'data[2].number_emails' });
+    expect(res.json()).toEqual({
+      success: false,
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'data[2].number_emails must be integer,null',
+      field: 'data[2].number_emails',
+    });
   });
 
   it.each([
@@ -150,7 +170,13 @@ describe('ingest rate limit', () => {
 
   it('answers 429 past the per-address limit, stores nothing then, and counts addresses apart', async () => {
     const send = (remoteAddress: string) =>
-      t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', remoteAddress, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ data: [blob()] }) });
+      t.app.inject({
+        method: 'POST',
+        url: '/wsapi/interaction_data',
+        remoteAddress,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ data: [blob()] }),
+      });
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await send('198.51.100.7')).statusCode);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);

@@ -25,7 +25,12 @@ describe('store outage', () => {
   });
 
   const post = (rp: string) =>
-    t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ data: [{ timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 1]], rp_api: rp }] }) });
+    t.app.inject({
+      method: 'POST',
+      url: '/wsapi/interaction_data',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ data: [{ timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 1]], rp_api: rp }] }),
+    });
 
   it('answers 503 + Retry-After while the store is unreachable, then recovers', async () => {
     expect((await post('before')).statusCode).toBe(200);

@@ -19,7 +19,12 @@ async function seed(t: TestApp): Promise<void> {
   // shuffled, in several requests: storage order must not matter
   const shuffled = [...seeded].sort((a, b) => ((a.number_emails * 37) % 61) - ((b.number_emails * 37) % 61));
   for (let i = 0; i < shuffled.length; i += 20) {
-    const res = await t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ data: shuffled.slice(i, i + 20) }) });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/wsapi/interaction_data',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ data: shuffled.slice(i, i + 20) }),
+    });
     expect(res.statusCode).toBe(200);
   }
 }
@@ -56,7 +61,10 @@ describe('read API with tokens', () => {
   it('streams NDJSON on request', async () => {
     const res = await t.app.inject({ url: `/wsapi/interaction_data?start=${BASE}&end=${BASE + HOUR}`, headers: { ...auth, accept: 'application/x-ndjson' } });
     expect(res.headers['content-type']).toBe('application/x-ndjson');
-    const lines = res.body.trim().split('\n').map((line) => JSON.parse(line));
+    const lines = res.body
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(marks(lines)).toEqual(range(0, 6));
   });
 
@@ -127,7 +135,13 @@ describe('read API without tokens', () => {
   });
 
   it('keeps ingest open to everyone', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', remoteAddress: '192.0.2.10', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ timestamp: Date.now() }) });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/wsapi/interaction_data',
+      remoteAddress: '192.0.2.10',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ timestamp: Date.now() }),
+    });
     expect(res.statusCode).toBe(200);
   });
 });

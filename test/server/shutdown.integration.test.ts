@@ -16,7 +16,8 @@ afterAll(async () => {
 async function storedMarkers(db: string): Promise<Set<string>> {
   const url = new URL(inject('couchUrl'));
   const headers: Record<string, string> = {};
-  if (url.username) headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  if (url.username)
+    headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
   url.username = '';
   url.password = '';
   const res = await fetch(`${url.origin}/${db}/_all_docs?include_docs=true`, { headers });
@@ -30,7 +31,14 @@ describe('kpi-live serve', () => {
     dbs.push(db);
     const port = await freeLoopbackPort();
     // A long group-commit wait keeps requests waiting in the queue when the signal comes.
-    const service = startServiceProcess(['serve'], { COUCHDB_URL: inject('couchUrl'), KPI_DB: db, PORT: String(port), KPI_COMMIT_WAIT_MS: '200', KPI_RATE_LIMIT_MAX: '1000000', LOG_LEVEL: 'info' });
+    const service = startServiceProcess(['serve'], {
+      COUCHDB_URL: inject('couchUrl'),
+      KPI_DB: db,
+      PORT: String(port),
+      KPI_COMMIT_WAIT_MS: '200',
+      KPI_RATE_LIMIT_MAX: '1000000',
+      LOG_LEVEL: 'info',
+    });
     await service.waitForLog((l) => l.msg === 'kpi-live listening');
 
     const acked: string[] = [];

@@ -7,7 +7,14 @@ const names = (blob: Record<string, unknown>) => (blob.event_stream as [string, 
 
 describe('simulateSession', () => {
   it('is reproducible from its seed', () => {
-    const run = (seed: number) => Array.from({ length: 50 }, ((r) => () => simulateSession(r, { now: NOW }))(seededRandom(seed)));
+    const run = (seed: number) =>
+      Array.from(
+        { length: 50 },
+        (
+          (r) => () =>
+            simulateSession(r, { now: NOW })
+        )(seededRandom(seed)),
+      );
     expect(run(7)).toEqual(run(7));
     expect(run(7)).not.toEqual(run(8));
   });
@@ -17,7 +24,16 @@ describe('simulateSession', () => {
     const full = {
       returning: ['screen.rp_info', 'screen.authenticate', 'generate_assertion', 'assertion_generated', 'window.unload'],
       'signed-in': ['screen.rp_info', 'user.email_count:1', 'screen.pick_email', 'generate_assertion', 'assertion_generated', 'window.unload'],
-      new: ['screen.rp_info', 'screen.authenticate', 'screen.set_password', 'user.user_staged', 'screen.check_registration', 'user.user_confirmed', 'assertion_generated', 'window.unload'],
+      new: [
+        'screen.rp_info',
+        'screen.authenticate',
+        'screen.set_password',
+        'user.user_staged',
+        'screen.check_registration',
+        'user.user_confirmed',
+        'assertion_generated',
+        'window.unload',
+      ],
     };
     const kinds = new Set<string>();
     for (let i = 0; i < 2000; i++) {
@@ -61,7 +77,12 @@ describe('simulateSession', () => {
 
 describe('parseBreaks', () => {
   it('reads event=chance pairs', () => {
-    expect(parseBreaks(['user.user_staged=0.8', 'screen.pick_email=0'])).toEqual(new Map([['user.user_staged', 0.8], ['screen.pick_email', 0]]));
+    expect(parseBreaks(['user.user_staged=0.8', 'screen.pick_email=0'])).toEqual(
+      new Map([
+        ['user.user_staged', 0.8],
+        ['screen.pick_email', 0],
+      ]),
+    );
   });
   it.each(['user.user_staged', 'user.user_staged=2', 'nope=0.5', '=0.1'])('refuses %s', (value) => {
     expect(() => parseBreaks([value])).toThrow(/--break/);
