@@ -36,12 +36,16 @@ async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
   const config = loadConfig(values.config ? { file: values.config } : {});
   const log = createLogger(config);
+  let code: number;
   try {
-    return await runUntilSignalled(config, log);
+    code = await runUntilSignalled(config, log);
   } catch (err) {
     log.fatal({ err: { type: (err as Error).name, message: (err as Error).message } }, 'kpi-live could not start');
-    return 1;
+    code = 1;
   }
+  // pino writes asynchronously; the command exits right after this returns.
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  return code;
 }
 
 async function simulateCommand(args: string[]): Promise<number> {

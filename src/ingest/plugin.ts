@@ -42,9 +42,9 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
     maxInFlight: config.commitMaxInFlight,
     maxQueuedDocs: config.commitMaxQueuedDocs,
   });
-  // Closing: the server has stopped accepting; write every blob that waits,
-  // so each request already in flight gets its answer, then the store closes.
-  app.addHook('onClose', async () => {
+  // Closing: write every blob that waits, so each request already accepted
+  // gets its answer; the store closes only after this.
+  store.beforeClose(async () => {
     await committer.close();
     app.log.info(committer.stats, 'ingest flushed');
   });

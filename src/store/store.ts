@@ -70,7 +70,13 @@ export interface Store {
   request<T>(req: StoreRequest): Promise<T>;
   /** True when CouchDB answers its root URL. */
   ping(): Promise<boolean>;
-  /** Releases the client and stops the embedded server, if any. */
+  /**
+   * Registers work that must finish before the store closes (a feature's
+   * pending writes). The store outlives its users whatever order the
+   * framework closes plugins in.
+   */
+  beforeClose(drain: () => Promise<void>): void;
+  /** Runs the registered drains, then stops the embedded server, if any. */
   close(): Promise<void>;
 }
 
@@ -105,6 +111,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
   }
   const displayUrl = redactUrl(url);
   const server = nano({ url, log: () => undefined });
+  const drains: (() => Promise<void>)[] = [];
 
   const store: Store = {
     kind: embedded ? 'embedded' : 'external',
@@ -135,7 +142,11 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
         return false;
       }
     },
+    beforeClose(drain) {
+      drains.push(drain);
+    },
     async close(): Promise<void> {
+      await Promise.allSettled(drains.map((drain) => drain()));
       await embedded?.stop();
     },
   };
