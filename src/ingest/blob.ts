@@ -8,7 +8,7 @@
  * (`number_sites_remembered`, `orphaned`, `csrf`), never reaches the store.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import { BUCKET_MS, blobDocId, floorToBucket } from '../store/blob-ids.js';
+import { BUCKET_MS, floorToBucket } from '../store/blob-ids.js';
 import type { CoarseUserAgent } from './user-agent.js';
 
 /** Longest event stream accepted from one dialog session. */
@@ -73,6 +73,7 @@ export type BlobEvent = [string, number] | [string, number, number];
 
 /** The document kpi-live stores for one blob. */
 export interface BlobDoc {
+  /** Given when the blob is written (src/store/blob-ids.ts). */
   _id: string;
   /** ms since epoch, rounded down to 10 minutes by the server. */
   timestamp: number;
@@ -89,6 +90,9 @@ export interface BlobDoc {
   user_agent?: { os?: string; browser?: string; version?: string | number };
   rp_api?: string;
 }
+
+/** A blob ready to store, before it gets its id. */
+export type NewBlobDoc = Omit<BlobDoc, '_id'> & { _id?: string };
 
 /** A client's mistake in one field; `field` names it as the client sent it. */
 export class BlobFieldError extends Error {
@@ -146,9 +150,9 @@ const isSet = <T>(value: T | null | undefined): value is T => value !== null && 
  *
  * @example
  * normalizeBlob({ timestamp: 1700000123456, event_stream: [['screen.rp_info', 12]], language: 'en-US' }, 'data', ctx);
- * // { _id: '2023-11-14T22:10:00.000Z_…', timestamp: 1700000000000, event_stream: [['screen.rp_info', 12]], lang: 'en-US' }
+ * // { timestamp: 1700000000000, event_stream: [['screen.rp_info', 12]], lang: 'en-US' }
  */
-export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContext): BlobDoc {
+export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContext): NewBlobDoc {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new BlobFieldError(prefix || 'body', 'must be a JSON object');
   }
@@ -171,8 +175,7 @@ export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContex
   // The client rounds to 10 minutes; the server rounds again, so that no
   // finer time is ever stored whatever a client sends (privacy review).
   const timestamp = floorToBucket(blob.timestamp);
-  const doc: BlobDoc = {
-    _id: blobDocId(timestamp),
+  const doc: NewBlobDoc = {
     timestamp,
     event_stream: (blob.event_stream ?? []).map((event) => event.slice(0, 3) as BlobEvent),
   };

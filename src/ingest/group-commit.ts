@@ -25,10 +25,12 @@ export interface BulkDocResult {
 }
 
 /** Writes documents; resolves with one result per document, in any order. */
-export type BulkWriter<D extends { _id: string }> = (docs: D[]) => Promise<BulkDocResult[]>;
+export type BulkWriter<D extends { _id?: string }> = (docs: D[]) => Promise<BulkDocResult[]>;
 
-export interface GroupCommitOptions<D extends { _id: string }> {
+export interface GroupCommitOptions<D extends { _id?: string }> {
   write: BulkWriter<D>;
+  /** Called on each batch just before it is written (ids are given there). */
+  prepare?: (docs: D[]) => void;
   maxBatchDocs: number;
   maxWaitMs: number;
   maxInFlight: number;
@@ -71,7 +73,7 @@ export interface GroupCommitStats {
  * await committer.submit([doc1, doc2]); // 2, once both are durable
  * await committer.close();              // flushes what waits
  */
-export class GroupCommitter<D extends { _id: string }> {
+export class GroupCommitter<D extends { _id?: string }> {
   readonly #options: GroupCommitOptions<D>;
   #queue: Pending<D>[] = [];
   #queuedDocs = 0;
@@ -160,6 +162,7 @@ export class GroupCommitter<D extends { _id: string }> {
     this.#inFlight += 1;
     const docs = batch.flatMap((p) => p.docs);
     try {
+      this.#options.prepare?.(docs);
       const results = await this.#options.write(docs);
       this.#writes += 1;
       // Match results by id: CouchDB answers in request order, pouchdb-server
@@ -169,9 +172,10 @@ export class GroupCommitter<D extends { _id: string }> {
       for (const pending of batch) {
         const failures: { id: string; error: string }[] = [];
         for (const doc of pending.docs) {
-          const result = byId.get(doc._id);
-          if (!result) failures.push({ id: doc._id, error: 'no result from store' });
-          else if (result.error) failures.push({ id: doc._id, error: `${result.error}${result.reason ? `: ${result.reason}` : ''}` });
+          const id = doc._id ?? '';
+          const result = byId.get(id);
+          if (!result) failures.push({ id, error: 'no result from store' });
+          else if (result.error) failures.push({ id, error: `${result.error}${result.reason ? `: ${result.reason}` : ''}` });
         }
         this.#docsWritten += pending.docs.length - failures.length;
         if (failures.length === 0) pending.resolve(pending.docs.length);

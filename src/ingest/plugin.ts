@@ -13,7 +13,8 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
-import { normalizeBlob, type BlobDoc } from './blob.js';
+import { BlobIdAllocator } from '../store/blob-ids.js';
+import { normalizeBlob, type NewBlobDoc } from './blob.js';
 import { GroupCommitter, type BulkDocResult } from './group-commit.js';
 import { blobsFromForm, blobsFromJson, parseJsonSafely, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
@@ -35,7 +36,12 @@ const responses = {
 
 async function ingest(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const store = app.store;
-  const committer = new GroupCommitter<BlobDoc>({
+  const ids = new BlobIdAllocator();
+  app.log.info({ run: ids.run }, 'ingest run started');
+  const committer = new GroupCommitter<NewBlobDoc>({
+    // Ids are given per write batch: only blobs actually sent to the store use
+    // up counters, so the aggregate's record of applied blobs stays compact.
+    prepare: (docs) => ids.assign(docs),
     write: (docs) => store.request<BulkDocResult[]>({ method: 'POST', db: store.blobsDb, path: '_bulk_docs', body: { docs } }),
     maxBatchDocs: config.commitBatchMaxDocs,
     maxWaitMs: config.commitMaxWaitMs,

@@ -1,22 +1,26 @@
 /**
- * Blob document ids sort by time, so a time-range read is a plain
- * `_all_docs` range (no view to build, keep or wait for) and pagination is a
- * stable cursor on the id.
+ * Blob document ids: `<ISO time of the 10-minute bucket>_<run>-<counter>`,
+ * e.g. `2026-11-23T12:10:00.000Z_k3v9x0c1q8-1z4`.
  *
- * An id is `<ISO time of the blob's 10-minute bucket>_<random>`, e.g.
- * `2026-11-23T12:10:00.000Z_k3v9x0c1q8m2z7d4`. ISO-8601 in UTC with a fixed
- * width sorts lexically in time order (years 0000–9999), in CouchDB's raw
- * `_all_docs` collation and PouchDB's alike. The `_` after the time sorts
- * after every character of the time, so every id of a bucket sorts after the
- * bucket's bare time: `[iso(start), iso(end))` selects exactly the blobs whose
- * timestamp is in `[start, end)`. Design documents (`_design/…`) sort after
- * every blob id.
+ * Time first, so ids sort by time: a time-range read is a plain `_all_docs`
+ * range (no view to build, keep or wait for) and pagination is a stable
+ * cursor on the id. ISO-8601 in UTC with a fixed width sorts lexically in time
+ * order (years 0000–9999), in CouchDB's raw `_all_docs` collation and
+ * PouchDB's alike. The `_` after the time sorts after every character of the
+ * time, so `[iso(start), iso(end))` selects exactly the blobs whose timestamp
+ * is in `[start, end)`. Design documents (`_design/…`) sort after every blob.
  *
- * The random part is not derived from the content: two dialogs can send
- * identical blobs (two bounces in the same 10 minutes, same locale and
- * browser), and both must count.
+ * Then `<run>-<counter>`: `run` is random per ingest process start, `counter`
+ * counts the blobs that process writes. This is what makes counting exactly
+ * once cheap: the aggregate remembers which blobs it has applied as a few
+ * integer ranges per run (src/aggregate/applied-set.ts), not as a set of ids,
+ * so its memory does not grow with the number of blobs, and a replay of the
+ * feed from any position changes nothing. Counters are handed out per write
+ * batch in shuffled order, so an id reveals no finer arrival order than
+ * CouchDB's own `_changes` sequence does. Nothing in an id is derived from
+ * the content: two dialogs can send identical blobs, and both must count.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 
 export const BUCKET_MS = 10 * 60 * 1000;
 /** Latest instant whose ISO form keeps the fixed width (9999-12-31T23:59:59.999Z). */
@@ -35,24 +39,61 @@ export function timeKey(timestamp: number): string {
   return new Date(clamped).toISOString();
 }
 
-/** 80 random bits in base 32: collisions are out of reach. */
-function randomSuffix(): string {
-  const bytes = randomBytes(10);
+const RUN_ID_LENGTH = 10;
+const ID_PATTERN = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)_([0-9a-v]{10})-([0-9a-z]{1,11})$/;
+
+/** A new run id: 50 random bits in base 32. */
+export function newRunId(): string {
+  const bytes = randomBytes(RUN_ID_LENGTH);
   let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(acc >> bits) & 31];
-    }
-  }
+  for (const byte of bytes) out += ALPHABET[byte & 31];
   return out;
 }
 
-/** A new document id for a blob whose timestamp is already rounded. */
-export function blobDocId(roundedTimestamp: number): string {
-  return `${timeKey(roundedTimestamp)}_${randomSuffix()}`;
+/** The id of the blob with this (rounded) timestamp, run and counter. */
+export function blobDocId(roundedTimestamp: number, run: string, counter: number): string {
+  return `${timeKey(roundedTimestamp)}_${run}-${counter.toString(36)}`;
+}
+
+export interface ParsedBlobId {
+  /** Bucket time, ms. */
+  time: number;
+  run: string;
+  counter: number;
+}
+
+/** The parts of a blob id, or undefined for anything else (design documents). */
+export function parseBlobDocId(id: string): ParsedBlobId | undefined {
+  const match = ID_PATTERN.exec(id);
+  if (!match) return undefined;
+  return { time: Date.parse(match[1]!), run: match[2]!, counter: Number.parseInt(match[3]!, 36) };
+}
+
+/**
+ * Hands out blob ids for one ingest run. {@link BlobIdAllocator.assign} gives
+ * a write batch the next block of counters in a random order.
+ *
+ * @example
+ * const ids = new BlobIdAllocator();
+ * ids.assign(batch); // every doc of the batch gets its _id
+ */
+export class BlobIdAllocator {
+  readonly run = newRunId();
+  #next = 0;
+
+  get assigned(): number {
+    return this.#next;
+  }
+
+  assign(docs: { _id?: string; timestamp: number }[]): void {
+    const counters = Array.from({ length: docs.length }, (_, i) => this.#next + i);
+    for (let i = counters.length - 1; i > 0; i--) {
+      const j = randomInt(i + 1);
+      [counters[i], counters[j]] = [counters[j]!, counters[i]!];
+    }
+    this.#next += docs.length;
+    docs.forEach((doc, i) => {
+      doc._id = blobDocId(doc.timestamp, this.run, counters[i]!);
+    });
+  }
 }

@@ -15,10 +15,10 @@ function fieldError(fn: () => unknown): BlobFieldError {
 }
 
 describe('normalizeBlob', () => {
-  it('rounds the timestamp down to 10 minutes and makes a time-sorted id', () => {
+  it('rounds the timestamp down to 10 minutes, and leaves the id to the writer', () => {
     const doc = normalizeBlob({ timestamp: NOW, event_stream: [] }, '', ctx);
     expect(doc.timestamp).toBe(Date.UTC(2026, 10, 23, 12, 30));
-    expect(doc._id).toMatch(/^2026-11-23T12:30:00\.000Z_[0-9a-v]{16}$/);
+    expect(doc).not.toHaveProperty('_id');
   });
 
   it('keeps the known fields and drops every other one', () => {

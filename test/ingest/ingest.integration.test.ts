@@ -2,6 +2,7 @@
  * POST /wsapi/interaction_data against the harness's real CouchDB backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBlobDocId } from '../../src/store/blob-ids.js';
 import { nowTimestamp, startTestApp, storedBlobCount, storedBlobs, type TestApp } from '../harness/app.js';
 
 const FIREFOX_WIN7 = 'Mozilla/5.0 (Windows NT 6.1; WOW64; rv:15.0) Gecko/20100101 Firefox/15.0';
@@ -87,7 +88,7 @@ describe('ingest on the real store', () => {
       rp_api: 'minimised',
       user_agent: { os: 'Windows NT 6.1', browser: 'Firefox', version: 15 },
     });
-    expect(String(_id).startsWith(new Date(nowTimestamp()).toISOString())).toBe(true);
+    expect(parseBlobDocId(String(_id))).toMatchObject({ time: nowTimestamp() });
     const text = JSON.stringify(doc);
     expect(text).not.toContain('Gecko');
     expect(text).not.toContain('203.0.113.9');
