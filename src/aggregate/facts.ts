@@ -1,0 +1,119 @@
+/**
+ * blob → facts (kpi-definitions §3): everything the KPIs need to know about
+ * one blob, as a pure function of that blob. Event names are matched exactly
+ * (an error screen is any name containing `screen.error`), by presence: a step
+ * counts when its event occurs anywhere in the stream, as in the original
+ * dashboard. Times use the first occurrence of an event, in whole ms.
+ */
+import { segmentsOf, type Dimension, type SegmentConfig, type SegmentInput } from './segments.js';
+
+/** The stored blob fields facts are computed from. */
+export interface FactsInput extends SegmentInput {
+  timestamp: number;
+  event_stream?: ([string, number] | [string, number, number])[];
+  new_account?: boolean;
+  number_sites_logged_in?: number;
+  sample_rate?: number;
+}
+
+export type Outcome = 'bounce' | 'fallback' | 'idp' | 'assertion' | 'fail';
+export const OUTCOMES: readonly Outcome[] = ['bounce', 'fallback', 'idp', 'assertion', 'fail'];
+
+export const NEW_USER_STEPS = ['Enter email', 'Choose password', 'Email verified', 'Logged in'] as const;
+export const RESET_STEPS = ['Begin', 'New password confirmed', 'Logged in'] as const;
+export const PROGRESS_STEPS = ['Blob sent', 'Dialog shown', 'User engaged', 'Error screen', 'Logged in'] as const;
+
+const NEW_USER_EVENTS = ['screen.set_password', 'user.user_staged', 'user.user_confirmed', 'assertion_generated'] as const;
+const RESET_EVENTS = ['user.reset_password_staged', 'user.reset_password_confirmed', 'assertion_generated'] as const;
+const ENGAGED_EVENTS = [
+  'screen.set_password',
+  'screen.pick_email',
+  'screen.provision_primary_user',
+  'screen.verify_primary_user',
+  'authenticate.enter_password',
+];
+
+/** Weights are kept in millionths of a blob, so that sums stay exact integers. */
+export const WEIGHT_UNIT = 1_000_000;
+
+export interface BlobFacts {
+  /** The blob's 10-minute bucket, ms. */
+  time: number;
+  /** 1/sample_rate in millionths (an estimate of the dialogs this blob stands for). */
+  weight: number;
+  /** New-user funnel steps reached (index 0 = step 1). */
+  newUser: boolean[];
+  /** Password-reset funnel steps reached (index 0 = step 1). */
+  reset: boolean[];
+  /** General progress steps 0–4. */
+  progress: boolean[];
+  /** Only for blobs where the dialog was shown. */
+  outcome: Outcome | undefined;
+  /** Offset of `assertion_generated`, ms. */
+  timeToLogin: number | undefined;
+  /** For new users: offset of each funnel step reached, ms (index 0 = step 1). */
+  newUserStepTimes: (number | undefined)[];
+  /** `number_sites_logged_in`, 0 when absent. */
+  sites: number;
+  /** The blob logged in and has two or more emails. */
+  loggedInMultiEmail: boolean;
+  segments: Record<Dimension, string>;
+}
+
+/**
+ * The facts of one blob, or undefined when its event stream is empty (such a
+ * blob is stored but carries no KPI signal).
+ *
+ * @example
+ * blobFacts({ timestamp: t, event_stream: [['screen.rp_info', 5], ['screen.pick_email', 900], ['assertion_generated', 2100]] }, config);
+ * // { progress: [true, true, true, false, true], outcome: 'assertion', timeToLogin: 2100, … }
+ */
+export function blobFacts(blob: FactsInput, config: SegmentConfig): BlobFacts | undefined {
+  const events = blob.event_stream ?? [];
+  if (events.length === 0) return undefined;
+
+  const first = new Map<string, number>();
+  let hasError = false;
+  for (const [name, offset] of events) {
+    if (!first.has(name)) first.set(name, Math.round(offset));
+    if (name.includes('screen.error')) hasError = true;
+  }
+  const has = (name: string) => first.has(name);
+
+  let newUser: boolean[];
+  if (has('staging_continuation')) {
+    const done = has('assertion_generated');
+    newUser = [false, false, done, done];
+  } else if (!has('screen.set_password') || has('authenticate.enter_password')) {
+    newUser = [false, false, false, false];
+  } else {
+    newUser = NEW_USER_EVENTS.map(has);
+  }
+  const isNewUser = newUser.some(Boolean);
+  const reset = has('user.reset_password_staged') ? RESET_EVENTS.map(has) : [false, false, false];
+
+  const shown = has('screen.rp_info');
+  const engaged = ENGAGED_EVENTS.some(has);
+  const loggedIn = has('assertion_generated');
+  let outcome: Outcome | undefined;
+  if (shown) {
+    if (!engaged) outcome = 'bounce';
+    else if (loggedIn) outcome = isNewUser ? 'fallback' : blob.new_account && has('screen.provision_primary_user') ? 'idp' : 'assertion';
+    else outcome = 'fail';
+  }
+
+  const rate = blob.sample_rate;
+  return {
+    time: blob.timestamp,
+    weight: Math.round(WEIGHT_UNIT / (typeof rate === 'number' && rate > 0 && rate <= 1 ? rate : 1)),
+    newUser,
+    reset,
+    progress: [true, shown, engaged, hasError, loggedIn],
+    outcome,
+    timeToLogin: first.get('assertion_generated'),
+    newUserStepTimes: newUser.map((reached, i) => (reached ? first.get(NEW_USER_EVENTS[i]!) : undefined)),
+    sites: blob.number_sites_logged_in ?? 0,
+    loggedInMultiEmail: loggedIn && (blob.number_emails ?? 0) >= 2,
+    segments: segmentsOf(blob, isNewUser || reset[0] === true, config),
+  };
+}

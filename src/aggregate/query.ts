@@ -1,0 +1,228 @@
+/**
+ * KPI values (kpi-definitions §4) for any window, bucket size and
+ * segmentation, answered from bucket states alone (merging cells), never
+ * from blobs. Pure.
+ */
+import { binValue, emptyCell, estimate, histogramCount, IX, mergeInto, quantile, type Cell } from './cell.js';
+import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, type Outcome } from './facts.js';
+import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
+import type { Dimension } from './segments.js';
+
+export const BUCKET_SIZES = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY } as const;
+export type BucketName = keyof typeof BUCKET_SIZES;
+
+export interface FunnelStep {
+  step: number;
+  name: string;
+  count: number;
+  /** count scaled by 1/sample_rate */
+  estimate: number;
+  /** count / count of step 1 */
+  conversionFromStart: number | null;
+  /** count / count of the previous step */
+  conversionFromPrevious: number | null;
+  /** 1 − conversionFromPrevious */
+  dropOff: number | null;
+}
+
+export interface Kpis {
+  /** Blobs with events (the original "assertions" report counted these). */
+  dialogs: number;
+  dialogsEstimate: number;
+  /** Blobs with `assertion_generated`. */
+  assertions: number;
+  newUsers: number;
+  newUsersEstimate: number;
+  sitesLoggedIn: { median: number | null; mean: number | null; p90: number | null };
+  newUserFunnel: FunnelStep[];
+  passwordResetFunnel: FunnelStep[];
+  progress: FunnelStep[];
+  /** step 3 / step 1 of the password-reset funnel */
+  passwordResetSuccess: number | null;
+  /** logged-in blobs with number_emails ≥ 2 / logged-in blobs */
+  additionalEmailShare: number | null;
+  /** 1 − engaged / shown */
+  bounceRate: number | null;
+  /** bounce / (bounce + idp + fallback + fail) */
+  newUserBounce: number | null;
+  /** blobs with an error screen / dialogs */
+  errorScreenRate: number | null;
+  outcomes: Record<Outcome, number>;
+  timeToLoginMs: { median: number | null; p90: number | null; count: number };
+  newUserStepTimesMs: { step: number; name: string; median: number | null; p90: number | null }[];
+}
+
+const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
+const orNull = (v: number | undefined): number | null => (v === undefined ? null : v);
+
+function funnel(cell: Cell, offset: number, names: readonly string[], firstStep = 1): FunnelStep[] {
+  return names.map((name, i) => {
+    const count = cell.c[offset + i]!;
+    const first = cell.c[offset]!;
+    const previous = i > 0 ? cell.c[offset + i - 1]! : count;
+    const fromPrevious = i > 0 ? ratio(count, previous) : count > 0 ? 1 : null;
+    return {
+      step: firstStep + i,
+      name,
+      count,
+      estimate: estimate(cell.w[offset + i]!),
+      conversionFromStart: ratio(count, first),
+      conversionFromPrevious: fromPrevious,
+      dropOff: fromPrevious === null ? null : 1 - fromPrevious,
+    };
+  });
+}
+
+/** Every KPI of one (merged) cell. */
+export function cellKpis(cell: Cell): Kpis {
+  const c = cell.c;
+  const dialogs = c[IX.dialogs]!;
+  const outcome = (o: Outcome) => c[IX.outcome + OUTCOMES.indexOf(o)]!;
+  const nonBounceDen = outcome('bounce') + outcome('idp') + outcome('fallback') + outcome('fail');
+  const loggedIn = c[IX.progress + 4]!;
+  const ttlCount = histogramCount(cell.ttl);
+  return {
+    dialogs,
+    dialogsEstimate: estimate(cell.w[IX.dialogs]!),
+    assertions: loggedIn,
+    newUsers: c[IX.newUser + 3]!,
+    newUsersEstimate: estimate(cell.w[IX.newUser + 3]!),
+    sitesLoggedIn: {
+      median: orNull(quantile(cell.sites, 0.5)),
+      mean: ratio(c[IX.sitesSum]!, dialogs),
+      p90: orNull(quantile(cell.sites, 0.9)),
+    },
+    newUserFunnel: funnel(cell, IX.newUser, NEW_USER_STEPS),
+    passwordResetFunnel: funnel(cell, IX.reset, RESET_STEPS),
+    progress: funnel(cell, IX.progress, PROGRESS_STEPS, 0),
+    passwordResetSuccess: ratio(c[IX.reset + 2]!, c[IX.reset]!),
+    additionalEmailShare: ratio(c[IX.loggedInMultiEmail]!, loggedIn),
+    bounceRate: c[IX.progress + 1]! > 0 ? 1 - c[IX.progress + 2]! / c[IX.progress + 1]! : null,
+    newUserBounce: ratio(outcome('bounce'), nonBounceDen),
+    errorScreenRate: ratio(c[IX.progress + 3]!, dialogs),
+    outcomes: Object.fromEntries(OUTCOMES.map((o) => [o, outcome(o)])) as Record<Outcome, number>,
+    timeToLoginMs: { median: orNull(quantile(cell.ttl, 0.5, binValue)), p90: orNull(quantile(cell.ttl, 0.9, binValue)), count: ttlCount },
+    newUserStepTimesMs: NEW_USER_STEPS.map((name, i) => ({
+      step: i + 1,
+      name,
+      median: orNull(quantile(cell.steps[i]!, 0.5, binValue)),
+      p90: orNull(quantile(cell.steps[i]!, 0.9, binValue)),
+    })),
+  };
+}
+
+export interface KpiQuery {
+  /** Inclusive, ms. */
+  from: number;
+  /** Exclusive, ms. */
+  to: number;
+  bucket: BucketName;
+  segment?: Dimension | undefined;
+}
+
+export interface KpiPoint {
+  start: number;
+  /** Exclusive; wider than the asked bucket where only coarser data is kept. */
+  end: number;
+  kpis: Kpis;
+}
+
+export interface KpiSeries {
+  /** `all`, or a value of the segmentation. */
+  segment: string;
+  total: Kpis;
+  points: KpiPoint[];
+}
+
+export interface KpiAnswer {
+  from: number;
+  to: number;
+  bucket: BucketName;
+  bucketMs: number;
+  segment: Dimension | null;
+  /** Latest blob time counted. */
+  watermark: number;
+  series: KpiSeries[];
+}
+
+interface Accumulator {
+  total: Cell;
+  points: Map<number, { end: number; cell: Cell }>;
+}
+
+/** The cells of the window merged per point and per segment value. */
+function accumulate(state: AggregateState, query: KpiQuery): Map<string, Accumulator> {
+  const size = BUCKET_SIZES[query.bucket];
+  const out = new Map<string, Accumulator>();
+  const add = (segment: string, start: number, end: number, cell: Cell) => {
+    let acc = out.get(segment);
+    if (!acc) {
+      acc = { total: emptyCell(), points: new Map() };
+      out.set(segment, acc);
+    }
+    mergeInto(acc.total, cell);
+    const point = acc.points.get(start);
+    if (point) {
+      mergeInto(point.cell, cell);
+      point.end = Math.max(point.end, end);
+    } else acc.points.set(start, { end, cell: mergeInto(emptyCell(), cell) });
+  };
+  for (const bucket of state.buckets.values()) {
+    if (bucket.start < query.from || bucket.start >= query.to) continue;
+    const start = bucket.size >= size ? bucket.start : Math.floor(bucket.start / size) * size;
+    const end = bucket.size >= size ? bucket.start + bucket.size : start + size;
+    if (!query.segment) add('all', start, end, bucket.all);
+    else for (const [value, cell] of bucket.dims[query.segment]) add(value, start, end, cell);
+  }
+  if (!query.segment && !out.has('all')) out.set('all', { total: emptyCell(), points: new Map() });
+  return out;
+}
+
+/**
+ * Time series of every KPI over `[from, to)`, one series per segment value
+ * (biggest first) or one `all` series.
+ *
+ * @example
+ * queryKpis(state, { from: Date.now() - 6 * HOUR, to: Date.now(), bucket: '10m' }).series[0].total.bounceRate;
+ */
+export function queryKpis(state: AggregateState, query: KpiQuery): KpiAnswer {
+  const series = [...accumulate(state, query).entries()]
+    .map(([segment, acc]) => ({
+      segment,
+      total: cellKpis(acc.total),
+      points: [...acc.points.entries()].sort((a, b) => a[0] - b[0]).map(([start, p]) => ({ start, end: p.end, kpis: cellKpis(p.cell) })),
+    }))
+    .sort((a, b) => b.total.dialogs - a.total.dialogs || (a.segment < b.segment ? -1 : 1));
+  return {
+    from: query.from,
+    to: query.to,
+    bucket: query.bucket,
+    bucketMs: BUCKET_SIZES[query.bucket],
+    segment: query.segment ?? null,
+    watermark: state.watermark,
+    series,
+  };
+}
+
+export const FUNNELS = { 'new-user': 'newUserFunnel', 'password-reset': 'passwordResetFunnel', progress: 'progress' } as const;
+export type FunnelName = keyof typeof FUNNELS;
+
+export interface FunnelAnswer {
+  funnel: FunnelName;
+  from: number;
+  to: number;
+  segment: Dimension | null;
+  series: { segment: string; steps: FunnelStep[] }[];
+}
+
+/** One funnel over a window, per segment value when asked. */
+export function queryFunnel(state: AggregateState, name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer {
+  const answer = queryKpis(state, { ...query, bucket: '1d' });
+  return {
+    funnel: name,
+    from: query.from,
+    to: query.to,
+    segment: query.segment ?? null,
+    series: answer.series.map((s) => ({ segment: s.segment, steps: s.total[FUNNELS[name]] })),
+  };
+}

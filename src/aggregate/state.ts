@@ -1,0 +1,199 @@
+/**
+ * The aggregate: KPI cells per time bucket and segment value, updated one
+ * blob at a time, never by re-reading history. Pure: no IO.
+ *
+ * - Exactly once: a blob already counted (see applied-set.ts) changes
+ *   nothing, so replaying any part of the feed is harmless.
+ * - Bounded memory: buckets are 10 minutes for a recent span, then hourly,
+ *   then daily (downsampling merges cells, so totals are identical). The span
+ *   is measured from the watermark, the latest blob time seen, not from the
+ *   clock, so a live run and a rebuild over the same blobs end in the same
+ *   state.
+ * - Late blobs (a client retrying days later) update their own old bucket,
+ *   at whatever resolution that bucket has by then.
+ */
+import { AppliedSet, type AppliedSetJson } from './applied-set.js';
+import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, type CellJson } from './cell.js';
+import { blobFacts, type FactsInput } from './facts.js';
+import { DIMENSIONS, type Dimension, type SegmentConfig } from './segments.js';
+
+export const MINUTE = 60_000;
+export const TEN_MINUTES = 10 * MINUTE;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+export interface RetentionConfig {
+  /** Keep 10-minute buckets this long behind the watermark. */
+  tenMinuteHours: number;
+  /** Keep hourly buckets this long behind the watermark; daily beyond. */
+  hourlyDays: number;
+}
+
+export const defaultRetention: RetentionConfig = { tenMinuteHours: 48, hourlyDays: 35 };
+
+export interface Bucket {
+  start: number;
+  /** Length of the bucket, ms: 10 minutes, an hour or a day. */
+  size: number;
+  all: Cell;
+  dims: Record<Dimension, Map<string, Cell>>;
+}
+
+export interface BucketJson {
+  start: number;
+  size: number;
+  all: CellJson;
+  dims: Record<string, [string, CellJson][]>;
+}
+
+export interface StateJson {
+  version: 1;
+  watermark: number;
+  buckets: BucketJson[];
+  applied: AppliedSetJson;
+}
+
+export type ApplyResult = 'counted' | 'duplicate' | 'no-signal';
+
+/** Key of a bucket in the state: start and size. */
+export const bucketKey = (start: number, size: number): string => `${start}/${size}`;
+
+function emptyBucket(start: number, size: number): Bucket {
+  const dims = {} as Record<Dimension, Map<string, Cell>>;
+  for (const d of DIMENSIONS) dims[d] = new Map();
+  return { start, size, all: emptyCell(), dims };
+}
+
+function mergeBucketInto(into: Bucket, from: Bucket): void {
+  mergeInto(into.all, from.all);
+  for (const d of DIMENSIONS) {
+    for (const [value, cell] of from.dims[d]) {
+      const target = into.dims[d].get(value);
+      if (target) mergeInto(target, cell);
+      else into.dims[d].set(value, mergeInto(emptyCell(), cell));
+    }
+  }
+}
+
+export function bucketToJson(bucket: Bucket): BucketJson {
+  const dims: Record<string, [string, CellJson][]> = {};
+  for (const d of DIMENSIONS) {
+    dims[d] = [...bucket.dims[d].entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([v, c]) => [v, cellToJson(c)]);
+  }
+  return { start: bucket.start, size: bucket.size, all: cellToJson(bucket.all), dims };
+}
+
+export function bucketFromJson(json: BucketJson): Bucket {
+  const bucket = emptyBucket(json.start, json.size);
+  bucket.all = cellFromJson(json.all);
+  for (const d of DIMENSIONS) for (const [v, c] of json.dims[d] ?? []) bucket.dims[d].set(v, cellFromJson(c));
+  return bucket;
+}
+
+/**
+ * @example
+ * const state = new AggregateState(defaultSegmentConfig);
+ * state.apply(doc);           // 'counted'
+ * state.apply(doc);           // 'duplicate': nothing changes
+ * state.takeChanged();        // keys of the buckets that changed
+ */
+export class AggregateState {
+  readonly buckets = new Map<string, Bucket>();
+  applied = new AppliedSet();
+  /** Latest blob time seen, ms. */
+  watermark = 0;
+  #changed = new Set<string>();
+  #removed = new Set<string>();
+
+  constructor(
+    readonly segments: SegmentConfig,
+    readonly retention: RetentionConfig = defaultRetention,
+  ) {}
+
+  /**
+   * Size of the bucket a time belongs in, at the current watermark. Decided
+   * by the age of the enclosing day, then hour, so that every part of an
+   * hour (or day) gets the same size, and a merged bucket never needs
+   * merging again at the same watermark.
+   */
+  sizeFor(time: number): number {
+    if (this.watermark - Math.floor(time / DAY) * DAY >= this.retention.hourlyDays * DAY) return DAY;
+    if (this.watermark - Math.floor(time / HOUR) * HOUR >= this.retention.tenMinuteHours * HOUR) return HOUR;
+    return TEN_MINUTES;
+  }
+
+  #bucketFor(time: number): Bucket {
+    const size = this.sizeFor(time);
+    const start = Math.floor(time / size) * size;
+    const key = bucketKey(start, size);
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      bucket = emptyBucket(start, size);
+      this.buckets.set(key, bucket);
+    }
+    this.#changed.add(key);
+    return bucket;
+  }
+
+  /** Counts one stored blob, once. */
+  apply(doc: FactsInput & { _id: string }): ApplyResult {
+    if (!this.applied.add(doc._id)) return 'duplicate';
+    const facts = blobFacts(doc, this.segments);
+    if (!facts) return 'no-signal';
+    if (facts.time > this.watermark) this.watermark = facts.time;
+    const bucket = this.#bucketFor(facts.time);
+    applyFacts(bucket.all, facts);
+    for (const d of DIMENSIONS) {
+      const value = facts.segments[d];
+      let cell = bucket.dims[d].get(value);
+      if (!cell) {
+        cell = emptyCell();
+        bucket.dims[d].set(value, cell);
+      }
+      applyFacts(cell, facts);
+    }
+    return 'counted';
+  }
+
+  /** Merges buckets that the watermark has made too fine into coarser ones. */
+  downsample(): void {
+    for (const [key, bucket] of [...this.buckets]) {
+      const size = this.sizeFor(bucket.start);
+      if (size <= bucket.size) continue;
+      const start = Math.floor(bucket.start / size) * size;
+      const targetKey = bucketKey(start, size);
+      let target = this.buckets.get(targetKey);
+      if (!target) {
+        target = emptyBucket(start, size);
+        this.buckets.set(targetKey, target);
+      }
+      mergeBucketInto(target, bucket);
+      this.buckets.delete(key);
+      this.#changed.delete(key);
+      this.#removed.add(key);
+      this.#changed.add(targetKey);
+    }
+  }
+
+  /** Keys of buckets changed and removed since the last call (for checkpoints and live updates). */
+  takeChanged(): { changed: string[]; removed: string[] } {
+    const out = { changed: [...this.#changed].filter((k) => this.buckets.has(k)), removed: [...this.#removed].filter((k) => !this.buckets.has(k)) };
+    this.#changed = new Set();
+    this.#removed = new Set();
+    return out;
+  }
+
+  /** Canonical JSON: the same blobs give the same JSON, whatever their order. */
+  toJSON(): StateJson {
+    const buckets = [...this.buckets.values()].sort((a, b) => a.start - b.start || a.size - b.size).map(bucketToJson);
+    return { version: 1, watermark: this.watermark, buckets, applied: this.applied.toJSON() };
+  }
+
+  static fromJSON(json: StateJson, segments: SegmentConfig, retention: RetentionConfig = defaultRetention): AggregateState {
+    const state = new AggregateState(segments, retention);
+    state.watermark = json.watermark;
+    for (const b of json.buckets) state.buckets.set(bucketKey(b.start, b.size), bucketFromJson(b));
+    state.applied = AppliedSet.fromJSON(json.applied);
+    return state;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The laws the incremental aggregate must obey, checked on random blobs.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyFacts, cellToJson, emptyCell, mergeCells } from '../../src/aggregate/cell.js';
+import { blobFacts } from '../../src/aggregate/facts.js';
+import { queryKpis, type BucketName } from '../../src/aggregate/query.js';
+import { recomputeKpis } from '../../src/aggregate/recompute.js';
+import { defaultSegmentConfig, DIMENSIONS } from '../../src/aggregate/segments.js';
+import { AggregateState, DAY, HOUR, type RetentionConfig } from '../../src/aggregate/state.js';
+import { BASE_TIME, blobList, type TestBlob } from './blob-arbitrary.js';
+
+const config = defaultSegmentConfig;
+const cellOf = (blobs: TestBlob[]) => {
+  const cell = emptyCell();
+  for (const b of blobs) {
+    const f = blobFacts(b, config);
+    if (f) applyFacts(cell, f);
+  }
+  return cell;
+};
+
+function stateOf(blobs: TestBlob[], retention?: RetentionConfig): AggregateState {
+  const state = new AggregateState(config, retention);
+  for (const b of blobs) state.apply(b);
+  state.downsample();
+  return state;
+}
+
+const json = (state: AggregateState) => JSON.stringify(state.toJSON());
+const shuffled = <T>(items: T[], seed: number): T[] => {
+  const out = [...items];
+  let s = seed >>> 0 || 1;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+};
+
+describe('merge', () => {
+  it('is associative and commutative, and equals applying the union (property)', () => {
+    fc.assert(
+      fc.property(blobList(1, 20), blobList(1, 20), blobList(1, 20), (a, b, c) => {
+        const [ca, cb, cc] = [cellOf(a), cellOf(b), cellOf(c)];
+        const left = cellToJson(mergeCells(mergeCells(ca, cb), cc));
+        expect(cellToJson(mergeCells(ca, mergeCells(cb, cc)))).toEqual(left);
+        expect(cellToJson(mergeCells(cb, ca))).toEqual(cellToJson(mergeCells(ca, cb)));
+        expect(cellToJson(cellOf([...a, ...b, ...c]))).toEqual(left);
+        expect(cellToJson(mergeCells(ca, emptyCell()))).toEqual(cellToJson(ca));
+      }),
+    );
+  });
+});
+
+describe('AggregateState', () => {
+  it('applying blobs one by one in any order gives the same state (property)', () => {
+    fc.assert(
+      fc.property(blobList(), fc.integer(), (blobs, seed) => {
+        expect(json(stateOf(shuffled(blobs, seed)))).toBe(json(stateOf(blobs)));
+      }),
+    );
+  });
+
+  it('replaying any suffix of the feed changes nothing (property)', () => {
+    fc.assert(
+      fc.property(blobList(), fc.nat(), (blobs, cut) => {
+        const state = stateOf(blobs);
+        const before = json(state);
+        const suffix = blobs.slice(blobs.length ? cut % blobs.length : 0);
+        for (const b of suffix) expect(state.apply(b)).toBe('duplicate');
+        state.downsample();
+        expect(json(state)).toBe(before);
+      }),
+    );
+  });
+
+  it('a restart from a checkpoint at any split point, resuming from an earlier position, equals an uninterrupted run (property)', () => {
+    fc.assert(
+      fc.property(blobList(), fc.nat(), fc.nat(), (blobs, split, rewind) => {
+        const at = blobs.length ? split % (blobs.length + 1) : 0;
+        const first = stateOf(blobs.slice(0, at));
+        const checkpoint = JSON.parse(JSON.stringify(first.toJSON()));
+        const resumed = AggregateState.fromJSON(checkpoint, config);
+        // the feed resumes at or before the checkpoint's position (at-least-once)
+        for (const b of blobs.slice(Math.max(0, at - (rewind % (at + 1))))) resumed.apply(b);
+        resumed.downsample();
+        expect(json(resumed)).toBe(json(stateOf(blobs)));
+      }),
+    );
+  });
+
+  it('downsampling keeps totals identical and the result independent of when it ran (property)', () => {
+    const retention = { tenMinuteHours: 6, hourlyDays: 1 };
+    fc.assert(
+      fc.property(blobList(5, 80), fc.nat(), (blobs, every) => {
+        const live = new AggregateState(config, retention);
+        blobs.forEach((b, i) => {
+          live.apply(b);
+          if (i % ((every % 7) + 1) === 0) live.downsample();
+        });
+        live.downsample();
+        const batch = stateOf(blobs, retention);
+        expect(json(live)).toBe(json(batch));
+        const fine = stateOf(blobs);
+        const everything = { from: 0, to: BASE_TIME + 10 * DAY, bucket: '1d' as const };
+        expect(queryKpis(live, everything).series[0]!.total).toEqual(queryKpis(fine, everything).series[0]!.total);
+        for (const bucket of live.buckets.values()) expect(bucket.size).toBe(live.sizeFor(bucket.start));
+      }),
+    );
+  });
+});
+
+describe('queryKpis equals a recompute from raw blobs', () => {
+  it('for any window, bucket size and segmentation (property)', () => {
+    fc.assert(
+      fc.property(
+        blobList(3, 80),
+        fc.integer({ min: 0, max: 3 * 144 }),
+        fc.integer({ min: 1, max: 3 * 144 }),
+        fc.constantFrom<BucketName>('10m', '1h', '1d'),
+        fc.constantFrom(undefined, ...DIMENSIONS),
+        (blobs, fromSlot, length, bucket, segment) => {
+          const state = stateOf(blobs);
+          const query = { from: BASE_TIME + fromSlot * 600_000, to: BASE_TIME + (fromSlot + length) * 600_000, bucket, segment };
+          expect(queryKpis(state, query)).toEqual(recomputeKpis(blobs, config, query, (t) => state.sizeFor(t)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('also where the aggregate has downsampled (property)', () => {
+    const retention = { tenMinuteHours: 12, hourlyDays: 2 };
+    fc.assert(
+      fc.property(
+        blobList(5, 80),
+        fc.constantFrom<BucketName>('10m', '1h', '1d'),
+        fc.constantFrom(undefined, 'os' as const, 'emailType' as const),
+        (blobs, bucket, segment) => {
+          const state = stateOf(blobs, retention);
+          const query = { from: BASE_TIME - HOUR, to: BASE_TIME + 6 * DAY, bucket, segment };
+          expect(queryKpis(state, query)).toEqual(recomputeKpis(blobs, config, query, (t) => state.sizeFor(t)));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
