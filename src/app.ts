@@ -9,6 +9,7 @@
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
+import aggregatePlugin from './aggregate/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
 import ingestPlugin from './ingest/plugin.js';
@@ -49,6 +50,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
     if (closing) reply.header('connection', 'close');
   });
   await fastify.register(storePlugin, { config });
+  await fastify.register(aggregatePlugin, { config });
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });

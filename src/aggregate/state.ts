@@ -32,6 +32,8 @@ export interface RetentionConfig {
 export const defaultRetention: RetentionConfig = { tenMinuteHours: 48, hourlyDays: 35 };
 
 export interface Bucket {
+  /** State version at the bucket's last change (see AggregateState.version). */
+  version: number;
   start: number;
   /** Length of the bucket, ms: 10 minutes, an hour or a day. */
   size: number;
@@ -61,7 +63,7 @@ export const bucketKey = (start: number, size: number): string => `${start}/${si
 function emptyBucket(start: number, size: number): Bucket {
   const dims = {} as Record<Dimension, Map<string, Cell>>;
   for (const d of DIMENSIONS) dims[d] = new Map();
-  return { start, size, all: emptyCell(), dims };
+  return { version: 0, start, size, all: emptyCell(), dims };
 }
 
 function mergeBucketInto(into: Bucket, from: Bucket): void {
@@ -95,15 +97,15 @@ export function bucketFromJson(json: BucketJson): Bucket {
  * const state = new AggregateState(defaultSegmentConfig);
  * state.apply(doc);           // 'counted'
  * state.apply(doc);           // 'duplicate': nothing changes
- * state.takeChanged();        // keys of the buckets that changed
+ * state.changedSince(v);      // the buckets that changed after version v
  */
 export class AggregateState {
   readonly buckets = new Map<string, Bucket>();
   applied = new AppliedSet();
   /** Latest blob time seen, ms. */
   watermark = 0;
-  #changed = new Set<string>();
-  #removed = new Set<string>();
+  /** Grows with every change to a bucket; each bucket keeps the version of its last change. */
+  version = 0;
 
   constructor(
     readonly segments: SegmentConfig,
@@ -131,7 +133,7 @@ export class AggregateState {
       bucket = emptyBucket(start, size);
       this.buckets.set(key, bucket);
     }
-    this.#changed.add(key);
+    bucket.version = ++this.version;
     return bucket;
   }
 
@@ -168,19 +170,14 @@ export class AggregateState {
         this.buckets.set(targetKey, target);
       }
       mergeBucketInto(target, bucket);
+      target.version = ++this.version;
       this.buckets.delete(key);
-      this.#changed.delete(key);
-      this.#removed.add(key);
-      this.#changed.add(targetKey);
     }
   }
 
-  /** Keys of buckets changed and removed since the last call (for checkpoints and live updates). */
-  takeChanged(): { changed: string[]; removed: string[] } {
-    const out = { changed: [...this.#changed].filter((k) => this.buckets.has(k)), removed: [...this.#removed].filter((k) => !this.buckets.has(k)) };
-    this.#changed = new Set();
-    this.#removed = new Set();
-    return out;
+  /** Buckets changed after `version` (late blobs included), oldest first. */
+  changedSince(version: number): Bucket[] {
+    return [...this.buckets.values()].filter((b) => b.version > version).sort((a, b) => a.start - b.start || a.size - b.size);
   }
 
   /** Canonical JSON: the same blobs give the same JSON, whatever their order. */

@@ -4,11 +4,15 @@
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { blobCount, rebuild } from '../aggregate/rebuild.js';
+import { loadSegmentConfig } from '../aggregate/segments.js';
 import { ConfigError, configFields, loadConfig } from '../config/config.js';
 import { createLogger } from '../logger.js';
 import { runUntilSignalled } from '../server.js';
 import { parseBreaks } from '../simulate/generator.js';
 import { simulate } from '../simulate/run.js';
+import { openStore } from '../store/store.js';
+import { Progress } from './progress.js';
 
 const USAGE = `kpi-live: live KPIs from sign-in dialog interaction data
 
@@ -21,6 +25,10 @@ Usage:
                     [--batch <blobs per POST>] [--concurrency <n>] [--spread-hours <h>]
       Post synthetic dialog sessions through the HTTP API, then print a summary.
       Example of a bad deploy: --break user.user_staged=0.8
+  kpi-live rebuild [--config <file.json>] [--dry-run]
+      Recompute every KPI aggregate from the stored blobs and replace the
+      checkpoint atomically (a running service reloads from it). --dry-run
+      only recomputes and prints totals.
   kpi-live config
       List the settings (environment variables) and their defaults.
 `;
@@ -84,6 +92,37 @@ async function simulateCommand(args: string[]): Promise<number> {
   return summary.failed > 0 || summary.rejected > 0 ? 2 : 0;
 }
 
+async function rebuildCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } }, strict: true });
+  const config = loadConfig(values.config ? { file: values.config } : {});
+  const log = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const store = await openStore(config, log);
+  try {
+    const total = await blobCount(store, store.blobsDb);
+    const progress = new Progress({ label: 'rebuild', total, unit: 'changes' });
+    const result = await rebuild({
+      store,
+      blobsDb: store.blobsDb,
+      stateDb: config.aggregatesDb ?? `${config.dbName}_aggregates`,
+      segments: loadSegmentConfig(config.segmentsFile),
+      retention: { tenMinuteHours: config.tenMinuteHours, hourlyDays: config.hourlyDays },
+      batchSize: config.feedBatchSize,
+      log,
+      onProgress: (n) => progress.update(n),
+      dryRun: values['dry-run'],
+    });
+    progress.finish(result.changesRead);
+    process.stdout.write(
+      `rebuilt from ${result.changesRead} changes: ${result.counted} blobs counted in ${result.state.buckets.size} buckets` +
+        `${values['dry-run'] ? ' (dry run: checkpoint left alone)' : '; checkpoint replaced'}\n`,
+    );
+    return 0;
+  } finally {
+    await store.close();
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+  }
+}
+
 function listConfig(): number {
   for (const [key, spec] of Object.entries(configFields)) {
     const fallback = 'default' in spec ? JSON.stringify(spec.default) : '(unset)';
@@ -101,6 +140,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case 'simulate':
         return await simulateCommand(rest);
+      case 'rebuild':
+        return await rebuildCommand(rest);
       case 'config':
         return listConfig();
       case undefined:

@@ -88,6 +88,27 @@ export const configFields = {
   },
   retryAfterSeconds: { env: 'KPI_RETRY_AFTER_SECONDS', type: 'integer', default: 30, minimum: 1, doc: '`Retry-After` sent with 503 answers.' },
 
+  aggregatesDb: { env: 'KPI_AGGREGATES_DB', type: 'string', doc: 'Database of the aggregate checkpoint. Unset: `<KPI_DB>_aggregates`.' },
+  feedBatchSize: { env: 'KPI_FEED_BATCH', type: 'integer', default: 1000, minimum: 1, maximum: 10000, doc: 'Changes read from `_changes` per request.' },
+  feedLongpollMs: { env: 'KPI_FEED_LONGPOLL_MS', type: 'integer', default: 25000, minimum: 100, doc: 'How long a caught-up feed request waits for a change.' },
+  checkpointEveryChanges: {
+    env: 'KPI_CHECKPOINT_CHANGES',
+    type: 'integer',
+    default: 5000,
+    minimum: 1,
+    doc: 'Checkpoint the aggregate after this many changes…',
+  },
+  checkpointEveryMs: { env: 'KPI_CHECKPOINT_MS', type: 'integer', default: 5000, minimum: 10, doc: '…or this long after the first change not yet saved.' },
+  tenMinuteHours: {
+    env: 'KPI_10M_BUCKET_HOURS',
+    type: 'number',
+    default: 48,
+    minimum: 1,
+    doc: 'Keep 10-minute buckets for this many hours behind the latest blob.',
+  },
+  hourlyDays: { env: 'KPI_HOURLY_BUCKET_DAYS', type: 'number', default: 35, minimum: 1, doc: 'Keep hourly buckets for this many days; daily beyond.' },
+  segmentsFile: { env: 'KPI_SEGMENTS_FILE', type: 'string', doc: 'JSON file of segment lists and aliases. Unset: the built-in ones.' },
+
   readTokens: {
     env: 'KPI_READ_TOKENS',
     type: 'string-list',
@@ -232,6 +253,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(describe(key, origin, error));
   }
   const config = merged as Config;
+  if (config.tenMinuteHours >= config.hourlyDays * 24) {
+    throw new ConfigError('invalid configuration: KPI_10M_BUCKET_HOURS must be shorter than KPI_HOURLY_BUCKET_DAYS');
+  }
   if (config.couchdbUrl !== undefined) {
     let url: URL;
     try {

@@ -12,6 +12,13 @@ import { applySetup } from './setup.js';
 /** The store did not answer, timed out, or said it is overloaded or broken. */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
+  constructor(
+    message: string,
+    /** The request ran out of time (the store may be slow, or holding a longpoll). */
+    readonly timedOut = false,
+  ) {
+    super(message);
+  }
   /** Answered with 503 + Retry-After: the client should retry later. */
   readonly unavailable = true;
 }
@@ -38,6 +45,8 @@ export interface StoreRequest {
   body?: unknown;
   /** Overrides the configured per-request timeout. */
   timeoutMs?: number;
+  /** Aborts the request (e.g. when the feed is stopped). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -48,7 +57,9 @@ export interface StoreRequest {
 export function classifyStoreError(err: unknown): StoreUnavailableError | StoreRequestError {
   const e = err as { statusCode?: number; error?: string; reason?: string; message?: string; name?: string };
   if (e.name === 'TimeoutError' || e.name === 'AbortError' || typeof e.statusCode !== 'number') {
-    return new StoreUnavailableError(`store unreachable: ${e.message ?? 'connection failed'}`);
+    // nano wraps the fetch failure in a plain Error; the reason survives in its message
+    const timedOut = e.name === 'TimeoutError' || /due to timeout/i.test(e.message ?? '');
+    return new StoreUnavailableError(`store unreachable: ${e.message ?? 'connection failed'}`, timedOut);
   }
   if (e.statusCode >= 500 || e.statusCode === 429 || e.statusCode === 408) {
     return new StoreUnavailableError(`store answered ${e.statusCode}: ${e.reason ?? e.error ?? 'unavailable'}`);
@@ -126,7 +137,9 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
         path: req.path,
         qs: req.qs,
         body: req.body,
-        signal: AbortSignal.timeout(req.timeoutMs ?? config.couchdbTimeoutMs),
+        signal: req.signal
+          ? AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs ?? config.couchdbTimeoutMs)])
+          : AbortSignal.timeout(req.timeoutMs ?? config.couchdbTimeoutMs),
       };
       try {
         return (await server.request(opts as Parameters<ServerScope['request']>[0])) as T;

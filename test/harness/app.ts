@@ -43,6 +43,7 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
     close: async () => {
       await fastify.close();
       await dropDb(config.dbName);
+      await dropDb(`${config.dbName}_aggregates`);
     },
   };
 }

@@ -1,0 +1,215 @@
+/**
+ * The live aggregate: follows the blob database's `_changes` feed, applies
+ * each blob to the state once, checkpoints state and position together, and
+ * tells listeners which buckets changed.
+ *
+ *   _changes ─▶ followChanges (pull, backoff) ─▶ apply batch (sync) ─┬─▶ checkpointTrigger ─▶ save
+ *                                                                    └─▶ change listeners
+ *
+ * The only link to ingest is the feed: a restart, a replay or a second
+ * writer behaves as one process would.
+ */
+import { catchError, concatMap, EMPTY, from, map, share, Subject, type Subscription } from 'rxjs';
+import type { Log } from '../log.js';
+import type { Store } from '../store/store.js';
+import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
+import { checkpointTrigger } from './checkpoint-trigger.js';
+import { couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
+import type { FactsInput } from './facts.js';
+import type { SegmentConfig } from './segments.js';
+import { AggregateState, type RetentionConfig } from './state.js';
+
+export interface AggregatorOptions {
+  store: Store;
+  /** Database of the blobs (followed). */
+  blobsDb: string;
+  /** Database of the checkpoint. */
+  stateDb: string;
+  segments: SegmentConfig;
+  retention: RetentionConfig;
+  batchSize: number;
+  longpollMs: number;
+  checkpointEveryChanges: number;
+  checkpointEveryMs: number;
+  log: Log;
+  /** Replaces the CouchDB feed (tests). */
+  reader?: ChangesReader;
+}
+
+export type Phase = 'starting' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stopped';
+
+export interface AggregatorStatus {
+  phase: Phase;
+  /** Changes still to read, when the store says (CouchDB does; pouchdb-server does not). */
+  lagChanges: number | null;
+  /** Seconds since the aggregate was last caught up with the feed (0 when caught up). */
+  lagSeconds: number;
+  counted: number;
+  duplicates: number;
+  watermark: number;
+  lastCheckpointAt: number | null;
+  lastError: string | null;
+  applied: { runs: number; ranges: number; foreign: number };
+}
+
+/** Buckets that changed, with the state version they reached. */
+export interface AggregateChange {
+  version: number;
+  keys: string[];
+}
+
+export class Aggregator {
+  state: AggregateState;
+  #position: unknown = 0;
+  #savedVersion = 0;
+  #subscription: Subscription | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #caughtUpAt = Date.now();
+  #status: AggregatorStatus;
+  readonly #changes = new Subject<AggregateChange>();
+  readonly #checkpoints: CheckpointStore;
+  readonly #reader: ChangesReader;
+  readonly #options: AggregatorOptions;
+
+  /** Buckets changed by each applied batch (late blobs included). */
+  readonly changes$ = this.#changes.asObservable();
+
+  constructor(options: AggregatorOptions) {
+    this.#options = options;
+    this.state = new AggregateState(options.segments, options.retention);
+    this.#checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
+    this.#reader = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
+    this.#status = {
+      phase: 'starting',
+      lagChanges: null,
+      lagSeconds: 0,
+      counted: 0,
+      duplicates: 0,
+      watermark: 0,
+      lastCheckpointAt: null,
+      lastError: null,
+      applied: this.state.applied.size,
+    };
+  }
+
+  get status(): AggregatorStatus {
+    const s = this.#status;
+    const lagSeconds = s.phase === 'live' ? 0 : Math.round((Date.now() - this.#caughtUpAt) / 1000);
+    return { ...s, lagSeconds, watermark: this.state.watermark, applied: this.state.applied.size };
+  }
+
+  /** Feed position of the state (opaque). */
+  get position(): unknown {
+    return this.#position;
+  }
+
+  /** Loads the checkpoint (or starts empty) and follows the feed. */
+  async start(): Promise<void> {
+    await this.#checkpoints.ensureDb();
+    const loaded = await this.#checkpoints.load();
+    this.state = loaded?.state ?? new AggregateState(this.#options.segments, this.#options.retention);
+    this.#position = loaded?.seq ?? 0;
+    this.#savedVersion = 0;
+    this.#options.log.info(
+      { from: loaded ? 'checkpoint' : 'the start of the feed', buckets: this.state.buckets.size, watermark: this.state.watermark },
+      'aggregate starting',
+    );
+    this.#checkpoints.removeOrphans().then(
+      (n) => n > 0 && this.#options.log.info({ removed: n }, 'removed checkpoint documents left by an interrupted checkpoint'),
+      (err: Error) => this.#options.log.warn({ err: err.message }, 'could not look for orphaned checkpoint documents'),
+    );
+    this.#follow();
+  }
+
+  #follow(): void {
+    this.#status.phase = 'catching-up';
+    const applied$ = followChanges(this.#reader, this.#position, {
+      onRetry: (err, attempt, delayMs) => {
+        this.#status.phase = 'retrying';
+        this.#status.lastError = (err as Error).message;
+        this.#options.log.warn({ err: (err as Error).message, attempt, delayMs }, 'changes feed unavailable; retrying');
+      },
+    }).pipe(
+      map((batch) => this.#apply(batch)),
+      share(),
+    );
+    this.#subscription = applied$
+      .pipe(
+        checkpointTrigger(this.#options.checkpointEveryChanges, this.#options.checkpointEveryMs),
+        concatMap(() => from(this.checkpoint()).pipe(catchError(() => EMPTY))),
+      )
+      .subscribe({
+        error: (err: Error) => {
+          this.#status.phase = 'failed';
+          this.#status.lastError = err.message;
+          this.#options.log.error({ err: err.message }, 'aggregate stopped: the changes feed refused (fix and restart)');
+        },
+      });
+  }
+
+  /** Applies one batch; returns how many changes it held. */
+  #apply(batch: ChangeBatch): number {
+    const before = this.state.version;
+    for (const change of batch.changes) {
+      if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
+      const result = this.state.apply(change.doc as unknown as FactsInput & { _id: string });
+      if (result === 'duplicate') this.#status.duplicates += 1;
+      else this.#status.counted += 1;
+    }
+    this.state.downsample();
+    this.#position = batch.lastSeq;
+    this.#status.lagChanges = batch.pending ?? (batch.caughtUp ? 0 : null);
+    this.#status.lastError = null;
+    if (batch.caughtUp) {
+      this.#status.phase = 'live';
+      this.#caughtUpAt = Date.now();
+    } else this.#status.phase = 'catching-up';
+    if (this.state.version > before) {
+      const keys = this.state.changedSince(before).map((b) => `${b.start}/${b.size}`);
+      this.#changes.next({ version: this.state.version, keys });
+    }
+    return batch.changes.length;
+  }
+
+  /**
+   * Saves state and position now (after any save in progress). A conflict
+   * means another writer replaced the checkpoint (a rebuild): the aggregate
+   * reloads from it.
+   */
+  checkpoint(): Promise<void> {
+    const run = async () => {
+      if (this.state.version === this.#savedVersion && this.#status.lastCheckpointAt !== null) return;
+      const snapshot = snapshotOf(this.state, this.#position, this.#savedVersion);
+      try {
+        await this.#checkpoints.save(snapshot);
+        this.#savedVersion = snapshot.version;
+        this.#status.lastCheckpointAt = Date.now();
+      } catch (err) {
+        if (err instanceof CheckpointConflictError) {
+          this.#options.log.warn('the checkpoint was replaced (by a rebuild?): reloading the aggregate from it');
+          await this.#reload();
+          return;
+        }
+        this.#options.log.warn({ err: (err as Error).message }, 'checkpoint failed; the next one retries');
+        throw err;
+      }
+    };
+    this.#saving = this.#saving.then(run, run);
+    return this.#saving;
+  }
+
+  async #reload(): Promise<void> {
+    this.#subscription?.unsubscribe();
+    await this.start();
+    this.#changes.next({ version: this.state.version, keys: [...this.state.buckets.keys()] });
+  }
+
+  /** Stops following and saves a last checkpoint. */
+  async stop(): Promise<void> {
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+    await this.checkpoint().catch(() => undefined);
+    this.#status.phase = 'stopped';
+    this.#changes.complete();
+  }
+}

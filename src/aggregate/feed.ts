@@ -1,0 +1,125 @@
+/**
+ * CouchDB's `_changes` feed as an Observable of batches.
+ *
+ * - Sequence values are opaque: kept as CouchDB sent them (a string in
+ *   CouchDB 3, a number in pouchdb-server) and passed back unparsed.
+ * - Backpressure by pull: the next batch is requested only once the previous
+ *   one has been handed downstream and processed (synchronously), so a slow
+ *   consumer never makes the feed buffer.
+ * - `feed=longpoll`: a caught-up reader waits for the next change instead of
+ *   polling. pouchdb-server ignores the `timeout` parameter and holds the
+ *   request until a change comes, so the request is ended a little after it
+ *   and treated as "no changes yet".
+ * - A store that is down or refuses for load is retried with capped
+ *   exponential backoff; any other 4xx is fatal. Unsubscribing aborts the
+ *   request in flight.
+ */
+import { expand, Observable, type SchedulerLike } from 'rxjs';
+import { StoreRequestError, StoreUnavailableError, type Store } from '../store/store.js';
+import { retryWithBackoff } from './retry-with-backoff.js';
+
+export interface FeedChange {
+  id: string;
+  seq: unknown;
+  deleted?: boolean;
+  doc?: Record<string, unknown> & { _id: string };
+}
+
+export interface ChangeBatch {
+  changes: FeedChange[];
+  /** Position after this batch (opaque). */
+  lastSeq: unknown;
+  /** Changes still to read after this batch, when the store says (CouchDB does). */
+  pending: number | undefined;
+  /** Nothing more to read right now. */
+  caughtUp: boolean;
+}
+
+/** Reads the batch after `since`; aborted through `signal`. */
+export type ChangesReader = (since: unknown, signal: AbortSignal) => Promise<ChangeBatch>;
+
+export interface CouchChangesOptions {
+  /** Changes per batch at most. */
+  limit: number;
+  /** How long a caught-up request waits for a change, ms; 0 answers at once (reading history). */
+  longpollMs: number;
+}
+
+/** A {@link ChangesReader} over one database of the store, docs included. */
+export function couchChangesReader(store: Store, db: string, options: CouchChangesOptions): ChangesReader {
+  return async (since, signal) => {
+    try {
+      const answer = await store.request<{ results: FeedChange[]; last_seq: unknown; pending?: number }>({
+        db,
+        path: '_changes',
+        qs: {
+          since: typeof since === 'string' ? since : JSON.stringify(since),
+          include_docs: true,
+          limit: options.limit,
+          ...(options.longpollMs > 0 ? { feed: 'longpoll', timeout: options.longpollMs } : {}),
+        },
+        timeoutMs: options.longpollMs > 0 ? options.longpollMs + 5000 : undefined,
+        signal,
+      });
+      // a connection cut mid-answer can leave a body of another shape
+      if (!answer || !Array.isArray(answer.results)) throw new StoreUnavailableError('store unreachable: incomplete _changes answer');
+      const pending = typeof answer.pending === 'number' ? answer.pending : undefined;
+      return {
+        changes: answer.results,
+        lastSeq: answer.last_seq,
+        pending,
+        caughtUp: pending !== undefined ? pending === 0 : answer.results.length < options.limit,
+      };
+    } catch (err) {
+      if (err instanceof StoreUnavailableError && err.timedOut && !signal.aborted) {
+        return { changes: [], lastSeq: since, pending: 0, caughtUp: true };
+      }
+      throw err;
+    }
+  };
+}
+
+/** Errors worth retrying: the store is down, slow or overloaded. */
+export const isTransient = (err: unknown): boolean => err instanceof StoreUnavailableError || !(err instanceof StoreRequestError);
+
+export interface FollowOptions {
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  scheduler?: SchedulerLike;
+}
+
+function readOnce(read: ChangesReader, since: unknown): Observable<ChangeBatch> {
+  return new Observable<ChangeBatch>((subscriber) => {
+    const controller = new AbortController();
+    read(since, controller.signal).then(
+      (batch) => {
+        subscriber.next(batch);
+        subscriber.complete();
+      },
+      (err: unknown) => subscriber.error(err),
+    );
+    return () => controller.abort();
+  });
+}
+
+/**
+ * Every batch of changes after `since`, for as long as it is subscribed.
+ *
+ * @example
+ * followChanges(couchChangesReader(store, db, { limit: 1000, longpollMs: 30_000 }), checkpoint.seq)
+ *   .subscribe((batch) => apply(batch));
+ */
+export function followChanges(read: ChangesReader, since: unknown, options: FollowOptions = {}): Observable<ChangeBatch> {
+  const readFrom = (position: unknown) =>
+    readOnce(read, position).pipe(
+      retryWithBackoff<ChangeBatch>({
+        initialMs: options.initialBackoffMs ?? 500,
+        maxMs: options.maxBackoffMs ?? 30_000,
+        shouldRetry: isTransient,
+        ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+        ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+      }),
+    );
+  return readFrom(since).pipe(expand((batch) => readFrom(batch.lastSeq), 1));
+}

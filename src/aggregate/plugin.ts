@@ -1,0 +1,150 @@
+/**
+ * The aggregate as a Fastify plugin: runs the {@link Aggregator} for the
+ * app's lifetime, exposes it as `app.aggregates` (the public query and
+ * change interface the stream uses), and serves the query API:
+ *
+ * - `GET /api/kpis?from&to&bucket=10m|1h|1d&segment=<dimension>[&format=csv]`
+ * - `GET /api/funnels/:name?from&to&segment=<dimension>[&format=csv]`,
+ *   name ∈ new-user, password-reset, progress
+ *
+ * Both are guarded like the read API.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import type { Observable } from 'rxjs';
+import type { Config } from '../config/config.js';
+import { errorResponseSchema, HttpError } from '../http/errors.js';
+import { readAuth } from '../http/read-auth.js';
+import { Aggregator, type AggregateChange, type AggregatorStatus } from './aggregator.js';
+import { kpisCsv, funnelCsv } from './csv.js';
+import { BUCKET_SIZES, FUNNELS, queryFunnel, queryKpis, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type KpiQuery } from './query.js';
+import { DIMENSIONS, loadSegmentConfig, type Dimension } from './segments.js';
+import { DAY, HOUR, TEN_MINUTES } from './state.js';
+
+/** What other features may use of the aggregate. */
+export interface Aggregates {
+  kpis(query: KpiQuery): KpiAnswer;
+  funnel(name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer;
+  status(): AggregatorStatus;
+  /** Buckets changed by each applied batch. */
+  changes$: Observable<AggregateChange>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    aggregates: Aggregates;
+  }
+}
+
+const MAX_RANGE_MS = 400 * DAY;
+
+interface WindowQuery {
+  from?: number;
+  to?: number;
+  bucket?: BucketName;
+  segment?: Dimension;
+  format?: 'json' | 'csv';
+}
+
+const windowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: { type: 'integer', minimum: 0, description: 'inclusive, ms; default: 24 h before `to`' },
+    to: { type: 'integer', minimum: 0, description: 'exclusive, ms; default: now' },
+    bucket: { type: 'string', enum: Object.keys(BUCKET_SIZES), description: 'default: from the range' },
+    segment: { type: 'string', enum: [...DIMENSIONS] },
+    format: { type: 'string', enum: ['json', 'csv'] },
+  },
+} as const;
+
+const { bucket: _noBucket, ...funnelWindowProperties } = windowSchema.properties;
+const funnelWindowSchema = { ...windowSchema, properties: funnelWindowProperties };
+
+const answerSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: { series: { type: 'array', items: { type: 'object', additionalProperties: true } } },
+} as const;
+
+const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 503: errorResponseSchema };
+
+/** The window a request asks for, with defaults: the last 24 h, a bucket that suits the range. */
+export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
+  const to = q.to ?? Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
+  const from = q.from ?? to - DAY;
+  if (to <= from) throw new HttpError(400, 'query.to must be greater than query.from', 'query.to');
+  if (to - from > MAX_RANGE_MS) throw new HttpError(400, `query.from..query.to spans more than ${MAX_RANGE_MS / DAY} days`, 'query.from');
+  const bucket = q.bucket ?? (to - from <= 12 * HOUR ? '10m' : to - from <= 7 * DAY ? '1h' : '1d');
+  if ((to - from) / BUCKET_SIZES[bucket] > 5000)
+    throw new HttpError(400, `query.bucket ${bucket} gives too many points for this range; use a larger one`, 'query.bucket');
+  return { from, to, bucket, segment: q.segment };
+}
+
+async function aggregates(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  const aggregator = new Aggregator({
+    store: app.store,
+    blobsDb: app.store.blobsDb,
+    stateDb: config.aggregatesDb ?? `${config.dbName}_aggregates`,
+    segments: loadSegmentConfig(config.segmentsFile),
+    retention: { tenMinuteHours: config.tenMinuteHours, hourlyDays: config.hourlyDays },
+    batchSize: config.feedBatchSize,
+    longpollMs: config.feedLongpollMs,
+    checkpointEveryChanges: config.checkpointEveryChanges,
+    checkpointEveryMs: config.checkpointEveryMs,
+    log: app.log,
+  });
+  await aggregator.start();
+  // Stop following and save a last checkpoint before the store closes.
+  app.store.beforeClose(() => aggregator.stop());
+
+  app.decorate('aggregates', {
+    kpis: (query: KpiQuery) => queryKpis(aggregator.state, query),
+    funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(aggregator.state, name, query),
+    status: () => aggregator.status,
+    changes$: aggregator.changes$,
+  } satisfies Aggregates);
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', readAuth(config.readTokens));
+
+    api.get<{ Querystring: WindowQuery }>(
+      '/api/kpis',
+      { schema: { querystring: windowSchema, response: { 200: answerSchema, ...errors } } },
+      async (request, reply) => {
+        const answer = queryKpis(aggregator.state, resolveWindow(request.query));
+        if (request.query.format === 'csv')
+          return reply
+            .type('text/csv; charset=utf-8')
+            .serializer((x: unknown) => x as string)
+            .send(kpisCsv(answer));
+        return answer;
+      },
+    );
+
+    api.get<{ Params: { name: string }; Querystring: Omit<WindowQuery, 'bucket'> }>(
+      '/api/funnels/:name',
+      {
+        schema: {
+          params: { type: 'object', properties: { name: { type: 'string' } } },
+          querystring: funnelWindowSchema,
+          response: { 200: answerSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const name = request.params.name;
+        if (!Object.hasOwn(FUNNELS, name)) throw new HttpError(404, `no funnel "${name}"; one of ${Object.keys(FUNNELS).join(', ')}`, 'name');
+        const { bucket: _bucket, ...window } = resolveWindow(request.query);
+        const answer = queryFunnel(aggregator.state, name as FunnelName, window);
+        if (request.query.format === 'csv')
+          return reply
+            .type('text/csv; charset=utf-8')
+            .serializer((x: unknown) => x as string)
+            .send(funnelCsv(answer));
+        return answer;
+      },
+    );
+  });
+}
+
+export default fp(aggregates, { name: 'kpi-aggregates', dependencies: ['kpi-store'], fastify: '5.x' });

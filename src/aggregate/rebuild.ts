@@ -1,0 +1,79 @@
+/**
+ * Recomputes the whole aggregate from the stored blobs (the feed from its
+ * start) and replaces the checkpoint atomically. A running service notices
+ * the replaced checkpoint at its next save and reloads from it, so live and
+ * rebuilt aggregates cannot drift apart. Use it after changing segment
+ * settings, or to check the live aggregate.
+ */
+import type { Log } from '../log.js';
+import type { Store } from '../store/store.js';
+import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
+import { couchChangesReader } from './feed.js';
+import type { FactsInput } from './facts.js';
+import type { SegmentConfig } from './segments.js';
+import { AggregateState, type RetentionConfig } from './state.js';
+
+export interface RebuildOptions {
+  store: Store;
+  blobsDb: string;
+  stateDb: string;
+  segments: SegmentConfig;
+  retention: RetentionConfig;
+  batchSize: number;
+  log: Log;
+  /** Told after each batch: changes read so far. */
+  onProgress?: (read: number) => void;
+  /** Leave the checkpoint alone (compare only). */
+  dryRun?: boolean;
+}
+
+export interface RebuildResult {
+  state: AggregateState;
+  seq: unknown;
+  changesRead: number;
+  counted: number;
+}
+
+/** Number of blob documents (design documents excluded), for a progress total. */
+export async function blobCount(store: Store, db: string): Promise<number> {
+  const info = await store.request<{ doc_count: number }>({ db });
+  const design = await store.request<{ rows: unknown[] }>({ db, path: '_all_docs', qs: { startkey: '_design/', endkey: '_design0' } });
+  return info.doc_count - design.rows.length;
+}
+
+export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
+  const read = couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: 0 });
+  const state = new AggregateState(options.segments, options.retention);
+  const abort = new AbortController();
+  let seq: unknown = 0;
+  let changesRead = 0;
+  let counted = 0;
+  for (;;) {
+    const batch = await read(seq, abort.signal);
+    for (const change of batch.changes) {
+      if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
+      if (state.apply(change.doc as unknown as FactsInput & { _id: string }) !== 'duplicate') counted += 1;
+    }
+    state.downsample();
+    changesRead += batch.changes.length;
+    seq = batch.lastSeq;
+    options.onProgress?.(changesRead);
+    if (batch.changes.length === 0 || batch.caughtUp) break;
+  }
+  if (!options.dryRun) {
+    const checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
+    await checkpoints.ensureDb();
+    for (let attempt = 1; ; attempt++) {
+      await checkpoints.load(); // learns the current root's revision
+      try {
+        await checkpoints.save(snapshotOf(state, seq, 0));
+        break;
+      } catch (err) {
+        // a running service saved in between: take its new revision and replace it again
+        if (!(err instanceof CheckpointConflictError) || attempt >= 5) throw err;
+      }
+    }
+    await checkpoints.removeOrphans();
+  }
+  return { state, seq, changesRead, counted };
+}

@@ -1,0 +1,130 @@
+/**
+ * Marble tests of the pipeline's timing: checkpoint trigger, backoff, and the
+ * feed's pull-based backpressure and cancellation.
+ */
+import { defer, of, throwError } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import { checkpointTrigger } from '../../src/aggregate/checkpoint-trigger.js';
+import { followChanges, type ChangeBatch } from '../../src/aggregate/feed.js';
+import { retryWithBackoff } from '../../src/aggregate/retry-with-backoff.js';
+import { StoreRequestError, StoreUnavailableError } from '../../src/store/store.js';
+
+const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+
+describe('checkpointTrigger', () => {
+  it('signals when enough changes accumulate', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const applied = cold('a-b-c-d-|', { a: 3, b: 4, c: 5, d: 1 });
+      // 3+4 = 7 ≥ 5 at b; 5 ≥ 5 at c; 1 left at completion
+      expectObservable(applied.pipe(checkpointTrigger(5, 100))).toBe('--x-y---(z|)', { x: 7, y: 5, z: 1 });
+    });
+  });
+
+  it('signals after everyMs from the first unsaved change, and not while nothing changes', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const applied = cold('a 9ms 0 30ms b 99ms -', { a: 1, b: 2, 0: 0 });
+      expectObservable(applied.pipe(checkpointTrigger(100, 20)), '^ 200ms !').toBe('20ms x 40ms y', { x: 1, y: 2 });
+    });
+  });
+
+  it('passes errors on and stops its timer when unsubscribed', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      expectObservable(cold('a-#', { a: 1 }).pipe(checkpointTrigger(10, 50))).toBe('--#');
+      expectObservable(cold('a---', { a: 1 }).pipe(checkpointTrigger(10, 50)), '^--!').toBe('---');
+    });
+  });
+});
+
+describe('retryWithBackoff', () => {
+  it('waits 1×, 2×, 4× … capped, then gives the value', () => {
+    scheduler().run(({ expectObservable }) => {
+      let attempts = 0;
+      const flaky = defer(() => (++attempts < 5 ? throwError(() => new StoreUnavailableError('down')) : of('ok')));
+      // delays 10, 20, 40, then capped at 50
+      expectObservable(flaky.pipe(retryWithBackoff({ initialMs: 10, maxMs: 50 }))).toBe('120ms (x|)', { x: 'ok' });
+    });
+  });
+
+  it('passes errors it should not retry at once', () => {
+    scheduler().run(({ expectObservable }) => {
+      const error = new StoreRequestError('forbidden', 403, 'forbidden');
+      const refusing = throwError(() => error);
+      expectObservable(refusing.pipe(retryWithBackoff({ initialMs: 10, maxMs: 50, shouldRetry: (e) => !(e instanceof StoreRequestError) }))).toBe(
+        '#',
+        undefined,
+        error,
+      );
+    });
+  });
+});
+
+describe('followChanges', () => {
+  const batch = (n: number, caughtUp = false): ChangeBatch => ({ changes: [{ id: `d${n}`, seq: n }], lastSeq: n, pending: undefined, caughtUp });
+
+  it('asks for the next batch only after the previous one was handed on, from its lastSeq', async () => {
+    const asked: unknown[] = [];
+    let processing = false;
+    const reads = followChanges(async (since) => {
+      expect(processing).toBe(false);
+      asked.push(since);
+      return batch(Number(since) + 1);
+    }, 0);
+    const seen: number[] = [];
+    await new Promise<void>((done) => {
+      const sub = reads.subscribe((b) => {
+        processing = true;
+        seen.push(b.lastSeq as number);
+        processing = false;
+        if (seen.length === 5) {
+          sub.unsubscribe();
+          done();
+        }
+      });
+    });
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    // the read after the last batch taken may start, and is aborted at once
+    expect(asked.slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
+    expect(asked.length).toBeLessThanOrEqual(6);
+  });
+
+  it('aborts the read in flight when unsubscribed', async () => {
+    let aborted = false;
+    const reads = followChanges(
+      (_since, signal) =>
+        new Promise<ChangeBatch>((_resolve, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new Error('aborted'));
+          });
+        }),
+      0,
+    );
+    const sub = reads.subscribe();
+    await new Promise((r) => setTimeout(r, 10));
+    sub.unsubscribe();
+    expect(aborted).toBe(true);
+  });
+
+  it('retries a store outage and errors on a refusal', async () => {
+    let calls = 0;
+    const retried: number[] = [];
+    const reads = followChanges(
+      async (since) => {
+        calls += 1;
+        if (calls <= 2) throw new StoreUnavailableError('down');
+        if (calls === 4) throw new StoreRequestError('unauthorized', 401, 'unauthorized');
+        return batch(Number(since) + 1);
+      },
+      0,
+      { initialBackoffMs: 1, maxBackoffMs: 2, onRetry: (_e, attempt) => retried.push(attempt) },
+    );
+    const result = await new Promise<{ values: number[]; error: unknown }>((done) => {
+      const values: number[] = [];
+      reads.subscribe({ next: (b) => values.push(b.lastSeq as number), error: (error: unknown) => done({ values, error }) });
+    });
+    expect(retried).toEqual([1, 2]);
+    expect(result.values).toEqual([1]);
+    expect(result.error).toBeInstanceOf(StoreRequestError);
+  });
+});
