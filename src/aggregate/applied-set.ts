@@ -14,7 +14,7 @@
  * Ids of another shape never pass the design document's guard; should one
  * appear anyway it is remembered exactly, by id.
  */
-import { parseBlobDocId } from '../store/blob-ids.js';
+import { runAndCounter } from '../store/blob-ids.js';
 
 export interface AppliedSetJson {
   runs: Record<string, number[]>;
@@ -28,7 +28,7 @@ export class AppliedSet {
 
   /** Marks a blob as counted; false if it already was. */
   add(id: string): boolean {
-    const parsed = parseBlobDocId(id);
+    const parsed = runAndCounter(id);
     if (!parsed) {
       if (this.#foreign.has(id)) return false;
       this.#foreign.add(id);
@@ -43,7 +43,7 @@ export class AppliedSet {
   }
 
   has(id: string): boolean {
-    const parsed = parseBlobDocId(id);
+    const parsed = runAndCounter(id);
     if (!parsed) return this.#foreign.has(id);
     const ranges = this.#runs.get(parsed.run);
     if (!ranges) return false;

@@ -6,6 +6,7 @@
  * dashboard. Times use the first occurrence of an event, in whole ms.
  */
 import { segmentsOf, type Dimension, type SegmentConfig, type SegmentInput } from './segments.js';
+import { timeBin } from './time-bins.js';
 
 /** The stored blob fields facts are computed from. */
 export interface FactsInput extends SegmentInput {
@@ -51,8 +52,12 @@ export interface BlobFacts {
   outcome: Outcome | undefined;
   /** Offset of `assertion_generated`, ms. */
   timeToLogin: number | undefined;
+  /** Its time-histogram bin (cell.ts). */
+  timeToLoginBin: number | undefined;
   /** For new users: offset of each funnel step reached, ms (index 0 = step 1). */
   newUserStepTimes: (number | undefined)[];
+  /** Their time-histogram bins. */
+  newUserStepBins: (number | undefined)[];
   /** `number_sites_logged_in`, 0 when absent. */
   sites: number;
   /** The blob logged in and has two or more emails. */
@@ -103,6 +108,8 @@ export function blobFacts(blob: FactsInput, config: SegmentConfig): BlobFacts | 
   }
 
   const rate = blob.sample_rate;
+  const timeToLogin = first.get('assertion_generated');
+  const newUserStepTimes = newUser.map((reached, i) => (reached ? first.get(NEW_USER_EVENTS[i]!) : undefined));
   return {
     time: blob.timestamp,
     weight: Math.round(WEIGHT_UNIT / (typeof rate === 'number' && rate > 0 && rate <= 1 ? rate : 1)),
@@ -110,8 +117,10 @@ export function blobFacts(blob: FactsInput, config: SegmentConfig): BlobFacts | 
     reset,
     progress: [true, shown, engaged, hasError, loggedIn],
     outcome,
-    timeToLogin: first.get('assertion_generated'),
-    newUserStepTimes: newUser.map((reached, i) => (reached ? first.get(NEW_USER_EVENTS[i]!) : undefined)),
+    timeToLogin,
+    timeToLoginBin: timeToLogin === undefined ? undefined : timeBin(timeToLogin),
+    newUserStepTimes,
+    newUserStepBins: newUserStepTimes.map((ms) => (ms === undefined ? undefined : timeBin(ms))),
     sites: blob.number_sites_logged_in ?? 0,
     loggedInMultiEmail: loggedIn && (blob.number_emails ?? 0) >= 2,
     segments: segmentsOf(blob, isNewUser || reset[0] === true, config),

@@ -3,9 +3,10 @@
  *
  * - Sequence values are opaque: kept as CouchDB sent them (a string in
  *   CouchDB 3, a number in pouchdb-server) and passed back unparsed.
- * - Backpressure by pull: the next batch is requested only once the previous
- *   one has been handed downstream and processed (synchronously), so a slow
- *   consumer never makes the feed buffer.
+ * - Backpressure by pull, one batch ahead: when a batch arrives, the next one
+ *   is requested and the batch is handed downstream, where it is processed
+ *   synchronously. The store reads batch n+1 while kpi-live applies batch n,
+ *   and never more than one batch waits, however slow the consumer.
  * - `feed=longpoll`: a caught-up reader waits for the next change instead of
  *   polling. pouchdb-server ignores the `timeout` parameter and holds the
  *   request until a change comes, so the request is ended a little after it
@@ -14,7 +15,7 @@
  *   exponential backoff; any other 4xx is fatal. Unsubscribing aborts the
  *   request in flight.
  */
-import { expand, Observable, type SchedulerLike } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { StoreRequestError, StoreUnavailableError, type Store } from '../store/store.js';
 import { retryWithBackoff } from './retry-with-backoff.js';
 
@@ -121,5 +122,26 @@ export function followChanges(read: ChangesReader, since: unknown, options: Foll
         ...(options.scheduler ? { scheduler: options.scheduler } : {}),
       }),
     );
-  return readFrom(since).pipe(expand((batch) => readFrom(batch.lastSeq), 1));
+  return new Observable<ChangeBatch>((subscriber) => {
+    let current: Subscription | undefined;
+    const next = (position: unknown) =>
+      new Promise<ChangeBatch>((resolve, reject) => {
+        current = readFrom(position).subscribe({ next: resolve, error: reject });
+      });
+    let closed = false;
+    void (async () => {
+      let pending = next(since);
+      while (!closed) {
+        const batch = await pending;
+        if (closed) return;
+        pending = next(batch.lastSeq); // read ahead while this batch is applied
+        pending.catch(() => undefined); // awaited in the next turn; do not report it twice
+        subscriber.next(batch);
+      }
+    })().catch((err: unknown) => subscriber.error(err));
+    return () => {
+      closed = true;
+      current?.unsubscribe();
+    };
+  });
 }

@@ -48,12 +48,19 @@ export function loadSegmentConfig(file: string | undefined): SegmentConfig {
   return config;
 }
 
+/** The values kept per dimension, computed once per configuration (this runs for every blob). */
+const keptValues = new WeakMap<Categorical, Set<string>>();
+
 function categorical(dim: Categorical, raw: unknown): string {
   if (raw === undefined || raw === null || raw === '') return UNKNOWN;
   const text = String(raw);
-  const shown = dim.aliases[text] ?? text;
-  const kept = dim.values ?? Object.values(dim.aliases);
-  return kept.includes(shown) ? shown : OTHER;
+  const shown = Object.hasOwn(dim.aliases, text) ? dim.aliases[text]! : text;
+  let kept = keptValues.get(dim);
+  if (!kept) {
+    kept = new Set(dim.values ?? Object.values(dim.aliases));
+    keptValues.set(dim, kept);
+  }
+  return kept.has(shown) ? shown : OTHER;
 }
 
 /** The fields of a stored blob that segmentation reads. */

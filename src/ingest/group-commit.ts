@@ -6,8 +6,10 @@
  * until the write holding its blobs is acknowledged (durable), then gets its
  * own outcome: per-document failures go to the request that sent them.
  *
- * - A batch is flushed when it holds `maxBatchDocs` blobs or when its oldest
- *   blob has waited `maxWaitMs`, whichever comes first.
+ * - When no write is running, blobs are written at once: waiting for company
+ *   only adds latency when the store is idle. While a write runs, arriving
+ *   blobs gather, and a batch goes out when it holds `maxBatchDocs` blobs, its
+ *   oldest blob has waited `maxWaitMs`, or a write slot frees up.
  * - At most `maxInFlight` writes run at once; blobs arriving meanwhile wait
  *   and form the next batch (the busier the store, the bigger the batches).
  * - A request's blobs are never split across writes, so a failed write fails
@@ -114,7 +116,7 @@ export class GroupCommitter<D extends { _id?: string }> {
   }
 
   #schedule(): void {
-    if (this.#queuedDocs >= this.#options.maxBatchDocs || this.#closing) this.#due = true;
+    if (this.#queuedDocs >= this.#options.maxBatchDocs || this.#closing || this.#inFlight === 0) this.#due = true;
     this.#flush();
   }
 

@@ -62,6 +62,15 @@ export interface ParsedBlobId {
   counter: number;
 }
 
+const RUN_COUNTER_PATTERN = /_([0-9a-v]{10})-([0-9a-z]{1,11})$/;
+
+/** The run and counter of a blob id (what the aggregate needs, cheaply), or undefined. */
+export function runAndCounter(id: string): { run: string; counter: number } | undefined {
+  if (id.length < 36 || id.charCodeAt(24) !== 95 /* _ */) return undefined;
+  const match = RUN_COUNTER_PATTERN.exec(id);
+  return match ? { run: match[1]!, counter: Number.parseInt(match[2]!, 36) } : undefined;
+}
+
 /** The parts of a blob id, or undefined for anything else (design documents). */
 export function parseBlobDocId(id: string): ParsedBlobId | undefined {
   const match = ID_PATTERN.exec(id);

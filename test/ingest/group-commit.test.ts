@@ -24,6 +24,11 @@ function controlledWriter() {
 
 const flushMicrotasks = () => new Promise((r) => setImmediate(r));
 
+/** Occupies a write slot, so that what follows has to gather. */
+function occupy(committer: GroupCommitter<Doc>): Promise<number> {
+  return committer.submit(docs('blocker', 1));
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -32,37 +37,52 @@ describe('GroupCommitter', () => {
   it('coalesces concurrent requests into one write and answers each with its own count', async () => {
     const { writes, write } = controlledWriter();
     const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 100, maxWaitMs: 0, maxInFlight: 1, maxQueuedDocs: 1000 });
+    const blocker = occupy(committer);
     const answers = [committer.submit(docs('a', 3)), committer.submit(docs('b', 1)), committer.submit(docs('c', 2))];
     await flushMicrotasks();
     expect(writes).toHaveLength(1);
-    expect(writes[0]!.docs.map((d) => d._id)).toEqual(['a-0', 'a-1', 'a-2', 'b-0', 'c-0', 'c-1']);
     writes[0]!.answer();
+    await blocker;
+    await flushMicrotasks();
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.docs.map((d) => d._id)).toEqual(['a-0', 'a-1', 'a-2', 'b-0', 'c-0', 'c-1']);
+    writes[1]!.answer();
     expect(await Promise.all(answers)).toEqual([3, 1, 2]);
-    expect(committer.stats).toMatchObject({ writes: 1, docsWritten: 6, queuedDocs: 0, inFlight: 0 });
+    expect(committer.stats).toMatchObject({ writes: 2, docsWritten: 7, queuedDocs: 0, inFlight: 0 });
+  });
+
+  it('writes at once when no write is running', async () => {
+    vi.useFakeTimers();
+    const { writes, write } = controlledWriter();
+    const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 100, maxWaitMs: 10_000, maxInFlight: 2, maxQueuedDocs: 1000 });
+    void committer.submit(docs('a', 1));
+    expect(writes).toHaveLength(1);
   });
 
   it('flushes at once when a batch is full, without waiting for the timer', async () => {
     vi.useFakeTimers();
     const { writes, write } = controlledWriter();
     const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 4, maxWaitMs: 10_000, maxInFlight: 2, maxQueuedDocs: 1000 });
+    void occupy(committer);
     void committer.submit(docs('a', 2));
-    expect(writes).toHaveLength(0);
-    void committer.submit(docs('b', 2));
     expect(writes).toHaveLength(1);
-    expect(writes[0]!.docs).toHaveLength(4);
+    void committer.submit(docs('b', 2));
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.docs).toHaveLength(4);
   });
 
   it('flushes a partial batch when its oldest blob has waited maxWaitMs', async () => {
     vi.useFakeTimers();
     const { writes, write } = controlledWriter();
-    const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 100, maxWaitMs: 20, maxInFlight: 1, maxQueuedDocs: 1000 });
+    const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 100, maxWaitMs: 20, maxInFlight: 2, maxQueuedDocs: 1000 });
+    void occupy(committer);
     void committer.submit(docs('a', 1));
     vi.advanceTimersByTime(19);
-    expect(writes).toHaveLength(0);
+    expect(writes).toHaveLength(1);
     void committer.submit(docs('b', 1));
     vi.advanceTimersByTime(1);
-    expect(writes).toHaveLength(1);
-    expect(writes[0]!.docs).toHaveLength(2);
+    expect(writes).toHaveLength(2);
+    expect(writes[1]!.docs).toHaveLength(2);
   });
 
   it('never splits a request across writes, even one larger than a batch', async () => {
@@ -88,16 +108,20 @@ describe('GroupCommitter', () => {
     await flushMicrotasks();
     writes[2]!.answer();
     expect(await Promise.all(answers)).toEqual([1, 1, 1, 1, 1]);
-    expect(writes.map((w) => w.docs.length)).toEqual([2, 2, 1]);
+    // the first goes at once; the others gather while a write runs
+    expect(writes.map((w) => w.docs.length)).toEqual([1, 2, 2]);
   });
 
   it('routes per-document failures to the request that sent them, whatever the order of results', async () => {
     const { writes, write } = controlledWriter();
     const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 100, maxWaitMs: 0, maxInFlight: 1, maxQueuedDocs: 1000 });
+    const blocker = occupy(committer);
     const good = committer.submit(docs('good', 2));
     const bad = committer.submit(docs('bad', 2));
+    writes[0]!.answer();
+    await blocker;
     await flushMicrotasks();
-    writes[0]!.answer([
+    writes[1]!.answer([
       { id: 'bad-1', error: 'forbidden', reason: 'nope' },
       { id: 'good-1', ok: true },
       { id: 'bad-0', ok: true },
@@ -113,25 +137,34 @@ describe('GroupCommitter', () => {
   it('fails every request of a failed write and goes on with the next', async () => {
     const { writes, write } = controlledWriter();
     const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 2, maxWaitMs: 0, maxInFlight: 1, maxQueuedDocs: 1000 });
+    const blocker = occupy(committer);
     const first = [committer.submit(docs('a', 1)), committer.submit(docs('b', 1))];
     const later = committer.submit(docs('c', 1));
+    writes[0]!.answer();
+    await blocker;
     await flushMicrotasks();
-    writes[0]!.fail(new Error('store down'));
+    expect(writes[1]!.docs.map((d) => d._id)).toEqual(['a-0', 'b-0']);
+    writes[1]!.fail(new Error('store down'));
     for (const p of first) await expect(p).rejects.toThrow('store down');
     await flushMicrotasks();
-    writes[1]!.answer();
+    writes[2]!.answer();
     expect(await later).toBe(1);
   });
 
   it('refuses at once when the queue is full, and accepts again once it drains', async () => {
     const { writes, write } = controlledWriter();
     const committer = new GroupCommitter<Doc>({ write, maxBatchDocs: 1000, maxWaitMs: 10_000, maxInFlight: 1, maxQueuedDocs: 5 });
+    const blocker = occupy(committer);
     const waiting = committer.submit(docs('a', 4));
     expect(() => committer.submit(docs('b', 2))).toThrow(CommitRefusedError);
-    void committer.close();
-    await flushMicrotasks();
     writes[0]!.answer();
+    await blocker;
+    await flushMicrotasks();
+    writes[1]!.answer();
     expect(await waiting).toBe(4);
+    const again = committer.submit(docs('b', 2));
+    writes[2]!.answer();
+    expect(await again).toBe(2);
   });
 
   it('close() writes what waits, answers every accepted request, then refuses new ones', async () => {

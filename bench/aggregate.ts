@@ -1,0 +1,183 @@
+/**
+ * bench:aggregate: how fast the aggregate catches up with the feed, how fast
+ * it answers, and how much memory it holds.
+ *
+ * 1. Query: 1M simulated blobs over 30 days are applied to an aggregate
+ *    (streamed: the blobs are not kept). Then "30 days × every KPI × one
+ *    segmentation" is answered from bucket states, next to the same answer
+ *    recomputed from the raw blobs, the way the original dashboard did it;
+ *    the two answers must be equal (asserted).
+ * 2. Memory: the process RSS after 250k, 500k and 1M blobs (flat means the
+ *    aggregate does not grow with the blob count).
+ * 3. Catch-up: 200k blobs stored in the embedded store; the `_changes` feed
+ *    read raw (no processing) next to the aggregate catching up on it.
+ *
+ * Prints a table, then one JSON line: catchupPerSec, rawFeedPerSec, queryMs,
+ * recomputeMs, speedup, rssMb, equal. Sizes can be lowered with
+ * BENCH_QUERY_BLOBS and BENCH_FEED_BLOBS for a quick run.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { couchChangesReader } from '../src/aggregate/feed.js';
+import type { FactsInput } from '../src/aggregate/facts.js';
+import { queryKpis, type KpiQuery } from '../src/aggregate/query.js';
+import { recomputeKpis } from '../src/aggregate/recompute.js';
+import { defaultSegmentConfig } from '../src/aggregate/segments.js';
+import { AggregateState, DAY, defaultRetention } from '../src/aggregate/state.js';
+import { loadConfig } from '../src/config/config.js';
+import { coarseUserAgent } from '../src/ingest/user-agent.js';
+import { seededRandom, simulateSession } from '../src/simulate/generator.js';
+import { BlobIdAllocator, floorToBucket } from '../src/store/blob-ids.js';
+import { openStore } from '../src/store/store.js';
+
+const QUERY_BLOBS = Number(process.env.BENCH_QUERY_BLOBS ?? 1_000_000);
+const FEED_BLOBS = Number(process.env.BENCH_FEED_BLOBS ?? 200_000);
+const END = floorToBucket(Date.UTC(2026, 10, 1));
+const SPAN = 30 * DAY;
+
+/** The blobs a dialog population sends over 30 days, as stored (ids, coarse user agent). */
+function* storedBlobs(n: number, seed: number): Generator<FactsInput & { _id: string }> {
+  const random = seededRandom(seed);
+  const ids = new BlobIdAllocator();
+  for (let i = 0; i < n; i++) {
+    const { blob, userAgent } = simulateSession(random, { now: END - SPAN + Math.floor((i * SPAN) / n) });
+    const doc = {
+      ...(blob as unknown as FactsInput),
+      number_sites_logged_in: blob.number_sites_signed_in as number,
+      user_agent: coarseUserAgent(userAgent),
+    } as FactsInput & { _id?: string };
+    ids.assign([doc as { _id?: string; timestamp: number }]);
+    yield doc as FactsInput & { _id: string };
+  }
+}
+
+const rssMb = () => Math.round(process.memoryUsage().rss / 1048576);
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function queryBench() {
+  const state = new AggregateState(defaultSegmentConfig, defaultRetention);
+  const rss: { blobs: number; mb: number }[] = [];
+  let i = 0;
+  const started = performance.now();
+  for (const blob of storedBlobs(QUERY_BLOBS, 1)) {
+    state.apply(blob);
+    i += 1;
+    if (i % 10_000 === 0) state.downsample();
+    if (i === QUERY_BLOBS / 4 || i === QUERY_BLOBS / 2 || i === QUERY_BLOBS) {
+      state.downsample();
+      gc();
+      rss.push({ blobs: i, mb: rssMb() });
+    }
+  }
+  const applySeconds = (performance.now() - started) / 1000;
+
+  const query: KpiQuery = { from: END - SPAN, to: END + DAY, bucket: '1d', segment: 'os' };
+  queryKpis(state, query); // warm
+  const times: number[] = [];
+  let answer = queryKpis(state, query);
+  for (let k = 0; k < 15; k++) {
+    const t0 = performance.now();
+    answer = queryKpis(state, query);
+    times.push(performance.now() - t0);
+  }
+  const queryMs = median(times);
+
+  const t0 = performance.now();
+  const recomputed = recomputeKpis(storedBlobs(QUERY_BLOBS, 1), defaultSegmentConfig, query, (time) => state.sizeFor(time));
+  const recomputeMs = performance.now() - t0;
+  const equal = isDeepStrictEqual(JSON.parse(JSON.stringify(answer)), JSON.parse(JSON.stringify(recomputed)));
+  return {
+    state,
+    rss,
+    applySeconds,
+    queryMs,
+    recomputeMs,
+    equal,
+    points: answer.series.reduce((n, s) => n + s.points.length, 0),
+    series: answer.series.length,
+  };
+}
+
+async function feedBench() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kpi-bench-feed-'));
+  const log = pino({ level: 'warn' });
+  const config = loadConfig({ env: {}, overrides: { dataDir, dbName: 'bench_blobs' } });
+  const store = await openStore(config, log);
+  try {
+    const batch: (FactsInput & { _id: string })[] = [];
+    const write = async () => {
+      await store.request({ method: 'POST', db: store.blobsDb, path: '_bulk_docs', body: { docs: batch.splice(0) }, timeoutMs: 120_000 });
+    };
+    for (const blob of storedBlobs(FEED_BLOBS, 2)) {
+      batch.push({ ...blob, event_stream: blob.event_stream ?? [] });
+      if (batch.length === 2000) await write();
+    }
+    if (batch.length) await write();
+
+    const read = couchChangesReader(store, store.blobsDb, { limit: 2000, longpollMs: 0 });
+    const signal = new AbortController().signal;
+    const run = async (process: (docs: Record<string, unknown>[]) => void) => {
+      let since: unknown = 0;
+      let n = 0;
+      const t0 = performance.now();
+      for (;;) {
+        const b = await read(since, signal);
+        process(b.changes.map((c) => c.doc!).filter((d) => d && !String(d._id).startsWith('_design/')));
+        n += b.changes.length;
+        since = b.lastSeq;
+        if (b.changes.length === 0 || b.caughtUp) break;
+      }
+      return { n, seconds: (performance.now() - t0) / 1000 };
+    };
+    const raw = await run(() => undefined);
+    const state = new AggregateState(defaultSegmentConfig, defaultRetention);
+    const catchup = await run((docs) => {
+      for (const d of docs) state.apply(d as unknown as FactsInput & { _id: string });
+      state.downsample();
+    });
+    return { rawFeedPerSec: Math.round(raw.n / raw.seconds), catchupPerSec: Math.round(catchup.n / catchup.seconds), changes: catchup.n };
+  } finally {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const q = await queryBench();
+const f = await feedBench();
+const speedup = Math.round(q.recomputeMs / q.queryMs);
+const rssMbFinal = q.rss.at(-1)!.mb;
+const pass = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+const lines = [
+  `bench:aggregate (${QUERY_BLOBS} blobs over 30 days for the query, ${FEED_BLOBS} blobs in the embedded store for the feed)`,
+  '',
+  `apply (in memory)     ${Math.round(QUERY_BLOBS / q.applySeconds)} blobs/s`,
+  `query 30 d × os      ${q.queryMs.toFixed(2)} ms (${q.series} series, ${q.points} points)   target ≤ 20 ms   ${pass(q.queryMs <= 20)}`,
+  `recompute from raw   ${q.recomputeMs.toFixed(0)} ms   speedup ${speedup}×   target ≥ 100×   ${pass(speedup >= 100)}`,
+  `same numbers         ${q.equal}`,
+  `RSS                  ${q.rss.map((r) => `${r.blobs}: ${r.mb} MB`).join(', ')}   target ≤ 300 MB, flat   ${pass(rssMbFinal <= 300)}`,
+  `raw _changes read    ${f.rawFeedPerSec} changes/s`,
+  `aggregate catch-up   ${f.catchupPerSec} blobs/s (${Math.round((100 * f.catchupPerSec) / f.rawFeedPerSec)}% of raw)   target ≥ 10,000/s and ≥ 85%   ${pass(f.catchupPerSec >= 10_000 && f.catchupPerSec >= 0.85 * f.rawFeedPerSec)}`,
+  '',
+];
+process.stdout.write(lines.join('\n'));
+process.stdout.write(
+  JSON.stringify({
+    catchupPerSec: f.catchupPerSec,
+    rawFeedPerSec: f.rawFeedPerSec,
+    queryMs: Number(q.queryMs.toFixed(2)),
+    recomputeMs: Math.round(q.recomputeMs),
+    speedup,
+    rssMb: rssMbFinal,
+    equal: q.equal,
+  }) + '\n',
+);
+process.exit(q.equal ? 0 : 1);
