@@ -5,13 +5,13 @@
  * are millionths of a blob and times whole ms for that reason).
  *
  * - `sites`: exact histogram of sites logged in (small integers), so medians
- *   are exact. Histograms are sorted typed arrays (histogram.ts).
+ *   are exact. See histogram.ts for how histograms are kept.
  * - `ttl` and `steps`: time histograms exact below 100 ms and in bins 1% wide
  *   above, whose middle is within 0.5% of any value in the bin, so medians
  *   and p90 are within 1%.
  */
 import { WEIGHT_UNIT, type BlobFacts, type Outcome } from './facts.js';
-import { Histogram } from './histogram.js';
+import { DenseHistogram, Histogram, type Quantiles } from './histogram.js';
 import { binValue, timeBin } from './time-bins.js';
 
 export { binValue, timeBin };
@@ -33,31 +33,75 @@ export const COUNTERS = 21;
 const OUTCOME_INDEX: Record<Outcome, number> = { bounce: 0, fallback: 1, idp: 2, assertion: 3, fail: 4 };
 
 export interface Cell {
-  c: Float64Array;
-  w: Float64Array;
+  c: number[];
+  w: number[];
   sites: Histogram;
   ttl: Histogram;
   /** Time to reach each new-user step (4 histograms). */
   steps: Histogram[];
 }
 
-export function emptyCell(): Cell {
+/** What KPIs are computed from: a cell, or many cells accumulated by a query. */
+export interface CellView {
+  c: ArrayLike<number>;
+  w: ArrayLike<number>;
+  sites: Quantiles;
+  ttl: Quantiles;
+  steps: Quantiles[];
+}
+
+/** Cells of a query window added up: dense histograms make each addition one pass over the cell. */
+export interface Accumulator extends CellView {
+  c: number[];
+  w: number[];
+  sites: DenseHistogram;
+  ttl: DenseHistogram;
+  steps: DenseHistogram[];
+}
+
+export function emptyAccumulator(): Accumulator {
   return {
-    c: new Float64Array(COUNTERS),
-    w: new Float64Array(COUNTERS),
-    sites: new Histogram(),
-    ttl: new Histogram(0),
-    steps: [new Histogram(0), new Histogram(0), new Histogram(0), new Histogram(0)],
+    c: new Array<number>(COUNTERS).fill(0),
+    w: new Array<number>(COUNTERS).fill(0),
+    sites: new DenseHistogram(),
+    ttl: new DenseHistogram(),
+    steps: [new DenseHistogram(), new DenseHistogram(), new DenseHistogram(), new DenseHistogram()],
   };
 }
 
-function add(counters: Float64Array, weights: Float64Array, index: number, weight: number): void {
+/** Adds a cell to an accumulator. */
+export function accumulate(acc: Accumulator, cell: Cell): Accumulator {
+  for (let i = 0; i < COUNTERS; i++) {
+    acc.c[i]! += cell.c[i]!;
+    acc.w[i]! += cell.w[i]!;
+  }
+  cell.sites.addTo(acc.sites);
+  cell.ttl.addTo(acc.ttl);
+  for (let i = 0; i < 4; i++) cell.steps[i]!.addTo(acc.steps[i]!);
+  return acc;
+}
+
+export function emptyCell(): Cell {
+  return {
+    c: new Array<number>(COUNTERS).fill(0),
+    w: new Array<number>(COUNTERS).fill(0),
+    sites: new Histogram(),
+    ttl: new Histogram(),
+    steps: [new Histogram(), new Histogram(), new Histogram(), new Histogram()],
+  };
+}
+
+function add(counters: number[], weights: number[], index: number, weight: number): void {
   counters[index]! += 1;
   weights[index]! += weight;
 }
 
-/** Adds one blob's facts to a cell (mutates it). */
-export function applyFacts(cell: Cell, facts: BlobFacts): void {
+/**
+ * Adds one blob's facts to a cell (mutates it). Times of the new-user steps
+ * are kept only where `withStepTimes` (the unsegmented cell): per segment
+ * they would be the largest part of the state and are not a segmented KPI.
+ */
+export function applyFacts(cell: Cell, facts: BlobFacts, withStepTimes = true): void {
   const { c, w } = cell;
   const weight = facts.weight;
   add(c, w, IX.dialogs, weight);
@@ -72,6 +116,7 @@ export function applyFacts(cell: Cell, facts: BlobFacts): void {
     c[IX.ttlSum]! += facts.timeToLogin!;
     cell.ttl.add(facts.timeToLoginBin);
   }
+  if (!withStepTimes) return;
   for (let i = 0; i < 4; i++) {
     const bin = facts.newUserStepBins[i];
     if (bin !== undefined) cell.steps[i]!.add(bin);
@@ -96,12 +141,12 @@ export function mergeCells(a: Cell, b: Cell): Cell {
 }
 
 /** Number of values in a histogram. */
-export function histogramCount(histogram: Histogram): number {
+export function histogramCount(histogram: Quantiles): number {
   return histogram.total();
 }
 
-/** See {@link Histogram.quantile}. */
-export function quantile(histogram: Histogram, q: number, value?: (key: number) => number): number | undefined {
+/** See {@link Quantiles.quantile}. */
+export function quantile(histogram: Quantiles, q: number, value?: (key: number) => number): number | undefined {
   return histogram.quantile(q, value);
 }
 
@@ -123,8 +168,8 @@ export function cellToJson(cell: Cell): CellJson {
 
 export function cellFromJson(json: CellJson): Cell {
   return {
-    c: Float64Array.from(json.c),
-    w: Float64Array.from(json.w),
+    c: [...json.c],
+    w: [...json.w],
     sites: Histogram.fromPairs(json.s),
     ttl: Histogram.fromPairs(json.t),
     steps: json.n.map((p) => Histogram.fromPairs(p)),

@@ -1,131 +1,206 @@
 /**
- * A sparse histogram of integer keys: sorted keys and their counts in two
- * typed arrays. Twelve bytes a distinct key (a Map costs several times that),
- * merges are one linear pass over both, and quantiles walk the keys in order
- * with no sorting. Counts are integers, so merging is exact and order-free.
+ * Histograms of integer keys (time bins, sites counts) with integer counts,
+ * so merging is exact and order-free.
+ *
+ * - {@link Histogram}: what the state keeps per cell. Sorted keys and counts
+ *   interleaved in one plain array: tens of thousands of cells each hold a
+ *   few of them, so per-object overhead matters more than anything (a typed
+ *   array's separate buffer costs more than the few entries most cells have).
+ * - {@link DenseHistogram}: what a query accumulates into: counts indexed by
+ *   key, so adding a cell costs one addition per entry, and quantiles walk
+ *   keys in order without sorting.
  */
-export class Histogram {
-  #keys: Int32Array;
-  #counts: Float64Array;
-  #size = 0;
 
-  constructor(capacity = 4) {
-    this.#keys = new Int32Array(capacity);
-    this.#counts = new Float64Array(capacity);
-  }
+/** What a query needs of any histogram. */
+export interface Quantiles {
+  total(): number;
+  quantile(q: number, value?: (key: number) => number): number | undefined;
+  /** Visits keys in increasing order with their counts; stops when visit returns false. */
+  forEach(visit: (key: number, count: number) => boolean): void;
+}
+
+/**
+ * Median and p90 in one ordered walk (same conventions as `quantile`).
+ *
+ * @example
+ * medianAndP90(h, binValue); // { median: 2150.3, p90: 7321.9 }
+ */
+export function medianAndP90(h: Quantiles, value: (key: number) => number = (k) => k): { median: number | null; p90: number | null } {
+  const n = h.total();
+  if (n === 0) return { median: null, p90: null };
+  const lowRank = n % 2 === 1 ? (n + 1) / 2 : n / 2;
+  const highRank = n % 2 === 1 ? lowRank : n / 2 + 1;
+  const p90Rank = Math.max(1, Math.ceil(0.9 * n));
+  let seen = 0;
+  let low: number | undefined;
+  let high: number | undefined;
+  let p90: number | undefined;
+  h.forEach((key, count) => {
+    seen += count;
+    if (low === undefined && seen >= lowRank) low = value(key);
+    if (high === undefined && seen >= highRank) high = value(key);
+    if (p90 === undefined && seen >= p90Rank) p90 = value(key);
+    return p90 === undefined || high === undefined;
+  });
+  return { median: (low! + high!) / 2, p90: p90! };
+}
+
+/**
+ * The q-quantile over keys visited in increasing order. The median (q = 0.5)
+ * of an even count is the mean of the two middle values; other quantiles are
+ * the nearest rank (⌈q·n⌉-th smallest). Undefined when empty.
+ */
+function quantileOf(n: number, each: (visit: (key: number, count: number) => boolean) => void, q: number, value: (key: number) => number): number | undefined {
+  if (n === 0) return undefined;
+  const nth = (rank: number): number => {
+    let seen = 0;
+    let found: number | undefined;
+    let last = 0;
+    each((key, count) => {
+      last = key;
+      seen += count;
+      if (seen >= rank) {
+        found = key;
+        return false;
+      }
+      return true;
+    });
+    return value(found ?? last);
+  };
+  if (q === 0.5) return n % 2 === 1 ? nth((n + 1) / 2) : (nth(n / 2) + nth(n / 2 + 1)) / 2;
+  return nth(Math.max(1, Math.ceil(q * n)));
+}
+
+const identity = (k: number) => k;
+
+/** Sparse: `[key0, count0, key1, count1, …]`, keys increasing. */
+export class Histogram implements Quantiles {
+  #d: number[] = [];
 
   /** Distinct keys held. */
   get size(): number {
-    return this.#size;
+    return this.#d.length >> 1;
   }
 
-  /** Total of the counts. */
   total(): number {
     let n = 0;
-    for (let i = 0; i < this.#size; i++) n += this.#counts[i]!;
+    for (let i = 1; i < this.#d.length; i += 2) n += this.#d[i]!;
     return n;
   }
 
+  /** Index (in pairs) of the first key ≥ key. */
   #find(key: number): number {
     let lo = 0;
-    let hi = this.#size;
+    let hi = this.#d.length >> 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.#keys[mid]! < key) lo = mid + 1;
+      if (this.#d[2 * mid]! < key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  #grow(min: number): void {
-    if (min <= this.#keys.length) return;
-    const capacity = Math.max(min, this.#keys.length * 2, 2);
-    const keys = new Int32Array(capacity);
-    const counts = new Float64Array(capacity);
-    keys.set(this.#keys.subarray(0, this.#size));
-    counts.set(this.#counts.subarray(0, this.#size));
-    this.#keys = keys;
-    this.#counts = counts;
-  }
-
   add(key: number, count = 1): void {
     const i = this.#find(key);
-    if (i < this.#size && this.#keys[i] === key) {
-      this.#counts[i]! += count;
-      return;
-    }
-    this.#grow(this.#size + 1);
-    this.#keys.copyWithin(i + 1, i, this.#size);
-    this.#counts.copyWithin(i + 1, i, this.#size);
-    this.#keys[i] = key;
-    this.#counts[i] = count;
-    this.#size += 1;
+    if (2 * i < this.#d.length && this.#d[2 * i] === key) this.#d[2 * i + 1]! += count;
+    else this.#d.splice(2 * i, 0, key, count);
   }
 
   get(key: number): number {
     const i = this.#find(key);
-    return i < this.#size && this.#keys[i] === key ? this.#counts[i]! : 0;
+    return 2 * i < this.#d.length && this.#d[2 * i] === key ? this.#d[2 * i + 1]! : 0;
   }
 
-  /** Adds every count of `other` into this one. */
+  /** Adds every count of `other` into this one (one pass over both). */
   merge(other: Histogram): this {
-    if (other.#size === 0) return this;
-    const n = this.#size;
-    const m = other.#size;
-    const keys = new Int32Array(n + m);
-    const counts = new Float64Array(n + m);
+    const a = this.#d;
+    const b = other.#d;
+    if (b.length === 0) return this;
+    const out: number[] = [];
     let i = 0;
     let j = 0;
-    let k = 0;
-    while (i < n || j < m) {
-      if (j >= m || (i < n && this.#keys[i]! < other.#keys[j]!)) {
-        keys[k] = this.#keys[i]!;
-        counts[k++] = this.#counts[i++]!;
-      } else if (i >= n || other.#keys[j]! < this.#keys[i]!) {
-        keys[k] = other.#keys[j]!;
-        counts[k++] = other.#counts[j++]!;
+    while (i < a.length || j < b.length) {
+      if (j >= b.length || (i < a.length && a[i]! < b[j]!)) {
+        out.push(a[i]!, a[i + 1]!);
+        i += 2;
+      } else if (i >= a.length || b[j]! < a[i]!) {
+        out.push(b[j]!, b[j + 1]!);
+        j += 2;
       } else {
-        keys[k] = this.#keys[i]!;
-        counts[k++] = this.#counts[i++]! + other.#counts[j++]!;
+        out.push(a[i]!, a[i + 1]! + b[j + 1]!);
+        i += 2;
+        j += 2;
       }
     }
-    this.#keys = keys;
-    this.#counts = counts;
-    this.#size = k;
+    this.#d = out;
     return this;
   }
 
-  /**
-   * The q-quantile of the values, `value(key)` mapping a key to the value it
-   * stands for. The median (q = 0.5) of an even count is the mean of the two
-   * middle values; other quantiles are the nearest rank (⌈q·n⌉-th smallest).
-   * Undefined when empty.
-   */
-  quantile(q: number, value: (key: number) => number = (k) => k): number | undefined {
-    const n = this.total();
-    if (n === 0) return undefined;
-    const nth = (rank: number): number => {
-      let seen = 0;
-      for (let i = 0; i < this.#size; i++) {
-        seen += this.#counts[i]!;
-        if (seen >= rank) return value(this.#keys[i]!);
-      }
-      return value(this.#keys[this.#size - 1]!);
-    };
-    if (q === 0.5) return n % 2 === 1 ? nth((n + 1) / 2) : (nth(n / 2) + nth(n / 2 + 1)) / 2;
-    return nth(Math.max(1, Math.ceil(q * n)));
+  forEach(visit: (key: number, count: number) => boolean): void {
+    for (let i = 0; i < this.#d.length; i += 2) if (!visit(this.#d[i]!, this.#d[i + 1]!)) return;
+  }
+
+  /** Adds every count into a dense accumulator. */
+  addTo(dense: DenseHistogram): void {
+    for (let i = 0; i < this.#d.length; i += 2) dense.add(this.#d[i]!, this.#d[i + 1]!);
+  }
+
+  quantile(q: number, value: (key: number) => number = identity): number | undefined {
+    const d = this.#d;
+    return quantileOf(
+      this.total(),
+      (visit) => {
+        for (let i = 0; i < d.length; i += 2) if (!visit(d[i]!, d[i + 1]!)) return;
+      },
+      q,
+      value,
+    );
   }
 
   /** [key, count] pairs in key order. */
   toPairs(): [number, number][] {
     const out: [number, number][] = [];
-    for (let i = 0; i < this.#size; i++) out.push([this.#keys[i]!, this.#counts[i]!]);
+    for (let i = 0; i < this.#d.length; i += 2) out.push([this.#d[i]!, this.#d[i + 1]!]);
     return out;
   }
 
   static fromPairs(pairs: [number, number][]): Histogram {
-    const h = new Histogram(Math.max(4, pairs.length));
+    const h = new Histogram();
     for (const [k, v] of pairs) h.add(k, v);
     return h;
+  }
+}
+
+/** Dense: counts indexed by key (keys are small non-negative integers). */
+export class DenseHistogram implements Quantiles {
+  #counts: number[] = [];
+  #total = 0;
+
+  add(key: number, count = 1): void {
+    const counts = this.#counts;
+    while (counts.length <= key) counts.push(0);
+    counts[key]! += count;
+    this.#total += count;
+  }
+
+  total(): number {
+    return this.#total;
+  }
+
+  forEach(visit: (key: number, count: number) => boolean): void {
+    const counts = this.#counts;
+    for (let k = 0; k < counts.length; k++) if (counts[k]! > 0 && !visit(k, counts[k]!)) return;
+  }
+
+  quantile(q: number, value: (key: number) => number = identity): number | undefined {
+    const counts = this.#counts;
+    return quantileOf(
+      this.#total,
+      (visit) => {
+        for (let k = 0; k < counts.length; k++) if (counts[k]! > 0 && !visit(k, counts[k]!)) return;
+      },
+      q,
+      value,
+    );
   }
 }

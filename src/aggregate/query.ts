@@ -3,9 +3,11 @@
  * segmentation, answered from bucket states alone (merging cells), never
  * from blobs. Pure.
  */
-import { binValue, emptyCell, estimate, histogramCount, IX, mergeInto, quantile, type Cell } from './cell.js';
+import { accumulate, binValue, emptyAccumulator, estimate, histogramCount, IX, type Accumulator, type CellView } from './cell.js';
+import { medianAndP90 } from './histogram.js';
 import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, type Outcome } from './facts.js';
 import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
+import type { Cell } from './cell.js';
 import type { Dimension } from './segments.js';
 
 export const BUCKET_SIZES = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY } as const;
@@ -49,13 +51,13 @@ export interface Kpis {
   errorScreenRate: number | null;
   outcomes: Record<Outcome, number>;
   timeToLoginMs: { median: number | null; p90: number | null; count: number };
+  /** Unsegmented series only (null per segment value). */
   newUserStepTimesMs: { step: number; name: string; median: number | null; p90: number | null }[];
 }
 
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
-const orNull = (v: number | undefined): number | null => (v === undefined ? null : v);
 
-function funnel(cell: Cell, offset: number, names: readonly string[], firstStep = 1): FunnelStep[] {
+function funnel(cell: CellView, offset: number, names: readonly string[], firstStep = 1): FunnelStep[] {
   return names.map((name, i) => {
     const count = cell.c[offset + i]!;
     const first = cell.c[offset]!;
@@ -74,7 +76,7 @@ function funnel(cell: Cell, offset: number, names: readonly string[], firstStep 
 }
 
 /** Every KPI of one (merged) cell. */
-export function cellKpis(cell: Cell): Kpis {
+export function cellKpis(cell: CellView): Kpis {
   const c = cell.c;
   const dialogs = c[IX.dialogs]!;
   const outcome = (o: Outcome) => c[IX.outcome + OUTCOMES.indexOf(o)]!;
@@ -87,11 +89,7 @@ export function cellKpis(cell: Cell): Kpis {
     assertions: loggedIn,
     newUsers: c[IX.newUser + 3]!,
     newUsersEstimate: estimate(cell.w[IX.newUser + 3]!),
-    sitesLoggedIn: {
-      median: orNull(quantile(cell.sites, 0.5)),
-      mean: ratio(c[IX.sitesSum]!, dialogs),
-      p90: orNull(quantile(cell.sites, 0.9)),
-    },
+    sitesLoggedIn: { ...medianAndP90(cell.sites), mean: ratio(c[IX.sitesSum]!, dialogs) },
     newUserFunnel: funnel(cell, IX.newUser, NEW_USER_STEPS),
     passwordResetFunnel: funnel(cell, IX.reset, RESET_STEPS),
     progress: funnel(cell, IX.progress, PROGRESS_STEPS, 0),
@@ -101,13 +99,8 @@ export function cellKpis(cell: Cell): Kpis {
     newUserBounce: ratio(outcome('bounce'), nonBounceDen),
     errorScreenRate: ratio(c[IX.progress + 3]!, dialogs),
     outcomes: Object.fromEntries(OUTCOMES.map((o) => [o, outcome(o)])) as Record<Outcome, number>,
-    timeToLoginMs: { median: orNull(quantile(cell.ttl, 0.5, binValue)), p90: orNull(quantile(cell.ttl, 0.9, binValue)), count: ttlCount },
-    newUserStepTimesMs: NEW_USER_STEPS.map((name, i) => ({
-      step: i + 1,
-      name,
-      median: orNull(quantile(cell.steps[i]!, 0.5, binValue)),
-      p90: orNull(quantile(cell.steps[i]!, 0.9, binValue)),
-    })),
+    timeToLoginMs: { ...medianAndP90(cell.ttl, binValue), count: ttlCount },
+    newUserStepTimesMs: NEW_USER_STEPS.map((name, i) => ({ step: i + 1, name, ...medianAndP90(cell.steps[i]!, binValue) })),
   };
 }
 
@@ -145,27 +138,27 @@ export interface KpiAnswer {
   series: KpiSeries[];
 }
 
-interface Accumulator {
-  total: Cell;
-  points: Map<number, { end: number; cell: Cell }>;
+interface SeriesAccumulator {
+  total: Accumulator;
+  points: Map<number, { end: number; cell: Accumulator }>;
 }
 
 /** The cells of the window merged per point and per segment value. */
-function accumulate(state: AggregateState, query: KpiQuery): Map<string, Accumulator> {
+function collect(state: AggregateState, query: KpiQuery): Map<string, SeriesAccumulator> {
   const size = BUCKET_SIZES[query.bucket];
-  const out = new Map<string, Accumulator>();
+  const out = new Map<string, SeriesAccumulator>();
   const add = (segment: string, start: number, end: number, cell: Cell) => {
     let acc = out.get(segment);
     if (!acc) {
-      acc = { total: emptyCell(), points: new Map() };
+      acc = { total: emptyAccumulator(), points: new Map() };
       out.set(segment, acc);
     }
-    mergeInto(acc.total, cell);
+    accumulate(acc.total, cell);
     const point = acc.points.get(start);
     if (point) {
-      mergeInto(point.cell, cell);
+      accumulate(point.cell, cell);
       point.end = Math.max(point.end, end);
-    } else acc.points.set(start, { end, cell: mergeInto(emptyCell(), cell) });
+    } else acc.points.set(start, { end, cell: accumulate(emptyAccumulator(), cell) });
   };
   for (const bucket of state.buckets.values()) {
     if (bucket.start < query.from || bucket.start >= query.to) continue;
@@ -174,7 +167,7 @@ function accumulate(state: AggregateState, query: KpiQuery): Map<string, Accumul
     if (!query.segment) add('all', start, end, bucket.all);
     else for (const [value, cell] of bucket.dims[query.segment]) add(value, start, end, cell);
   }
-  if (!query.segment && !out.has('all')) out.set('all', { total: emptyCell(), points: new Map() });
+  if (!query.segment && !out.has('all')) out.set('all', { total: emptyAccumulator(), points: new Map() });
   return out;
 }
 
@@ -186,7 +179,7 @@ function accumulate(state: AggregateState, query: KpiQuery): Map<string, Accumul
  * queryKpis(state, { from: Date.now() - 6 * HOUR, to: Date.now(), bucket: '10m' }).series[0].total.bounceRate;
  */
 export function queryKpis(state: AggregateState, query: KpiQuery): KpiAnswer {
-  const series = [...accumulate(state, query).entries()]
+  const series = [...collect(state, query).entries()]
     .map(([segment, acc]) => ({
       segment,
       total: cellKpis(acc.total),

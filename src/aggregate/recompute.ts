@@ -42,8 +42,8 @@ function funnelOf(list: BlobFacts[], reached: (f: BlobFacts) => boolean[], names
   });
 }
 
-/** Every KPI over a list of blob facts. */
-export function kpisOf(list: BlobFacts[]): Kpis {
+/** Every KPI over a list of blob facts; step times only when `withStepTimes` (unsegmented). */
+export function kpisOf(list: BlobFacts[], withStepTimes = true): Kpis {
   const count = (pred: (f: BlobFacts) => boolean) => list.filter(pred).length;
   const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, count((f) => f.outcome === o)])) as Kpis['outcomes'];
   const loggedIn = count((f) => f.progress[4]!);
@@ -84,7 +84,7 @@ export function kpisOf(list: BlobFacts[]): Kpis {
     outcomes,
     timeToLoginMs: { median: sortedQuantile(ttl, 0.5), p90: sortedQuantile(ttl, 0.9), count: ttl.length },
     newUserStepTimesMs: NEW_USER_STEPS.map((name, i) => {
-      const times = numeric(list.filter((f) => f.newUserStepTimes[i] !== undefined).map((f) => binValue(timeBin(f.newUserStepTimes[i]!))));
+      const times = withStepTimes ? numeric(list.filter((f) => f.newUserStepTimes[i] !== undefined).map((f) => binValue(timeBin(f.newUserStepTimes[i]!)))) : [];
       return { step: i + 1, name, median: sortedQuantile(times, 0.5), p90: sortedQuantile(times, 0.9) };
     }),
   };
@@ -126,8 +126,11 @@ export function recomputeKpis(
   const series = [...groups.entries()]
     .map(([segment, points]) => ({
       segment,
-      total: kpisOf([...points.values()].flatMap((p) => p.facts)),
-      points: [...points.entries()].sort((a, b) => a[0] - b[0]).map(([start, p]) => ({ start, end: p.end, kpis: kpisOf(p.facts) })),
+      total: kpisOf(
+        [...points.values()].flatMap((p) => p.facts),
+        !query.segment,
+      ),
+      points: [...points.entries()].sort((a, b) => a[0] - b[0]).map(([start, p]) => ({ start, end: p.end, kpis: kpisOf(p.facts, !query.segment) })),
     }))
     .sort((a, b) => b.total.dialogs - a.total.dialogs || (a.segment < b.segment ? -1 : 1));
   return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: size, segment: query.segment ?? null, watermark, series };

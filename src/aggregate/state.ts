@@ -152,7 +152,7 @@ export class AggregateState {
         cell = emptyCell();
         bucket.dims[d].set(value, cell);
       }
-      applyFacts(cell, facts);
+      applyFacts(cell, facts, false);
     }
     return 'counted';
   }
