@@ -25,6 +25,8 @@ const healthSchema = {
         phase: { type: 'string' },
         lagChanges: { type: ['integer', 'null'] },
         lagSeconds: { type: 'number' },
+        counted: { type: 'integer' },
+        duplicates: { type: 'integer' },
         watermark: { type: 'number' },
         lastCheckpointAt: { type: ['number', 'null'] },
         lastError: { type: ['string', 'null'] },
