@@ -10,28 +10,17 @@
  * writer behaves as one process would.
  */
 import { catchError, concatMap, EMPTY, from, map, share, Subject, type Subscription } from 'rxjs';
-import type { Log } from '../log.js';
-import type { Store } from '../store/store.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { checkpointTrigger } from './checkpoint-trigger.js';
 import { couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { FactsInput } from './facts.js';
-import type { SegmentConfig } from './segments.js';
-import { AggregateState, type RetentionConfig } from './state.js';
+import type { AggregateSettings } from './settings.js';
+import { AggregateState } from './state.js';
 
-export interface AggregatorOptions {
-  store: Store;
-  /** Database of the blobs (followed). */
-  blobsDb: string;
-  /** Database of the checkpoint. */
-  stateDb: string;
-  segments: SegmentConfig;
-  retention: RetentionConfig;
-  batchSize: number;
+export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;
   checkpointEveryChanges: number;
   checkpointEveryMs: number;
-  log: Log;
   /** Replaces the CouchDB feed (tests). */
   reader?: ChangesReader;
 }

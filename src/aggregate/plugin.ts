@@ -18,7 +18,8 @@ import { readAuth } from '../http/read-auth.js';
 import { Aggregator, type AggregateChange, type AggregatorStatus } from './aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import { BUCKET_SIZES, FUNNELS, queryFunnel, queryKpis, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type KpiQuery } from './query.js';
-import { DIMENSIONS, loadSegmentConfig, type Dimension } from './segments.js';
+import { DIMENSIONS, type Dimension } from './segments.js';
+import { aggregateSettings } from './settings.js';
 import { DAY, HOUR, TEN_MINUTES } from './state.js';
 
 /** What other features may use of the aggregate. */
@@ -83,16 +84,10 @@ export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
 
 async function aggregates(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const aggregator = new Aggregator({
-    store: app.store,
-    blobsDb: app.store.blobsDb,
-    stateDb: config.aggregatesDb ?? `${config.dbName}_aggregates`,
-    segments: loadSegmentConfig(config.segmentsFile),
-    retention: { tenMinuteHours: config.tenMinuteHours, hourlyDays: config.hourlyDays },
-    batchSize: config.feedBatchSize,
+    ...aggregateSettings(config, app.store, app.log),
     longpollMs: config.feedLongpollMs,
     checkpointEveryChanges: config.checkpointEveryChanges,
     checkpointEveryMs: config.checkpointEveryMs,
-    log: app.log,
   });
   await aggregator.start();
   // Stop following and save a last checkpoint before the store closes.

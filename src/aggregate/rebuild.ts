@@ -5,22 +5,14 @@
  * rebuilt aggregates cannot drift apart. Use it after changing segment
  * settings, or to check the live aggregate.
  */
-import type { Log } from '../log.js';
 import type { Store } from '../store/store.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { couchChangesReader } from './feed.js';
 import type { FactsInput } from './facts.js';
-import type { SegmentConfig } from './segments.js';
-import { AggregateState, type RetentionConfig } from './state.js';
+import type { AggregateSettings } from './settings.js';
+import { AggregateState } from './state.js';
 
-export interface RebuildOptions {
-  store: Store;
-  blobsDb: string;
-  stateDb: string;
-  segments: SegmentConfig;
-  retention: RetentionConfig;
-  batchSize: number;
-  log: Log;
+export interface RebuildOptions extends AggregateSettings {
   /** Told after each batch: changes read so far. */
   onProgress?: (read: number) => void;
   /** Leave the checkpoint alone (compare only). */

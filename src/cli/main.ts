@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { blobCount, rebuild } from '../aggregate/rebuild.js';
-import { loadSegmentConfig } from '../aggregate/segments.js';
+import { aggregateSettings } from '../aggregate/settings.js';
 import { ConfigError, configFields, loadConfig } from '../config/config.js';
 import { createLogger } from '../logger.js';
 import { runUntilSignalled } from '../server.js';
@@ -101,13 +101,7 @@ async function rebuildCommand(args: string[]): Promise<number> {
     const total = await blobCount(store, store.blobsDb);
     const progress = new Progress({ label: 'rebuild', total, unit: 'changes' });
     const result = await rebuild({
-      store,
-      blobsDb: store.blobsDb,
-      stateDb: config.aggregatesDb ?? `${config.dbName}_aggregates`,
-      segments: loadSegmentConfig(config.segmentsFile),
-      retention: { tenMinuteHours: config.tenMinuteHours, hourlyDays: config.hourlyDays },
-      batchSize: config.feedBatchSize,
-      log,
+      ...aggregateSettings(config, store, log),
       onProgress: (n) => progress.update(n),
       dryRun: values['dry-run'],
     });
