@@ -10,11 +10,13 @@ import { LogController, type FastifyInstance, type FastifyServerOptions } from '
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
 import aggregatePlugin from './aggregate/plugin.js';
+import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
 import ingestPlugin from './ingest/plugin.js';
 import readPlugin from './read/plugin.js';
 import storePlugin from './store/plugin.js';
+import streamPlugin from './stream/plugin.js';
 
 /** Server options that follow from the configuration (shared by server and tests). */
 export function serverOptions(config: Config): FastifyServerOptions {
@@ -54,6 +56,8 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });
+  await fastify.register(deploysPlugin, { config });
+  await fastify.register(streamPlugin, { config });
 }
 
 /** Not encapsulated: the error handler and `app.store` belong to the instance that registers kpi-live. */

@@ -24,7 +24,10 @@ import { DAY, HOUR, TEN_MINUTES } from './state.js';
 
 /** What other features may use of the aggregate. */
 export interface Aggregates {
-  kpis(query: KpiQuery): KpiAnswer;
+  /** KPIs over a window; with `changedAfter`, only the points changed after that version. */
+  kpis(query: KpiQuery, changedAfter?: number): KpiAnswer;
+  /** Current state version and the epoch it belongs to. */
+  version(): { epoch: string; version: number };
   funnel(name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer;
   status(): AggregatorStatus;
   /** Buckets changed by each applied batch. */
@@ -94,7 +97,8 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
   app.store.beforeClose(() => aggregator.stop());
 
   app.decorate('aggregates', {
-    kpis: (query: KpiQuery) => queryKpis(aggregator.state, query),
+    kpis: (query: KpiQuery, changedAfter?: number) => queryKpis(aggregator.state, query, changedAfter),
+    version: () => ({ epoch: aggregator.state.epoch, version: aggregator.state.version }),
     funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(aggregator.state, name, query),
     status: () => aggregator.status,
     changes$: aggregator.changes$,

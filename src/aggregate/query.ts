@@ -144,8 +144,17 @@ interface SeriesAccumulator {
 }
 
 /** The cells of the window merged per point and per segment value. */
-function collect(state: AggregateState, query: KpiQuery): Map<string, SeriesAccumulator> {
+function collect(state: AggregateState, query: KpiQuery, changedAfter?: number): Map<string, SeriesAccumulator> {
   const size = BUCKET_SIZES[query.bucket];
+  // With changedAfter, only points holding a bucket changed after that version are kept (totals stay whole).
+  const pointOf = (bucket: { start: number; size: number }) => (bucket.size >= size ? bucket.start : Math.floor(bucket.start / size) * size);
+  let changedPoints: Set<number> | undefined;
+  if (changedAfter !== undefined) {
+    changedPoints = new Set();
+    for (const bucket of state.buckets.values()) {
+      if (bucket.version > changedAfter && bucket.start >= query.from && bucket.start < query.to) changedPoints.add(pointOf(bucket));
+    }
+  }
   const out = new Map<string, SeriesAccumulator>();
   const add = (segment: string, start: number, end: number, cell: Cell) => {
     let acc = out.get(segment);
@@ -154,6 +163,7 @@ function collect(state: AggregateState, query: KpiQuery): Map<string, SeriesAccu
       out.set(segment, acc);
     }
     accumulate(acc.total, cell);
+    if (changedPoints && !changedPoints.has(start)) return;
     const point = acc.points.get(start);
     if (point) {
       accumulate(point.cell, cell);
@@ -162,7 +172,7 @@ function collect(state: AggregateState, query: KpiQuery): Map<string, SeriesAccu
   };
   for (const bucket of state.buckets.values()) {
     if (bucket.start < query.from || bucket.start >= query.to) continue;
-    const start = bucket.size >= size ? bucket.start : Math.floor(bucket.start / size) * size;
+    const start = pointOf(bucket);
     const end = bucket.size >= size ? bucket.start + bucket.size : start + size;
     if (!query.segment) add('all', start, end, bucket.all);
     else for (const [value, cell] of bucket.dims[query.segment]) add(value, start, end, cell);
@@ -173,13 +183,15 @@ function collect(state: AggregateState, query: KpiQuery): Map<string, SeriesAccu
 
 /**
  * Time series of every KPI over `[from, to)`, one series per segment value
- * (biggest first) or one `all` series.
+ * (biggest first) or one `all` series. With `changedAfter` (a state
+ * version), only the points holding a bucket changed after it are listed:
+ * a live delta; totals always cover the whole window.
  *
  * @example
  * queryKpis(state, { from: Date.now() - 6 * HOUR, to: Date.now(), bucket: '10m' }).series[0].total.bounceRate;
  */
-export function queryKpis(state: AggregateState, query: KpiQuery): KpiAnswer {
-  const series = [...collect(state, query).entries()]
+export function queryKpis(state: AggregateState, query: KpiQuery, changedAfter?: number): KpiAnswer {
+  const series = [...collect(state, query, changedAfter).entries()]
     .map(([segment, acc]) => ({
       segment,
       total: cellKpis(acc.total),

@@ -12,6 +12,7 @@
  * - Late blobs (a client retrying days later) update their own old bucket,
  *   at whatever resolution that bucket has by then.
  */
+import { randomBytes } from 'node:crypto';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, type CellJson } from './cell.js';
 import { blobFacts, type FactsInput } from './facts.js';
@@ -106,6 +107,8 @@ export class AggregateState {
   watermark = 0;
   /** Grows with every change to a bucket; each bucket keeps the version of its last change. */
   version = 0;
+  /** Names this state instance: versions of one epoch mean nothing in another (a restart, a reload). */
+  readonly epoch = randomBytes(6).toString('hex');
 
   constructor(
     readonly segments: SegmentConfig,

@@ -109,6 +109,28 @@ export const configFields = {
   hourlyDays: { env: 'KPI_HOURLY_BUCKET_DAYS', type: 'number', default: 35, minimum: 1, doc: 'Keep hourly buckets for this many days; daily beyond.' },
   segmentsFile: { env: 'KPI_SEGMENTS_FILE', type: 'string', doc: 'JSON file of segment lists and aliases. Unset: the built-in ones.' },
 
+  streamCoalesceMs: {
+    env: 'KPI_STREAM_COALESCE_MS',
+    type: 'integer',
+    default: 250,
+    minimum: 10,
+    doc: 'Live stream: at most one update per client this often.',
+  },
+  streamMaxBufferBytes: {
+    env: 'KPI_STREAM_MAX_BUFFER_BYTES',
+    type: 'integer',
+    default: 1048576,
+    minimum: 1024,
+    doc: 'Live stream: unsent bytes per client before its updates are dropped for a snapshot later.',
+  },
+  streamHeartbeatMs: {
+    env: 'KPI_STREAM_HEARTBEAT_MS',
+    type: 'integer',
+    default: 15000,
+    minimum: 100,
+    doc: 'Live stream: ping interval; a client missing one is dropped.',
+  },
+
   readTokens: {
     env: 'KPI_READ_TOKENS',
     type: 'string-list',

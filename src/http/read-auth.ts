@@ -26,6 +26,18 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
+/** A check of presented tokens against the configured ones (constant time, by digest). */
+export function tokenCheck(tokens: readonly string[]): (token: string | undefined) => boolean {
+  const digests = tokens.map(digest);
+  return (token) => {
+    if (token === undefined) return false;
+    const presented = digest(token);
+    let ok = false;
+    for (const known of digests) ok = timingSafeEqual(presented, known) || ok;
+    return ok;
+  };
+}
+
 /**
  * An `onRequest` hook that lets a request through only when it may read.
  *
@@ -33,9 +45,9 @@ export function bearerToken(request: FastifyRequest): string | undefined {
  * app.addHook('onRequest', readAuth(config.readTokens));
  */
 export function readAuth(tokens: readonly string[]): onRequestHookHandler {
-  const digests = tokens.map(digest);
+  const valid = tokenCheck(tokens);
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    if (digests.length === 0) {
+    if (tokens.length === 0) {
       if (isLoopback(request.socket.remoteAddress)) return;
       throw new HttpError(403, 'reading needs a bearer token, and none is configured (KPI_READ_TOKENS): only loopback clients may read');
     }
@@ -44,10 +56,7 @@ export function readAuth(tokens: readonly string[]): onRequestHookHandler {
       reply.header('www-authenticate', 'Bearer realm="kpi-live"');
       throw new HttpError(401, 'reading needs "Authorization: Bearer <token>"');
     }
-    const presented = digest(token);
-    let ok = false;
-    for (const known of digests) ok = timingSafeEqual(presented, known) || ok;
-    if (!ok) {
+    if (!valid(token)) {
       reply.header('www-authenticate', 'Bearer realm="kpi-live", error="invalid_token"');
       throw new HttpError(401, 'the bearer token is not valid');
     }

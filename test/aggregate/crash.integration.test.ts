@@ -22,6 +22,7 @@ const dbName = uniqueDbName('crash');
 afterAll(async () => {
   await dropDb(dbName);
   await dropDb(`${dbName}_aggregates`);
+  await dropDb(`${dbName}_deploys`);
 });
 
 describe('kpi-live serve killed with SIGKILL under load', () => {

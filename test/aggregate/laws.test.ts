@@ -113,6 +113,37 @@ describe('AggregateState', () => {
   });
 });
 
+describe('live deltas', () => {
+  it('list exactly the points changed after a version, with whole-window totals (property)', () => {
+    fc.assert(
+      fc.property(
+        blobList(2, 60),
+        fc.nat(),
+        fc.constantFrom<BucketName>('10m', '1h'),
+        fc.constantFrom(undefined, 'os' as const),
+        (blobs, split, bucket, segment) => {
+          const at = blobs.length ? split % (blobs.length + 1) : 0;
+          const state = new AggregateState(config);
+          for (const b of blobs.slice(0, at)) state.apply(b);
+          state.downsample();
+          const version = state.version;
+          for (const b of blobs.slice(at)) state.apply(b);
+          state.downsample();
+          const query = { from: BASE_TIME, to: BASE_TIME + 2 * DAY, bucket, segment };
+          const full = queryKpis(state, query);
+          const delta = queryKpis(state, query, version);
+          const changed = new Set(state.changedSince(version).map((b) => (bucket === '1h' ? Math.floor(b.start / HOUR) * HOUR : b.start)));
+          for (const series of delta.series) {
+            const whole = full.series.find((s) => s.segment === series.segment)!;
+            expect(series.total).toEqual(whole.total);
+            expect(series.points).toEqual(whole.points.filter((p) => changed.has(p.start)));
+          }
+        },
+      ),
+    );
+  });
+});
+
 describe('queryKpis equals a recompute from raw blobs', () => {
   it('for any window, bucket size and segmentation (property)', () => {
     fc.assert(

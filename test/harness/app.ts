@@ -44,6 +44,7 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
       await fastify.close();
       await dropDb(config.dbName);
       await dropDb(`${config.dbName}_aggregates`);
+      await dropDb(`${config.dbName}_deploys`);
     },
   };
 }

@@ -10,7 +10,7 @@ import { startServiceProcess } from '../harness/process.js';
 
 const dbs: string[] = [];
 afterAll(async () => {
-  for (const db of dbs) await dropDb(db);
+  for (const db of dbs) for (const suffix of ['', '_aggregates', '_deploys']) await dropDb(`${db}${suffix}`);
 });
 
 async function storedMarkers(db: string): Promise<Set<string>> {

@@ -1,0 +1,264 @@
+/**
+ * The live hub: every open dashboard socket, what each shows, and what each
+ * has been sent.
+ *
+ * - Coalescing and fan-out: aggregate changes are throttled to one flush per
+ *   `coalesceMs`; a flush computes each distinct (subscription, last version)
+ *   delta once and sends it to every socket that needs it.
+ * - Deltas are computed from the state itself ("buckets changed after the
+ *   version this socket has"), so nothing is queued per socket: skipping a
+ *   flush loses nothing, and resuming after a reconnect is one more delta.
+ * - A slow socket (more than `maxBufferedBytes` unsent) gets nothing more
+ *   until it drains, then a fresh snapshot: server memory per socket stays
+ *   bounded whatever the client does.
+ * - Heartbeats: a socket that does not answer a ping by the next one is
+ *   dropped.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { auditTime, type Subscription as RxSubscription } from 'rxjs';
+import type { WebSocket } from 'ws';
+import type { KpiQuery } from '../aggregate/query.js';
+import { BUCKET_SIZES } from '../aggregate/query.js';
+import type { Aggregates } from '../aggregate/plugin.js';
+import { DIMENSIONS } from '../aggregate/segments.js';
+import { DAY, HOUR, TEN_MINUTES } from '../aggregate/state.js';
+import type { Deploys } from '../deploys/plugin.js';
+import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from './protocol.js';
+
+export interface HubOptions {
+  coalesceMs: number;
+  maxBufferedBytes: number;
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+  /** Checks a token from a `hello`; undefined when the socket was authorised at upgrade. */
+  authorize: (token: string | undefined) => boolean;
+}
+
+interface Client {
+  socket: WebSocket;
+  subscription: Subscription | undefined;
+  epoch: string;
+  version: number;
+  /** It overflowed: send a snapshot once it drains. */
+  needsSnapshot: boolean;
+  alive: boolean;
+}
+
+const MAX_RANGE_MS = 400 * DAY;
+
+/** The query window of a subscription, now. */
+export function windowOf(sub: Subscription, now = Date.now()): KpiQuery {
+  const to = Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
+  const bucket = sub.bucket ?? (sub.rangeMs <= 12 * HOUR ? '10m' : sub.rangeMs <= 7 * DAY ? '1h' : '1d');
+  return { from: to - sub.rangeMs, to, bucket, segment: sub.segment };
+}
+
+/** Checks a client's subscription; returns a message naming what is wrong, or undefined. */
+export function invalidSubscription(sub: unknown): string | undefined {
+  if (typeof sub !== 'object' || sub === null) return 'subscribe must be an object';
+  const { rangeMs, bucket, segment } = sub as Record<string, unknown>;
+  if (typeof rangeMs !== 'number' || !Number.isInteger(rangeMs) || rangeMs < TEN_MINUTES || rangeMs > MAX_RANGE_MS) {
+    return `subscribe.rangeMs must be an integer between ${TEN_MINUTES} and ${MAX_RANGE_MS}`;
+  }
+  if (bucket !== undefined && !(typeof bucket === 'string' && Object.hasOwn(BUCKET_SIZES, bucket))) return 'subscribe.bucket must be 10m, 1h or 1d';
+  if (bucket !== undefined && rangeMs / BUCKET_SIZES[bucket as keyof typeof BUCKET_SIZES] > 5000) return 'subscribe.bucket is too small for this range';
+  if (segment !== undefined && !(DIMENSIONS as readonly unknown[]).includes(segment)) return `subscribe.segment must be one of ${DIMENSIONS.join(', ')}`;
+  return undefined;
+}
+
+const subKey = (sub: Subscription) => `${sub.rangeMs}|${sub.bucket ?? ''}|${sub.segment ?? ''}`;
+
+export class LiveHub {
+  readonly #clients = new Set<Client>();
+  /** Every open socket, greeted or not (closed on stop). */
+  readonly #sockets = new Set<WebSocket>();
+  readonly #subscriptions: RxSubscription[] = [];
+  #heartbeat: NodeJS.Timeout | undefined;
+  #drainCheck: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly aggregates: Aggregates,
+    readonly deploys: Deploys,
+    readonly options: HubOptions,
+    readonly log: FastifyBaseLogger,
+  ) {}
+
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  start(): void {
+    this.#subscriptions.push(this.aggregates.changes$.pipe(auditTime(this.options.coalesceMs)).subscribe(() => this.flush()));
+    this.#subscriptions.push(this.deploys.added$.subscribe((deploy) => this.#broadcast({ type: 'deploy', deploy })));
+    this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
+    // sockets that overflowed get their snapshot once drained, even without new changes
+    this.#drainCheck = setInterval(() => this.#sendDrainedSnapshots(), Math.max(this.options.coalesceMs, 100));
+  }
+
+  stop(): void {
+    for (const s of this.#subscriptions) s.unsubscribe();
+    clearInterval(this.#heartbeat);
+    clearInterval(this.#drainCheck);
+    for (const socket of this.#sockets) socket.close(CLOSE.goingAway, 'kpi-live is shutting down');
+    this.#sockets.clear();
+    this.#clients.clear();
+  }
+
+  /**
+   * Takes a new socket. Its message handler is attached at once, before
+   * anything asynchronous, so the `hello` cannot be missed.
+   */
+  attach(socket: WebSocket, authorizedAtUpgrade: boolean): void {
+    const client: Client = { socket, subscription: undefined, epoch: '', version: 0, needsSnapshot: false, alive: true };
+    this.#sockets.add(socket);
+    let greeted = false;
+    const helloTimer = setTimeout(() => {
+      if (!greeted) socket.close(CLOSE.helloTimeout, 'no hello received');
+    }, this.options.helloTimeoutMs);
+
+    socket.on('message', (data, isBinary) => {
+      let message: ClientMessage;
+      try {
+        if (isBinary) throw new Error('binary');
+        message = JSON.parse(data.toString()) as ClientMessage;
+      } catch {
+        socket.close(CLOSE.badMessage, 'messages are JSON text');
+        return;
+      }
+      if (!greeted) {
+        if (message.type !== 'hello') {
+          socket.close(CLOSE.badMessage, 'the first message must be hello');
+          return;
+        }
+        if (!authorizedAtUpgrade && !this.options.authorize(message.token)) {
+          socket.close(CLOSE.unauthorized, message.token ? 'the token is not valid' : 'a token is needed');
+          return;
+        }
+        greeted = true;
+        clearTimeout(helloTimer);
+        this.#clients.add(client);
+      } else if (message.type !== 'subscribe') {
+        socket.close(CLOSE.badMessage, 'expected subscribe');
+        return;
+      }
+      const problem = invalidSubscription(message.subscribe);
+      if (problem) {
+        this.#send(client, { type: 'error', message: problem });
+        socket.close(CLOSE.badMessage, problem.slice(0, 120));
+        return;
+      }
+      client.subscription = message.subscribe;
+      const resume = message.type === 'hello' ? message.resume : undefined;
+      const current = this.aggregates.version();
+      if (resume && resume.epoch === current.epoch && resume.version <= current.version) {
+        client.epoch = resume.epoch;
+        client.version = resume.version;
+        this.#sendDelta(client);
+      } else this.#sendSnapshot(client);
+    });
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.on('close', () => {
+      clearTimeout(helloTimer);
+      this.#clients.delete(client);
+      this.#sockets.delete(socket);
+    });
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'live socket error'));
+  }
+
+  /** Sends every client what changed since its version (one computation per distinct need). */
+  flush(): void {
+    const current = this.aggregates.version();
+    const groups = new Map<string, Client[]>();
+    for (const client of this.#clients) {
+      if (!client.subscription) continue;
+      if (client.epoch !== current.epoch) {
+        // the aggregate restarted or reloaded: versions no longer compare
+        if (!client.needsSnapshot && this.#hasRoom(client)) this.#sendSnapshot(client);
+        continue;
+      }
+      if (client.version >= current.version) continue;
+      if (client.needsSnapshot || !this.#hasRoom(client)) {
+        client.needsSnapshot = true;
+        continue;
+      }
+      const key = `${subKey(client.subscription)}@${client.version}`;
+      const group = groups.get(key);
+      if (group) group.push(client);
+      else groups.set(key, [client]);
+    }
+    for (const group of groups.values()) {
+      const first = group[0]!;
+      const message: ServerMessage = {
+        type: 'delta',
+        epoch: current.epoch,
+        version: current.version,
+        kpis: this.aggregates.kpis(windowOf(first.subscription!), first.version),
+      };
+      const text = JSON.stringify(message);
+      for (const client of group) {
+        client.version = current.version;
+        client.socket.send(text);
+      }
+    }
+  }
+
+  #hasRoom(client: Client): boolean {
+    return client.socket.bufferedAmount <= this.options.maxBufferedBytes;
+  }
+
+  #sendSnapshot(client: Client): void {
+    const current = this.aggregates.version();
+    const window = windowOf(client.subscription!);
+    client.epoch = current.epoch;
+    client.version = current.version;
+    client.needsSnapshot = false;
+    this.#send(client, {
+      type: 'snapshot',
+      epoch: current.epoch,
+      version: current.version,
+      kpis: this.aggregates.kpis(window),
+      deploys: this.deploys.list(window.from, window.to),
+    });
+  }
+
+  #sendDelta(client: Client): void {
+    const current = this.aggregates.version();
+    const kpis = this.aggregates.kpis(windowOf(client.subscription!), client.version);
+    client.version = current.version;
+    this.#send(client, { type: 'delta', epoch: current.epoch, version: current.version, kpis });
+  }
+
+  #sendDrainedSnapshots(): void {
+    for (const client of this.#clients) if (client.needsSnapshot && client.subscription && this.#hasRoom(client)) this.#sendSnapshot(client);
+  }
+
+  #send(client: Client, message: ServerMessage): void {
+    client.socket.send(JSON.stringify(message));
+  }
+
+  #broadcast(message: ServerMessage): void {
+    const text = JSON.stringify(message);
+    for (const client of this.#clients) {
+      if (!client.subscription) continue;
+      // a full socket gets it with its next snapshot (snapshots list the window's markers)
+      if (this.#hasRoom(client)) client.socket.send(text);
+      else client.needsSnapshot = true;
+    }
+  }
+
+  #beat(): void {
+    for (const client of this.#clients) {
+      if (!client.alive) {
+        this.log.debug('live socket missed a heartbeat: dropped');
+        client.socket.terminate();
+        this.#clients.delete(client);
+        this.#sockets.delete(client.socket);
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }
+}

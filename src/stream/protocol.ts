@@ -1,0 +1,39 @@
+/**
+ * The live stream's wire protocol (`GET /api/live`, JSON text frames). The
+ * dashboard shares these types; nothing else of the service.
+ *
+ * 1. The client sends `hello` first: what it shows, its token (unless the
+ *    upgrade request carried `Authorization: Bearer …`, or reads are open to
+ *    loopback), and, when reconnecting, the epoch and version it last saw.
+ * 2. The server answers `snapshot` (everything in the window), or, when the
+ *    client resumes within the same epoch, a `delta` of what it missed.
+ * 3. Then `delta`s: only the points holding buckets that changed (late blobs
+ *    included), at most one per coalescing interval, with a growing version;
+ *    `totals` always cover the whole window. The window slides with time.
+ * 4. `deploy` when a deploy marker is added.
+ * A client may send `subscribe` at any time to change what it shows (a new
+ * snapshot follows). Close codes: 4400 bad message, 4401 bad or missing
+ * token, 4408 no hello in time; 1001 when the service shuts down.
+ */
+import type { BucketName, KpiAnswer } from '../aggregate/query.js';
+import type { Dimension } from '../aggregate/segments.js';
+import type { Deploy } from '../deploys/plugin.js';
+
+export interface Subscription {
+  /** Window length, ms back from now (e.g. 6 h). */
+  rangeMs: number;
+  /** Bucket size; chosen from the range when absent. */
+  bucket?: BucketName;
+  segment?: Dimension;
+}
+
+export type ClientMessage =
+  { type: 'hello'; token?: string; subscribe: Subscription; resume?: { epoch: string; version: number } } | { type: 'subscribe'; subscribe: Subscription };
+
+export type ServerMessage =
+  | { type: 'snapshot'; epoch: string; version: number; kpis: KpiAnswer; deploys: Deploy[] }
+  | { type: 'delta'; epoch: string; version: number; kpis: KpiAnswer }
+  | { type: 'deploy'; deploy: Deploy }
+  | { type: 'error'; message: string };
+
+export const CLOSE = { badMessage: 4400, unauthorized: 4401, helloTimeout: 4408, goingAway: 1001 } as const;

@@ -1,0 +1,253 @@
+/**
+ * The hub's rules with a fake socket whose unsent bytes the test controls:
+ * snapshot, resume, coalescing and sharing, slow-client overflow, markers,
+ * heartbeats, hello timeout.
+ */
+import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
+import { Subject } from 'rxjs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Aggregates } from '../../src/aggregate/plugin.js';
+import type { KpiAnswer, KpiQuery } from '../../src/aggregate/query.js';
+import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
+import { invalidSubscription, LiveHub, windowOf } from '../../src/stream/live-hub.js';
+import type { ServerMessage } from '../../src/stream/protocol.js';
+
+class FakeSocket extends EventEmitter {
+  sent: ServerMessage[] = [];
+  closed: { code: number; reason: string } | undefined;
+  terminated = false;
+  pings = 0;
+  bufferedAmount = 0;
+  send(text: string) {
+    this.sent.push(JSON.parse(text) as ServerMessage);
+  }
+  close(code: number, reason: string) {
+    this.closed = { code, reason };
+    this.emit('close');
+  }
+  terminate() {
+    this.terminated = true;
+  }
+  ping() {
+    this.pings += 1;
+  }
+  hello(extra: Record<string, unknown> = {}) {
+    this.emit('message', Buffer.from(JSON.stringify({ type: 'hello', subscribe: { rangeMs: 6 * 3_600_000 }, ...extra })), false);
+  }
+}
+
+function fakeAggregates() {
+  const changes = new Subject<{ version: number; keys: string[] }>();
+  const state = { epoch: 'e1', version: 10 };
+  const calls: { query: KpiQuery; changedAfter: number | undefined }[] = [];
+  const aggregates: Aggregates = {
+    kpis: (query, changedAfter) => {
+      calls.push({ query, changedAfter });
+      return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: 0, segment: null, watermark: 0, series: [] } satisfies KpiAnswer;
+    },
+    version: () => ({ ...state }),
+    funnel: () => {
+      throw new Error('unused');
+    },
+    status: () => {
+      throw new Error('unused');
+    },
+    changes$: changes.asObservable(),
+  };
+  const change = (version: number) => {
+    state.version = version;
+    changes.next({ version, keys: [] });
+  };
+  return { aggregates, state, calls, change };
+}
+
+function fakeDeploys() {
+  const added = new Subject<Deploy>();
+  const deploys: Deploys = { list: () => [{ id: 'd1', version: 'v1', at: 1 }], added$: added.asObservable() };
+  return { deploys, added };
+}
+
+const options = { coalesceMs: 100, maxBufferedBytes: 1000, heartbeatMs: 10_000, helloTimeoutMs: 5000, authorize: (t: string | undefined) => t === 'good' };
+
+function setup() {
+  const a = fakeAggregates();
+  const d = fakeDeploys();
+  const hub = new LiveHub(a.aggregates, d.deploys, options, pino({ level: 'silent' }));
+  hub.start();
+  return { hub, ...a, ...d };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('LiveHub', () => {
+  it('answers hello with a snapshot of the window, with the markers in it', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    socket.hello();
+    expect(socket.sent).toEqual([expect.objectContaining({ type: 'snapshot', epoch: 'e1', version: 10, deploys: [{ id: 'd1', version: 'v1', at: 1 }] })]);
+    const ungreeted = new FakeSocket();
+    hub.attach(ungreeted as never, true);
+    hub.stop();
+    expect(socket.closed?.code).toBe(1001);
+    expect(ungreeted.closed?.code).toBe(1001);
+  });
+
+  it('coalesces changes into one delta per interval, computed once for sockets that need the same', () => {
+    vi.useFakeTimers();
+    const { hub, change, calls } = setup();
+    const [a, b] = [new FakeSocket(), new FakeSocket()];
+    for (const s of [a, b]) {
+      hub.attach(s as never, true);
+      s.hello();
+    }
+    calls.length = 0;
+    change(11);
+    change(12);
+    change(13);
+    vi.advanceTimersByTime(100);
+    for (const s of [a, b]) expect(s.sent.slice(1)).toEqual([expect.objectContaining({ type: 'delta', version: 13 })]);
+    expect(calls).toEqual([expect.objectContaining({ changedAfter: 10 })]);
+    change(14);
+    vi.advanceTimersByTime(100);
+    expect(a.sent.at(-1)).toMatchObject({ type: 'delta', version: 14 });
+    expect(calls.at(-1)?.changedAfter).toBe(13);
+    hub.stop();
+  });
+
+  it('resumes with a delta since the given version in the same epoch, a snapshot otherwise', () => {
+    vi.useFakeTimers();
+    const { hub, calls } = setup();
+    const same = new FakeSocket();
+    hub.attach(same as never, true);
+    same.hello({ resume: { epoch: 'e1', version: 7 } });
+    expect(same.sent).toEqual([expect.objectContaining({ type: 'delta', version: 10 })]);
+    expect(calls.at(-1)?.changedAfter).toBe(7);
+    const other = new FakeSocket();
+    hub.attach(other as never, true);
+    other.hello({ resume: { epoch: 'old', version: 7 } });
+    expect(other.sent[0]?.type).toBe('snapshot');
+    hub.stop();
+  });
+
+  it('gives a slow socket nothing more while it is full, then one snapshot when it drains', () => {
+    vi.useFakeTimers();
+    const { hub, change, added } = setup();
+    const slow = new FakeSocket();
+    hub.attach(slow as never, true);
+    slow.hello();
+    slow.bufferedAmount = 5000; // over the 1000-byte bound
+    for (let v = 11; v <= 30; v++) {
+      change(v);
+      vi.advanceTimersByTime(100);
+    }
+    added.next({ id: 'd2', version: 'v2', at: 2 });
+    expect(slow.sent).toHaveLength(1);
+    slow.bufferedAmount = 0;
+    vi.advanceTimersByTime(100);
+    expect(slow.sent.slice(1)).toEqual([expect.objectContaining({ type: 'snapshot', version: 30 })]);
+    hub.stop();
+  });
+
+  it('pushes deploy markers to every subscribed socket', () => {
+    vi.useFakeTimers();
+    const { hub, added } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    socket.hello();
+    added.next({ id: 'd2', version: 'v2', at: 2, note: 'bad deploy' });
+    expect(socket.sent.at(-1)).toEqual({ type: 'deploy', deploy: { id: 'd2', version: 'v2', at: 2, note: 'bad deploy' } });
+    hub.stop();
+  });
+
+  it('sends a snapshot when the aggregate restarted (new epoch)', () => {
+    vi.useFakeTimers();
+    const { hub, state, change } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    socket.hello();
+    state.epoch = 'e2';
+    change(1);
+    vi.advanceTimersByTime(100);
+    expect(socket.sent.at(-1)).toMatchObject({ type: 'snapshot', epoch: 'e2', version: 1 });
+    hub.stop();
+  });
+
+  it('checks tokens in hello when the upgrade carried none', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const missing = new FakeSocket();
+    hub.attach(missing as never, false);
+    missing.hello();
+    expect(missing.closed).toEqual({ code: 4401, reason: 'a token is needed' });
+    const wrong = new FakeSocket();
+    hub.attach(wrong as never, false);
+    wrong.hello({ token: 'bad' });
+    expect(wrong.closed).toEqual({ code: 4401, reason: 'the token is not valid' });
+    const good = new FakeSocket();
+    hub.attach(good as never, false);
+    good.hello({ token: 'good' });
+    expect(good.sent[0]?.type).toBe('snapshot');
+    expect(hub.size).toBe(1);
+    hub.stop();
+  });
+
+  it('closes sockets that send garbage, say no hello in time, or miss a heartbeat', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const garbage = new FakeSocket();
+    hub.attach(garbage as never, true);
+    garbage.emit('message', Buffer.from('{nope'), false);
+    expect(garbage.closed?.code).toBe(4400);
+    const badSub = new FakeSocket();
+    hub.attach(badSub as never, true);
+    badSub.hello({ subscribe: { rangeMs: 5 } });
+    expect(badSub.closed?.code).toBe(4400);
+    expect(badSub.sent).toEqual([{ type: 'error', message: expect.stringMatching(/^subscribe.rangeMs/) }]);
+    const silent = new FakeSocket();
+    hub.attach(silent as never, true);
+    vi.advanceTimersByTime(5000);
+    expect(silent.closed).toEqual({ code: 4408, reason: 'no hello received' });
+    const dead = new FakeSocket();
+    const alive = new FakeSocket();
+    for (const s of [dead, alive]) {
+      hub.attach(s as never, true);
+      s.hello();
+    }
+    vi.advanceTimersByTime(10_000);
+    alive.emit('pong');
+    vi.advanceTimersByTime(10_000);
+    expect(dead.terminated).toBe(true);
+    expect(alive.terminated).toBe(false);
+    expect(alive.pings).toBe(2);
+    hub.stop();
+  });
+});
+
+describe('subscriptions', () => {
+  it('choose a bucket from the range and end at the next 10 minutes', () => {
+    const now = Date.UTC(2026, 10, 23, 12, 34);
+    expect(windowOf({ rangeMs: 6 * 3_600_000 }, now)).toEqual({
+      from: Date.UTC(2026, 10, 23, 6, 40),
+      to: Date.UTC(2026, 10, 23, 12, 40),
+      bucket: '10m',
+      segment: undefined,
+    });
+    expect(windowOf({ rangeMs: 7 * 86_400_000 }, now).bucket).toBe('1h');
+    expect(windowOf({ rangeMs: 30 * 86_400_000, segment: 'os' }, now)).toMatchObject({ bucket: '1d', segment: 'os' });
+  });
+
+  it.each([
+    [null, 'subscribe must be an object'],
+    [{ rangeMs: 'x' }, /^subscribe.rangeMs/],
+    [{ rangeMs: 3_600_000, bucket: '5m' }, 'subscribe.bucket must be 10m, 1h or 1d'],
+    [{ rangeMs: 300 * 86_400_000, bucket: '10m' }, 'subscribe.bucket is too small for this range'],
+    [{ rangeMs: 3_600_000, segment: 'planet' }, /^subscribe.segment/],
+  ])('refuses %j', (sub, message) => {
+    expect(invalidSubscription(sub)).toMatch(message);
+  });
+});
