@@ -10,6 +10,7 @@ import { LogController, type FastifyInstance, type FastifyServerOptions } from '
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
 import aggregatePlugin from './aggregate/plugin.js';
+import dashboardPlugin from './dashboard/plugin.js';
 import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
@@ -58,6 +59,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(readPlugin, { config });
   await fastify.register(deploysPlugin, { config });
   await fastify.register(streamPlugin, { config });
+  await fastify.register(dashboardPlugin);
 }
 
 /** Not encapsulated: the error handler and `app.store` belong to the instance that registers kpi-live. */

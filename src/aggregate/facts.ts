@@ -17,7 +17,9 @@ export interface FactsInput extends SegmentInput {
   sample_rate?: number;
 }
 
-export type Outcome = 'bounce' | 'fallback' | 'idp' | 'assertion' | 'fail';
+import type { Outcome } from './kpi-types.js';
+
+export type { Outcome };
 export const OUTCOMES: readonly Outcome[] = ['bounce', 'fallback', 'idp', 'assertion', 'fail'];
 
 export const NEW_USER_STEPS = ['Enter email', 'Choose password', 'Email verified', 'Logged in'] as const;

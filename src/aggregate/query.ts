@@ -5,55 +5,14 @@
  */
 import { accumulate, binValue, emptyAccumulator, estimate, histogramCount, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
-import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, type Outcome } from './facts.js';
+import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS } from './facts.js';
 import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
 import type { Cell } from './cell.js';
-import type { Dimension } from './segments.js';
+import type { BucketName, Dimension, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, Outcome } from './kpi-types.js';
 
-export const BUCKET_SIZES = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY } as const;
-export type BucketName = keyof typeof BUCKET_SIZES;
+export type { BucketName, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis };
 
-export interface FunnelStep {
-  step: number;
-  name: string;
-  count: number;
-  /** count scaled by 1/sample_rate */
-  estimate: number;
-  /** count / count of step 1 */
-  conversionFromStart: number | null;
-  /** count / count of the previous step */
-  conversionFromPrevious: number | null;
-  /** 1 − conversionFromPrevious */
-  dropOff: number | null;
-}
-
-export interface Kpis {
-  /** Blobs with events (the original "assertions" report counted these). */
-  dialogs: number;
-  dialogsEstimate: number;
-  /** Blobs with `assertion_generated`. */
-  assertions: number;
-  newUsers: number;
-  newUsersEstimate: number;
-  sitesLoggedIn: { median: number | null; mean: number | null; p90: number | null };
-  newUserFunnel: FunnelStep[];
-  passwordResetFunnel: FunnelStep[];
-  progress: FunnelStep[];
-  /** step 3 / step 1 of the password-reset funnel */
-  passwordResetSuccess: number | null;
-  /** logged-in blobs with number_emails ≥ 2 / logged-in blobs */
-  additionalEmailShare: number | null;
-  /** 1 − engaged / shown */
-  bounceRate: number | null;
-  /** bounce / (bounce + idp + fallback + fail) */
-  newUserBounce: number | null;
-  /** blobs with an error screen / dialogs */
-  errorScreenRate: number | null;
-  outcomes: Record<Outcome, number>;
-  timeToLoginMs: { median: number | null; p90: number | null; count: number };
-  /** Unsegmented series only (null per segment value). */
-  newUserStepTimesMs: { step: number; name: string; median: number | null; p90: number | null }[];
-}
+export const BUCKET_SIZES: Record<BucketName, number> = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY };
 
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
 
@@ -111,31 +70,6 @@ export interface KpiQuery {
   to: number;
   bucket: BucketName;
   segment?: Dimension | undefined;
-}
-
-export interface KpiPoint {
-  start: number;
-  /** Exclusive; wider than the asked bucket where only coarser data is kept. */
-  end: number;
-  kpis: Kpis;
-}
-
-export interface KpiSeries {
-  /** `all`, or a value of the segmentation. */
-  segment: string;
-  total: Kpis;
-  points: KpiPoint[];
-}
-
-export interface KpiAnswer {
-  from: number;
-  to: number;
-  bucket: BucketName;
-  bucketMs: number;
-  segment: Dimension | null;
-  /** Latest blob time counted. */
-  watermark: number;
-  series: KpiSeries[];
 }
 
 interface SeriesAccumulator {
@@ -209,16 +143,10 @@ export function queryKpis(state: AggregateState, query: KpiQuery, changedAfter?:
   };
 }
 
-export const FUNNELS = { 'new-user': 'newUserFunnel', 'password-reset': 'passwordResetFunnel', progress: 'progress' } as const;
-export type FunnelName = keyof typeof FUNNELS;
-
-export interface FunnelAnswer {
-  funnel: FunnelName;
-  from: number;
-  to: number;
-  segment: Dimension | null;
-  series: { segment: string; steps: FunnelStep[] }[];
-}
+export const FUNNELS = { 'new-user': 'newUserFunnel', 'password-reset': 'passwordResetFunnel', progress: 'progress' } as const satisfies Record<
+  FunnelName,
+  keyof Kpis
+>;
 
 /** One funnel over a window, per segment value when asked. */
 export function queryFunnel(state: AggregateState, name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer {

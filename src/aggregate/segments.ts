@@ -7,8 +7,9 @@
 import { readFileSync } from 'node:fs';
 import defaults from './segments.default.json' with { type: 'json' };
 
-export const DIMENSIONS = ['os', 'browser', 'screen', 'emails', 'locale', 'api', 'emailType'] as const;
-export type Dimension = (typeof DIMENSIONS)[number];
+import { DIMENSIONS, type Dimension } from './kpi-types.js';
+
+export { DIMENSIONS, type Dimension };
 
 export const OTHER = 'Other';
 export const UNKNOWN = 'Unknown';

@@ -19,13 +19,9 @@ import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { readAuth } from '../http/read-auth.js';
 import { StoreRequestError } from '../store/store.js';
 
-export interface Deploy {
-  id: string;
-  version: string;
-  /** When it went out, ms. */
-  at: number;
-  note?: string;
-}
+import type { Deploy } from './types.js';
+
+export type { Deploy };
 
 export interface Deploys {
   /** Markers with `from <= at < to`, oldest first. */

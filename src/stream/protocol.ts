@@ -15,9 +15,8 @@
  * snapshot follows). Close codes: 4400 bad message, 4401 bad or missing
  * token, 4408 no hello in time; 1001 when the service shuts down.
  */
-import type { BucketName, KpiAnswer } from '../aggregate/query.js';
-import type { Dimension } from '../aggregate/segments.js';
-import type { Deploy } from '../deploys/plugin.js';
+import type { BucketName, Dimension, KpiAnswer } from '../aggregate/kpi-types.js';
+import type { Deploy } from '../deploys/types.js';
 
 export interface Subscription {
   /** Window length, ms back from now (e.g. 6 h). */

@@ -1,0 +1,87 @@
+/**
+ * The shapes of the KPI answers: what `/api/kpis`, `/api/funnels` and the
+ * live stream send. Types only, with no dependency, so that the dashboard
+ * can share them (and nothing else of the service).
+ */
+
+export const DIMENSIONS = ['os', 'browser', 'screen', 'emails', 'locale', 'api', 'emailType'] as const;
+export type Dimension = (typeof DIMENSIONS)[number];
+
+export type BucketName = '10m' | '1h' | '1d';
+export type Outcome = 'bounce' | 'fallback' | 'idp' | 'assertion' | 'fail';
+export type FunnelName = 'new-user' | 'password-reset' | 'progress';
+
+export interface FunnelStep {
+  step: number;
+  name: string;
+  count: number;
+  /** count scaled by 1/sample_rate */
+  estimate: number;
+  /** count / count of step 1 */
+  conversionFromStart: number | null;
+  /** count / count of the previous step */
+  conversionFromPrevious: number | null;
+  /** 1 − conversionFromPrevious */
+  dropOff: number | null;
+}
+
+export interface Kpis {
+  /** Blobs with events (the original "assertions" report counted these). */
+  dialogs: number;
+  dialogsEstimate: number;
+  /** Blobs with `assertion_generated`. */
+  assertions: number;
+  newUsers: number;
+  newUsersEstimate: number;
+  sitesLoggedIn: { median: number | null; mean: number | null; p90: number | null };
+  newUserFunnel: FunnelStep[];
+  passwordResetFunnel: FunnelStep[];
+  progress: FunnelStep[];
+  /** step 3 / step 1 of the password-reset funnel */
+  passwordResetSuccess: number | null;
+  /** logged-in blobs with number_emails ≥ 2 / logged-in blobs */
+  additionalEmailShare: number | null;
+  /** 1 − engaged / shown */
+  bounceRate: number | null;
+  /** bounce / (bounce + idp + fallback + fail) */
+  newUserBounce: number | null;
+  /** blobs with an error screen / dialogs */
+  errorScreenRate: number | null;
+  outcomes: Record<Outcome, number>;
+  timeToLoginMs: { median: number | null; p90: number | null; count: number };
+  /** Unsegmented series only (null per segment value). */
+  newUserStepTimesMs: { step: number; name: string; median: number | null; p90: number | null }[];
+}
+
+export interface KpiPoint {
+  start: number;
+  /** Exclusive; wider than the asked bucket where only coarser data is kept. */
+  end: number;
+  kpis: Kpis;
+}
+
+export interface KpiSeries {
+  /** `all`, or a value of the segmentation. */
+  segment: string;
+  total: Kpis;
+  points: KpiPoint[];
+}
+
+export interface KpiAnswer {
+  from: number;
+  to: number;
+  bucket: BucketName;
+  bucketMs: number;
+  segment: Dimension | null;
+  /** Latest blob time counted. */
+  watermark: number;
+  series: KpiSeries[];
+}
+
+export interface FunnelAnswer {
+  funnel: FunnelName;
+  from: number;
+  to: number;
+  segment: Dimension | null;
+  series: { segment: string; steps: FunnelStep[] }[];
+}

@@ -1,0 +1,54 @@
+/**
+ * Serves the dashboard (web/, built by Vite into web/dist) at `/`, with a
+ * Content-Security-Policy that allows only what the page needs: its own
+ * scripts and styles, and connections back to this service (HTTP and the
+ * WebSocket). No inline script.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import { projectRoot } from '../project-root.js';
+
+export const DASHBOARD_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+async function dashboard(app: FastifyInstance): Promise<void> {
+  const root = join(projectRoot(), 'web', 'dist');
+  const headers = (reply: { header: (name: string, value: string) => unknown }) => {
+    reply.header('content-security-policy', DASHBOARD_CSP);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+  };
+  if (!existsSync(join(root, 'index.html'))) {
+    app.log.warn({ root }, 'the dashboard is not built (npm run build): / explains how');
+    app.get('/', async (_request, reply) => {
+      headers(reply);
+      return reply.code(503).type('text/plain; charset=utf-8').send('The kpi-live dashboard is not built: run `npm run build` (npm start does it).\n');
+    });
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root,
+    prefix: '/',
+    index: 'index.html',
+    wildcard: false,
+    setHeaders: (res) => {
+      res.setHeader('content-security-policy', DASHBOARD_CSP);
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('referrer-policy', 'no-referrer');
+    },
+  });
+}
+
+export default fp(dashboard, { name: 'kpi-dashboard', fastify: '5.x' });

@@ -1,0 +1,8 @@
+/** A deploy marker as the API and the live stream send it (shared with the dashboard). */
+export interface Deploy {
+  id: string;
+  version: string;
+  /** When it went out, ms. */
+  at: number;
+  note?: string;
+}

@@ -1,0 +1,173 @@
+import { LitElement, css, html, unsafeCSS, type PropertyValues } from 'lit';
+import uPlot from 'uplot';
+import uplotCss from 'uplot/dist/uPlot.min.css?inline';
+import type { Deploy, KpiAnswer, TileKpi } from './model.js';
+
+const PALETTE = ['--s0', '--s1', '--s2', '--s3', '--s4', '--s5', '--s6', '--s7'];
+/** Segment values drawn at most (the biggest); the rest are left to the tiles. */
+const TOP_SERIES = 8;
+
+/**
+ * A KPI over the window as a uPlot time series, one line per segment value,
+ * deploy markers as labelled vertical lines. Drag to zoom, double-click to
+ * reset; the legend follows the cursor. Updates go through `setData` at most
+ * once per animation frame; the chart is rebuilt only when its series change.
+ */
+export class KpiChart extends LitElement {
+  static override properties = { answer: { attribute: false }, kpi: { attribute: false }, deploys: { attribute: false } };
+
+  declare answer: KpiAnswer | undefined;
+  declare kpi: TileKpi | undefined;
+  declare deploys: Deploy[];
+  #plot: uPlot | undefined;
+  #seriesKey = '';
+  #frame = 0;
+  #resize: ResizeObserver | undefined;
+
+  constructor() {
+    super();
+    this.answer = undefined;
+    this.kpi = undefined;
+    this.deploys = [];
+  }
+
+  // uPlot's stylesheet goes into this shadow root: page styles do not reach it
+  static override styles = [
+    unsafeCSS(uplotCss),
+    css`
+      :host {
+        display: block;
+      }
+      .deploy-labels {
+        list-style: none;
+        margin: 4px 0 0;
+        padding: 0;
+        color: var(--muted);
+        font-size: 0.8rem;
+        display: flex;
+        gap: 12px;
+        flex-wrap: wrap;
+      }
+    `,
+  ];
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.#resize = new ResizeObserver(() => this.#plot?.setSize(this.#size()));
+    this.#resize.observe(this);
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.#resize?.disconnect();
+    cancelAnimationFrame(this.#frame);
+    this.#plot?.destroy();
+    this.#plot = undefined;
+    this.#seriesKey = '';
+  }
+
+  #size() {
+    return { width: Math.max(300, this.clientWidth), height: 280 };
+  }
+
+  #data(): { names: string[]; data: uPlot.AlignedData } {
+    const answer = this.answer;
+    const kpi = this.kpi;
+    if (!answer || !kpi) return { names: [], data: [[]] };
+    const series = answer.series.slice(0, TOP_SERIES);
+    const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.start)))].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = series.map((s) => {
+      const column: (number | null)[] = new Array(xs.length).fill(null);
+      for (const p of s.points) column[index.get(p.start)!] = kpi.value(p.kpis);
+      return column;
+    });
+    return { names: series.map((s) => s.segment), data: [xs.map((x) => x / 1000), ...ys] as uPlot.AlignedData };
+  }
+
+  protected override updated(changed: PropertyValues<this>): void {
+    if (!changed.has('answer') && !changed.has('kpi') && !changed.has('deploys')) return;
+    cancelAnimationFrame(this.#frame);
+    this.#frame = requestAnimationFrame(() => this.#draw());
+  }
+
+  #draw(): void {
+    const { names, data } = this.#data();
+    const key = `${this.kpi?.id}|${names.join('|')}`;
+    if (this.#plot && key === this.#seriesKey) {
+      this.#plot.setData(data);
+      this.#plot.redraw();
+      return;
+    }
+    this.#plot?.destroy();
+    this.#seriesKey = key;
+    const style = getComputedStyle(this);
+    const percent = this.kpi?.format === 'percent';
+    const deploys = () => this.deploys;
+    const options: uPlot.Options = {
+      ...this.#size(),
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: style.getPropertyValue('--muted'), grid: { stroke: style.getPropertyValue('--line') } },
+        {
+          stroke: style.getPropertyValue('--muted'),
+          grid: { stroke: style.getPropertyValue('--line') },
+          values: (_u, ticks) => ticks.map((t) => (percent ? `${(t * 100).toFixed(0)}%` : String(t))),
+        },
+      ],
+      series: [
+        {},
+        ...names.map((name, i) => ({
+          label: name,
+          stroke: style.getPropertyValue(PALETTE[i % PALETTE.length]!).trim() || '#0072b2',
+          width: 2,
+          spanGaps: false,
+          value: (_u: uPlot, v: number | null) => (v === null ? '–' : percent ? `${(v * 100).toFixed(1)}%` : v.toFixed(1)),
+        })),
+      ],
+      hooks: {
+        draw: [
+          (u) => {
+            const ctx = u.ctx;
+            const [min, max] = [u.scales.x!.min!, u.scales.x!.max!];
+            ctx.save();
+            ctx.strokeStyle = style.getPropertyValue('--bad').trim() || '#cf222e';
+            ctx.fillStyle = ctx.strokeStyle;
+            ctx.setLineDash([5, 4]);
+            ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+            for (const d of deploys()) {
+              const t = d.at / 1000;
+              if (t < min || t > max) continue;
+              const x = Math.round(u.valToPos(t, 'x', true));
+              ctx.beginPath();
+              ctx.moveTo(x, u.bbox.top);
+              ctx.lineTo(x, u.bbox.top + u.bbox.height);
+              ctx.stroke();
+              ctx.fillText(d.version, x + 4, u.bbox.top + 14 * devicePixelRatio);
+            }
+            ctx.restore();
+          },
+        ],
+      },
+    };
+    this.#plot = new uPlot(options, data, this.renderRoot.querySelector('.plot') as HTMLElement);
+  }
+
+  override render() {
+    // the labels of the markers drawn, for assistive technology (and tests)
+    const visible = this.answer ? this.deploys.filter((d) => d.at >= this.answer!.from && d.at < this.answer!.to) : [];
+    return html`<div class="plot"></div>
+      <ul class="deploy-labels" aria-label="deploy markers">
+        ${visible.map((d) => html`<li data-deploy=${d.id}>${d.version} at ${new Date(d.at).toLocaleTimeString()}</li>`)}
+      </ul>`;
+  }
+}
+
+customElements.define('kpi-chart', KpiChart);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'kpi-chart': KpiChart;
+  }
+}

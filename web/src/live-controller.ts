@@ -1,0 +1,95 @@
+/**
+ * Owns the dashboard's WebSocket for as long as its host element is on the
+ * page: connects, says hello, merges snapshots and deltas, and reconnects
+ * with growing delays, resuming from the last version it saw.
+ */
+import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import { mergeDelta, mergeDeploys, type Deploy, type KpiAnswer, type ServerMessage, type Subscription } from './model.js';
+
+export type Connection = 'connecting' | 'live' | 'reconnecting';
+
+export class LiveController implements ReactiveController {
+  answer: KpiAnswer | undefined;
+  deploys: Deploy[] = [];
+  connection: Connection = 'connecting';
+  /** When the last snapshot or delta arrived, ms. */
+  lastUpdate = 0;
+  /** Reconnect attempts since the last success. */
+  attempt = 0;
+  /** When the next reconnect is due, ms. */
+  retryAt = 0;
+  #socket: WebSocket | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #epoch: string | undefined;
+  #version = 0;
+  #stopped = false;
+
+  constructor(
+    private readonly host: ReactiveControllerHost,
+    private readonly subscription: () => Subscription,
+    private readonly url: () => string = () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/live`,
+  ) {
+    host.addController(this);
+  }
+
+  hostConnected(): void {
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  hostDisconnected(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#socket?.close(1000, 'page closed');
+  }
+
+  /** Shows something else: a new snapshot follows. */
+  resubscribe(): void {
+    if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify({ type: 'subscribe', subscribe: this.subscription() }));
+  }
+
+  #connect(): void {
+    const socket = new WebSocket(this.url());
+    this.#socket = socket;
+    socket.addEventListener('open', () => {
+      const token = localStorage.getItem('kpi-live-token') ?? undefined;
+      const resume = this.#epoch ? { epoch: this.#epoch, version: this.#version } : undefined;
+      socket.send(JSON.stringify({ type: 'hello', subscribe: this.subscription(), ...(token ? { token } : {}), ...(resume ? { resume } : {}) }));
+    });
+    socket.addEventListener('message', (event) => this.#receive(JSON.parse(String(event.data)) as ServerMessage));
+    socket.addEventListener('close', () => {
+      if (this.#socket !== socket || this.#stopped) return;
+      this.connection = 'reconnecting';
+      const delay = Math.min(10_000, 500 * 2 ** this.attempt);
+      this.attempt += 1;
+      this.retryAt = Date.now() + delay;
+      this.#timer = setTimeout(() => this.#connect(), delay);
+      this.host.requestUpdate();
+    });
+  }
+
+  #receive(message: ServerMessage): void {
+    switch (message.type) {
+      case 'snapshot':
+        this.answer = message.kpis;
+        this.deploys = message.deploys;
+        break;
+      case 'delta':
+        this.answer = this.answer ? mergeDelta(this.answer, message.kpis) : message.kpis;
+        break;
+      case 'deploy':
+        this.deploys = mergeDeploys(this.deploys, [message.deploy]);
+        this.host.requestUpdate();
+        return;
+      case 'error':
+        console.warn('kpi-live:', message.message);
+        return;
+    }
+    this.#epoch = message.epoch;
+    this.#version = message.version;
+    this.connection = 'live';
+    this.attempt = 0;
+    this.lastUpdate = Date.now();
+    this.host.requestUpdate();
+  }
+}

@@ -1,0 +1,2 @@
+// The dashboard's entry.
+import './kpi-dashboard.js';
