@@ -61,7 +61,13 @@ export const configFields = {
     minimum: 0,
     doc: 'Latest accepted blob timestamp, in minutes after now (client clock skew).',
   },
-  rateLimitMax: { env: 'KPI_RATE_LIMIT_MAX', type: 'integer', default: 6000, minimum: 1, doc: 'Ingest requests per client address per window (more: 429). Dialogs behind one NAT share an address.' },
+  rateLimitMax: {
+    env: 'KPI_RATE_LIMIT_MAX',
+    type: 'integer',
+    default: 6000,
+    minimum: 1,
+    doc: 'Ingest requests per client address per window (more: 429). Dialogs behind one NAT share an address.',
+  },
   rateLimitWindowMs: { env: 'KPI_RATE_LIMIT_WINDOW_MS', type: 'integer', default: 60000, minimum: 1000, doc: 'Rate-limit window.' },
 
   commitBatchMaxDocs: {
