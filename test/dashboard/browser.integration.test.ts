@@ -13,7 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KpiAnswer } from '../../src/aggregate/kpi-types.js';
 import { projectRoot } from '../../src/project-root.js';
-import { nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
@@ -59,13 +59,7 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
       event_stream: events.map(([name], i) => [name, (i + 1) * 500]),
       number_emails: 2,
     }));
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/wsapi/interaction_data',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify({ data: blobs }),
-    });
-    expect(res.statusCode).toBe(200);
+    await ingest(t, blobs);
   };
   const api = async () =>
     (await t.app.inject(`/api/kpis?from=${nowTimestamp() - SIX_HOURS + 600_000}&to=${nowTimestamp() + 600_000}&bucket=10m`)).json() as KpiAnswer;

@@ -76,6 +76,17 @@ export async function storedBlobs(store: Store): Promise<Record<string, unknown>
   return answer.rows.filter((row) => !row.id.startsWith('_design/')).map((row) => row.doc);
 }
 
+/** Posts blobs the way the dialog does and expects them stored. */
+export async function ingest(t: TestApp, blobs: unknown[], headers: Record<string, string> = {}): Promise<void> {
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/wsapi/interaction_data',
+    headers: { 'content-type': 'application/json', ...headers },
+    payload: JSON.stringify({ data: blobs }),
+  });
+  if (res.statusCode !== 200) throw new Error(`ingest answered ${res.statusCode}: ${res.body}`);
+}
+
 /** A blob timestamp of "now", as clients send it (rounded to 10 minutes). */
 export function nowTimestamp(): number {
   return Math.floor(Date.now() / 600_000) * 600_000;

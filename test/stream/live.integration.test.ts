@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { KpiAnswer } from '../../src/aggregate/query.js';
 import type { ServerMessage } from '../../src/stream/protocol.js';
-import { nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 
 interface Peer {
@@ -32,16 +32,11 @@ const SIX_HOURS = 6 * 3_600_000;
 const hello = (peer: Peer, extra: Record<string, unknown> = {}) =>
   peer.socket.send(JSON.stringify({ type: 'hello', subscribe: { rangeMs: SIX_HOURS }, ...extra }));
 
-async function post(t: TestApp, n: number, name = 'screen.rp_info'): Promise<void> {
-  const blobs = Array.from({ length: n }, () => ({ timestamp: nowTimestamp(), event_stream: [[name, 5]] }));
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/wsapi/interaction_data',
-    headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ data: blobs }),
-  });
-  expect(res.statusCode).toBe(200);
-}
+const post = (t: TestApp, n: number, name = 'screen.rp_info') =>
+  ingest(
+    t,
+    Array.from({ length: n }, () => ({ timestamp: nowTimestamp(), event_stream: [[name, 5]] })),
+  );
 
 const totalDialogs = (kpis: KpiAnswer) => kpis.series[0]?.total.dialogs ?? 0;
 
