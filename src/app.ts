@@ -59,7 +59,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(readPlugin, { config });
   await fastify.register(deploysPlugin, { config });
   await fastify.register(streamPlugin, { config });
-  await fastify.register(dashboardPlugin);
+  await fastify.register(dashboardPlugin, { config });
 }
 
 /** Not encapsulated: the error handler and `app.store` belong to the instance that registers kpi-live. */

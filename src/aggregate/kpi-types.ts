@@ -11,6 +11,13 @@ export type BucketName = '10m' | '1h' | '1d';
 export type Outcome = 'bounce' | 'fallback' | 'idp' | 'assertion' | 'fail';
 export type FunnelName = 'new-user' | 'password-reset' | 'progress';
 
+/** The KPIs the dashboard shows as tiles, by id (thresholds name them too). */
+export const TILE_KPI_IDS = ['newUsers', 'newUserDropOff', 'sitesMedian', 'resetSuccess', 'additionalEmail', 'bounceRate', 'errorRate'] as const;
+export type TileKpiId = (typeof TILE_KPI_IDS)[number];
+
+/** Alert thresholds: a tile turns red below `min` or above `max`. */
+export type Thresholds = Partial<Record<TileKpiId, { min?: number; max?: number }>>;
+
 export interface FunnelStep {
   step: number;
   name: string;

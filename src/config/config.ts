@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import { TILE_KPI_IDS, type Thresholds } from '../aggregate/kpi-types.js';
 
 type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list';
 
@@ -135,6 +136,13 @@ export const configFields = {
     default: 15000,
     minimum: 100,
     doc: 'Live stream: ping interval; a client missing one is dropped.',
+  },
+
+  thresholds: {
+    env: 'KPI_THRESHOLDS',
+    type: 'string',
+    default: '{}',
+    doc: 'Alert thresholds as JSON, e.g. `{"bounceRate":{"max":0.7},"newUsers":{"min":10}}` (ids: newUsers, newUserDropOff, sitesMedian, resetSuccess, additionalEmail, bounceRate, errorRate).',
   },
 
   readTokens: {
@@ -281,6 +289,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(describe(key, origin, error));
   }
   const config = merged as Config;
+  parseThresholds(config.thresholds);
   if (config.tenMinuteHours >= config.hourlyDays * 24) {
     throw new ConfigError('invalid configuration: KPI_10M_BUCKET_HOURS must be shorter than KPI_HOURLY_BUCKET_DAYS');
   }
@@ -296,6 +305,27 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
   }
   return Object.freeze(config);
+}
+
+/** The alert thresholds of the configuration, checked; throws a ConfigError naming what is wrong. */
+export function parseThresholds(text: string): Thresholds {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError('invalid configuration: KPI_THRESHOLDS is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new ConfigError('invalid configuration: KPI_THRESHOLDS must be a JSON object');
+  for (const [id, bounds] of Object.entries(parsed)) {
+    if (!(TILE_KPI_IDS as readonly string[]).includes(id))
+      throw new ConfigError(`invalid configuration: KPI_THRESHOLDS names "${id}"; one of ${TILE_KPI_IDS.join(', ')}`);
+    const { min, max, ...rest } = (bounds ?? {}) as Record<string, unknown>;
+    if (Object.keys(rest).length > 0 || (min !== undefined && typeof min !== 'number') || (max !== undefined && typeof max !== 'number')) {
+      throw new ConfigError(`invalid configuration: KPI_THRESHOLDS.${id} takes numbers "min" and/or "max"`);
+    }
+  }
+  return parsed as Thresholds;
 }
 
 /** The configuration with secrets masked, fit for a log line. */

@@ -1,5 +1,6 @@
 /**
- * Serves the dashboard (web/, built by Vite into web/dist) at `/`, with a
+ * Serves the dashboard (web/, built by Vite into web/dist) at `/`, and
+ * `GET /api/settings` (its alert thresholds), with a
  * Content-Security-Policy that allows only what the page needs: its own
  * scripts and styles, and connections back to this service (HTTP and the
  * WebSocket). No inline script.
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
+import { parseThresholds, type Config } from '../config/config.js';
+import { readAuth } from '../http/read-auth.js';
 import { projectRoot } from '../project-root.js';
 
 export const DASHBOARD_CSP = [
@@ -23,7 +26,20 @@ export const DASHBOARD_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-async function dashboard(app: FastifyInstance): Promise<void> {
+async function dashboard(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  // What the dashboard needs to know of the configuration (nothing secret).
+  const thresholds = parseThresholds(config.thresholds);
+  await app.register(async (api) => {
+    api.addHook('onRequest', readAuth(config.readTokens));
+    api.get(
+      '/api/settings',
+      { schema: { response: { 200: { type: 'object', properties: { thresholds: { type: 'object', additionalProperties: true } } } } } },
+      async () => ({
+        thresholds,
+      }),
+    );
+  });
+
   const root = join(projectRoot(), 'web', 'dist');
   const headers = (reply: { header: (name: string, value: string) => unknown }) => {
     reply.header('content-security-policy', DASHBOARD_CSP);

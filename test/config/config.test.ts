@@ -59,6 +59,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: {}, file: join(tmpdir(), 'no-such-kpi-live-config.json') })).toThrow(/cannot read config file/);
   });
 
+  it('reads alert thresholds and names what is wrong in them', () => {
+    expect(loadConfig({ env: { KPI_THRESHOLDS: '{"bounceRate":{"max":0.7},"newUsers":{"min":5}}' } }).thresholds).toBe(
+      '{"bounceRate":{"max":0.7},"newUsers":{"min":5}}',
+    );
+    expect(() => loadConfig({ env: { KPI_THRESHOLDS: '{oops' } })).toThrow('KPI_THRESHOLDS is not JSON');
+    expect(() => loadConfig({ env: { KPI_THRESHOLDS: '{"bounce":{"max":1}}' } })).toThrow(/KPI_THRESHOLDS names "bounce"/);
+    expect(() => loadConfig({ env: { KPI_THRESHOLDS: '{"bounceRate":{"max":"high"}}' } })).toThrow('KPI_THRESHOLDS.bounceRate takes numbers');
+  });
+
   it('never echoes a secret in an error', () => {
     const secret = 'hunter2-secret';
     let message = '';

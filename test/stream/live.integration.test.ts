@@ -43,7 +43,7 @@ const totalDialogs = (kpis: KpiAnswer) => kpis.series[0]?.total.dialogs ?? 0;
 describe('live stream without tokens (loopback)', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ streamCoalesceMs: 50, feedLongpollMs: 1000 }, { listen: true });
+    t = await startTestApp({ streamCoalesceMs: 50, feedLongpollMs: 1000, thresholds: '{"bounceRate":{"max":0.9}}' }, { listen: true });
   });
   afterAll(async () => {
     await t.close();
@@ -115,6 +115,10 @@ describe('live stream without tokens (loopback)', () => {
     expect((later.messages[0] as Extract<ServerMessage, { type: 'snapshot' }>).deploys).toEqual([deploy]);
     peer.socket.close();
     later.socket.close();
+  });
+
+  it('serves the dashboard settings', async () => {
+    expect((await t.app.inject('/api/settings')).json()).toEqual({ thresholds: { bounceRate: { max: 0.9 } } });
   });
 
   it('closes a client that sends something else first', async () => {

@@ -1,6 +1,7 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from 'vitest';
 import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
+import '../../web/src/kpi-compare.js';
 import '../../web/src/kpi-funnel.js';
 import '../../web/src/kpi-tile.js';
 
@@ -51,5 +52,31 @@ describe('<kpi-funnel>', () => {
     const empty = steps.map((s) => ({ ...s, count: 0, conversionFromStart: null, conversionFromPrevious: null, dropOff: null }));
     const funnel = await mount('kpi-funnel', { heading: 'Password-reset funnel', steps: empty });
     expect([...funnel.shadowRoot!.querySelectorAll('.rates')].map((r) => r.textContent!.trim())).toEqual(['–', '–', '–']);
+  });
+});
+
+describe('<kpi-compare>', () => {
+  it('shows two funnels side by side and flags significant changes', async () => {
+    const steps = (counts: number[]): FunnelStep[] =>
+      counts.map((count, i) => ({
+        step: i + 1,
+        name: `Step ${i + 1}`,
+        count,
+        estimate: count,
+        conversionFromStart: count / counts[0]!,
+        conversionFromPrevious: null,
+        dropOff: null,
+      }));
+    const compare = await mount('kpi-compare', {
+      heading: 'New-user funnel compared',
+      beforeLabel: 'before v2',
+      afterLabel: 'after v2',
+      baseline: steps([200, 160]),
+      current: steps([200, 40]),
+    });
+    expect([...compare.shadowRoot!.querySelectorAll('th')].map((th) => th.textContent)).toEqual(['Step', 'before v2', 'after v2', 'z']);
+    const row = compare.shadowRoot!.querySelector('tr[data-step="2"]')!;
+    expect([...row.querySelectorAll('td')].map((td) => td.textContent)).toEqual(['2. Step 2', '80.0%', '20.0%', '-12.00 ⚑']);
+    expect(row.classList.contains('significant')).toBe(true);
   });
 });

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { KpiAnswer, KpiPoint, Kpis } from '../../src/aggregate/kpi-types.js';
-import { change, formatValue, mergeDelta, mergeDeploys, subscriptionFromUrl, subscriptionToUrl } from '../../web/src/model.js';
+import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
+import {
+  breached,
+  change,
+  compareFunnels,
+  formatValue,
+  mergeDelta,
+  mergeDeploys,
+  subscriptionFromUrl,
+  subscriptionToUrl,
+  twoProportionZ,
+} from '../../web/src/model.js';
 
 const kpis = (dialogs: number) => ({ dialogs }) as unknown as Kpis;
 const point = (start: number, dialogs: number): KpiPoint => ({ start, end: start + 10, kpis: kpis(dialogs) });
@@ -54,5 +65,39 @@ describe('helpers', () => {
     expect(subscriptionFromUrl('?range=86400000&segment=os')).toEqual({ rangeMs: 86_400_000, segment: 'os' });
     expect(subscriptionFromUrl('?range=12345')).toEqual({ rangeMs: 6 * 3_600_000 });
     expect(subscriptionFromUrl(subscriptionToUrl({ rangeMs: 3_600_000, segment: 'browser' }))).toEqual({ rangeMs: 3_600_000, segment: 'browser' });
+  });
+});
+
+describe('alerts and comparisons', () => {
+  it('breach a threshold below min or above max only', () => {
+    expect(breached(0.8, { max: 0.7 })).toBe(true);
+    expect(breached(0.7, { max: 0.7 })).toBe(false);
+    expect(breached(3, { min: 10 })).toBe(true);
+    expect(breached(null, { min: 10 })).toBe(false);
+    expect(breached(5, undefined)).toBe(false);
+  });
+
+  it('compute the pooled two-proportion z statistic', () => {
+    // 40/100 vs 25/100: pooled 0.325, se = sqrt(0.325 * 0.675 * 0.02) = 0.06624
+    expect(twoProportionZ(40, 100, 25, 100)).toBeCloseTo(-2.2646, 3);
+    expect(twoProportionZ(5, 10, 5, 10)).toBe(0);
+    expect(twoProportionZ(1, 0, 1, 10)).toBeNull();
+  });
+
+  it('flag the funnel steps whose conversion changed significantly', () => {
+    const funnel = (counts: number[]): FunnelStep[] =>
+      counts.map((count, i) => ({
+        step: i + 1,
+        name: `s${i + 1}`,
+        count,
+        estimate: count,
+        conversionFromStart: count / counts[0]!,
+        conversionFromPrevious: null,
+        dropOff: null,
+      }));
+    const rows = compareFunnels(funnel([200, 160, 100, 90]), funnel([200, 40, 30, 28]));
+    expect(rows.map((r) => r.significant)).toEqual([false, true, true, true]);
+    expect(rows[1]).toMatchObject({ before: 0.8, after: 0.2 });
+    expect(compareFunnels(funnel([100, 50]), funnel([100, 48])).map((r) => r.significant)).toEqual([false, false]);
   });
 });

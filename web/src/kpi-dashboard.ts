@@ -1,10 +1,25 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { Dimension } from '../../src/aggregate/kpi-types.js';
+import { getJson } from './api.js';
 import './kpi-chart.js';
+import './kpi-compare.js';
 import './kpi-funnel.js';
 import './kpi-tile.js';
 import { LiveController } from './live-controller.js';
-import { change, formatValue, RANGES, subscriptionFromUrl, subscriptionToUrl, TILE_KPIS, type KpiAnswer, type Subscription } from './model.js';
+import {
+  breached,
+  change,
+  formatValue,
+  RANGES,
+  subscriptionFromUrl,
+  subscriptionToUrl,
+  TILE_KPIS,
+  type Deploy,
+  type FunnelStep,
+  type KpiAnswer,
+  type Subscription,
+  type Thresholds,
+} from './model.js';
 
 const SEGMENTS: { value: Dimension | ''; label: string }[] = [
   { value: '', label: 'All' },
@@ -22,11 +37,23 @@ const SEGMENTS: { value: Dimension | ''; label: string }[] = [
  * `/api/live`, for the range and segmentation in the URL.
  */
 export class KpiDashboard extends LitElement {
-  static override properties = { chartKpi: { state: true }, previous: { state: true } };
+  static override properties = {
+    chartKpi: { state: true },
+    previous: { state: true },
+    beforeDeploy: { state: true },
+    thresholds: { state: true },
+    compareMode: { state: true },
+    comparison: { state: true },
+  };
 
   declare chartKpi: string;
   /** Totals of the period before the window (for the change on each tile). */
   declare previous: KpiAnswer | undefined;
+  /** Totals of the hour before the latest deploy in the window. */
+  declare beforeDeploy: { deploy: Deploy; answer: KpiAnswer } | undefined;
+  declare thresholds: Thresholds;
+  declare compareMode: 'deploy' | 'day';
+  declare comparison: { baseline: FunnelStep[]; current: FunnelStep[]; labels: [string, string] } | undefined;
   subscription: Subscription = subscriptionFromUrl(location.search);
   readonly live = new LiveController(this, () => this.subscription);
   #clock: ReturnType<typeof setInterval> | undefined;
@@ -36,6 +63,10 @@ export class KpiDashboard extends LitElement {
     super();
     this.chartKpi = 'bounceRate';
     this.previous = undefined;
+    this.beforeDeploy = undefined;
+    this.thresholds = {};
+    this.compareMode = 'deploy';
+    this.comparison = undefined;
   }
 
   static override styles = css`
@@ -120,6 +151,17 @@ export class KpiDashboard extends LitElement {
       background: var(--bg);
       padding: 1px 4px;
     }
+    :host([tv]) {
+      max-width: none;
+      font-size: 1.4rem;
+    }
+    :host([tv]) .ranges,
+    :host([tv]) label {
+      display: none;
+    }
+    :host([tv]) .tiles {
+      grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+    }
     .chart {
       background: var(--card);
       border: 1px solid var(--line);
@@ -130,8 +172,15 @@ export class KpiDashboard extends LitElement {
 
   override connectedCallback(): void {
     super.connectedCallback();
-    // the "updated … ago" line and the reconnect countdown move every second
-    this.#clock = setInterval(() => this.requestUpdate(), 1000);
+    this.toggleAttribute('tv', new URLSearchParams(location.search).get('tv') === '1');
+    void getJson<{ thresholds: Thresholds }>('/api/settings').then((s) => (this.thresholds = s?.thresholds ?? {}));
+    // the "updated … ago" line and the reconnect countdown move every second;
+    // the comparison is refreshed every 10 s
+    let tick = 0;
+    this.#clock = setInterval(() => {
+      if (++tick % 10 === 0) void this.#compare();
+      this.requestUpdate();
+    }, 1000);
   }
 
   override disconnectedCallback(): void {
@@ -159,6 +208,41 @@ export class KpiDashboard extends LitElement {
       .catch(() => undefined);
   }
 
+  /** The latest deploy marker inside the window, if any. */
+  #latestDeploy(answer: KpiAnswer | undefined): Deploy | undefined {
+    if (!answer) return undefined;
+    return this.live.deploys.filter((d) => d.at >= answer.from && d.at < answer.to).at(-1);
+  }
+
+  #fetchBeforeDeploy(deploy: Deploy | undefined): void {
+    if (!deploy || this.beforeDeploy?.deploy.id === deploy.id) return;
+    void getJson<KpiAnswer>(`/api/kpis?from=${deploy.at - 3_600_000}&to=${deploy.at}&bucket=10m`).then((answer) => {
+      if (answer) this.beforeDeploy = { deploy, answer };
+    });
+  }
+
+  /** The new-user funnel of two windows: before/after the latest deploy, or yesterday/today. */
+  async #compare(): Promise<void> {
+    const now = Date.now();
+    const deploy = this.live.deploys.at(-1);
+    let windows: [number, number, number, number];
+    let labels: [string, string];
+    if (this.compareMode === 'deploy' && deploy) {
+      const span = Math.max(600_000, Math.min(now - deploy.at, 86_400_000));
+      windows = [deploy.at - span, deploy.at, deploy.at, now];
+      labels = [`before ${deploy.version}`, `after ${deploy.version}`];
+    } else {
+      windows = [now - 2 * 86_400_000, now - 86_400_000, now - 86_400_000, now];
+      labels = ['yesterday', 'last 24 h'];
+    }
+    const funnel = (from: number, to: number) =>
+      getJson<{ series: { steps: FunnelStep[] }[] }>(`/api/funnels/new-user?from=${Math.floor(from)}&to=${Math.ceil(to) + 1}`).then(
+        (a) => a?.series[0]?.steps ?? [],
+      );
+    const [baseline, current] = await Promise.all([funnel(windows[0], windows[1]), funnel(windows[2], windows[3])]);
+    this.comparison = { baseline, current, labels };
+  }
+
   #status() {
     const live = this.live;
     if (live.connection === 'live') {
@@ -181,6 +265,10 @@ export class KpiDashboard extends LitElement {
     const chartKpi = TILE_KPIS.find((k) => k.id === this.chartKpi) ?? TILE_KPIS[0]!;
     // with a segmentation, tiles show the whole population: the biggest series is not "all"
     const tileSource = this.subscription.segment ? undefined : all;
+    const deploy = this.#latestDeploy(answer);
+    this.#fetchBeforeDeploy(deploy);
+    if (!this.comparison && answer) void this.#compare();
+    const beforeDeployTotal = deploy && this.beforeDeploy?.deploy.id === deploy.id ? this.beforeDeploy.answer.series[0]?.total : undefined;
     return html`
       <header>
         <h1>kpi-live</h1>
@@ -229,6 +317,9 @@ export class KpiDashboard extends LitElement {
             .value=${tileSource ? formatValue(value, k.format) : '–'}
             .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
             .good=${k.better}
+            .against=${beforeDeployTotal ? deploy!.version : ''}
+            .deployChange=${beforeDeployTotal && tileSource ? change(value, k.value(beforeDeployTotal)) : null}
+            ?breached=${breached(value, this.thresholds[k.id])}
             .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
           ></kpi-tile>`;
         })}
@@ -236,6 +327,28 @@ export class KpiDashboard extends LitElement {
       <section class="funnels">
         <kpi-funnel data-funnel="new-user" .heading=${'New-user funnel'} .steps=${all?.total.newUserFunnel ?? []}></kpi-funnel>
         <kpi-funnel data-funnel="password-reset" .heading=${'Password-reset funnel'} .steps=${all?.total.passwordResetFunnel ?? []}></kpi-funnel>
+        <div>
+          <label
+            >Compare
+            <select
+              aria-label="comparison"
+              @change=${(e: Event) => {
+                this.compareMode = (e.target as HTMLSelectElement).value as 'deploy' | 'day';
+                void this.#compare();
+              }}
+            >
+              <option value="deploy" ?selected=${this.compareMode === 'deploy'}>before / after the latest deploy</option>
+              <option value="day" ?selected=${this.compareMode === 'day'}>yesterday / last 24 h</option>
+            </select>
+          </label>
+          <kpi-compare
+            .heading=${'New-user funnel compared'}
+            .beforeLabel=${this.comparison?.labels[0] ?? ''}
+            .afterLabel=${this.comparison?.labels[1] ?? ''}
+            .baseline=${this.comparison?.baseline ?? []}
+            .current=${this.comparison?.current ?? []}
+          ></kpi-compare>
+        </div>
       </section>
       <section class="chart">
         <label

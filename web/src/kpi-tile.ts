@@ -11,6 +11,8 @@ export class KpiTile extends LitElement {
     label: { type: String },
     value: { type: String },
     change: { type: Number },
+    against: { type: String },
+    deployChange: { type: Number },
     good: { type: String },
     points: { type: Array },
     breached: { type: Boolean, reflect: true },
@@ -22,6 +24,9 @@ export class KpiTile extends LitElement {
   declare change: number | null;
   /** Which direction of change is good: 'up' or 'down'. */
   declare good: 'up' | 'down';
+  /** Second comparison: against the hour before this deploy (its version). */
+  declare against: string;
+  declare deployChange: number | null;
   declare points: (number | null)[];
   declare breached: boolean;
 
@@ -30,6 +35,8 @@ export class KpiTile extends LitElement {
     this.label = '';
     this.value = '–';
     this.change = null;
+    this.against = '';
+    this.deployChange = null;
     this.good = 'up';
     this.points = [];
     this.breached = false;
@@ -60,6 +67,9 @@ export class KpiTile extends LitElement {
     }
     .change {
       font-size: 0.85rem;
+    }
+    :host-context([tv]) .value {
+      font-size: 3rem;
     }
     .good {
       color: var(--good);

@@ -2,11 +2,11 @@
  * The dashboard's data model: the live answer, kept up to date by merging the
  * stream's deltas into it. Pure functions, unit-tested.
  */
-import type { KpiAnswer, KpiPoint, KpiSeries, Kpis } from '../../src/aggregate/kpi-types.js';
+import type { FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, Thresholds, TileKpiId } from '../../src/aggregate/kpi-types.js';
 import type { Deploy } from '../../src/deploys/types.js';
 import type { ServerMessage, Subscription } from '../../src/stream/protocol.js';
 
-export type { Deploy, KpiAnswer, KpiPoint, KpiSeries, Kpis, ServerMessage, Subscription };
+export type { Deploy, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, ServerMessage, Subscription, Thresholds };
 
 /**
  * The answer after a delta: totals replaced, changed points replaced or
@@ -35,7 +35,7 @@ export function mergeDeploys(current: Deploy[], added: Deploy[]): Deploy[] {
 
 /** A KPI shown on a tile: how to read it from the KPIs, and how to show it. */
 export interface TileKpi {
-  id: string;
+  id: TileKpiId;
   label: string;
   value: (k: Kpis) => number | null;
   format: 'percent' | 'count' | 'number';
@@ -96,4 +96,52 @@ export function subscriptionToUrl(sub: Subscription): string {
   const params = new URLSearchParams({ range: String(sub.rangeMs) });
   if (sub.segment) params.set('segment', sub.segment);
   return `?${params}`;
+}
+
+/** True when a value is outside its threshold (a tile turns red). */
+export function breached(value: number | null, threshold: { min?: number; max?: number } | undefined): boolean {
+  if (value === null || !threshold) return false;
+  return (threshold.min !== undefined && value < threshold.min) || (threshold.max !== undefined && value > threshold.max);
+}
+
+/**
+ * Two-proportion z statistic of x1/n1 against x2/n2 (pooled), or null when a
+ * side has no trials. |z| ≥ 1.96 is a significant change at the 5% level.
+ *
+ * @example
+ * twoProportionZ(40, 100, 25, 100); // ≈ −2.24: a significant drop
+ */
+export function twoProportionZ(x1: number, n1: number, x2: number, n2: number): number | null {
+  if (n1 <= 0 || n2 <= 0) return null;
+  const pooled = (x1 + x2) / (n1 + n2);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2));
+  if (se === 0) return 0;
+  return (x2 / n2 - x1 / n1) / se;
+}
+
+export const SIGNIFICANT_Z = 1.96;
+
+/** One step of two funnels side by side: conversion from the first step in each, and the test. */
+export interface ComparedStep {
+  step: number;
+  name: string;
+  before: number | null;
+  after: number | null;
+  z: number | null;
+  significant: boolean;
+}
+
+export function compareFunnels(before: FunnelStep[], after: FunnelStep[]): ComparedStep[] {
+  return after.map((b, i) => {
+    const a = before[i];
+    const z = a ? twoProportionZ(a.count, before[0]?.count ?? 0, b.count, after[0]?.count ?? 0) : null;
+    return {
+      step: b.step,
+      name: b.name,
+      before: a?.conversionFromStart ?? null,
+      after: b.conversionFromStart,
+      z,
+      significant: i > 0 && z !== null && Math.abs(z) >= SIGNIFICANT_Z,
+    };
+  });
 }
