@@ -25,6 +25,12 @@ describe('<kpi-tile>', () => {
     expect(tile.shadowRoot!.querySelector('polyline')!.getAttribute('points')!.split(' ')).toHaveLength(3);
   });
 
+  it('compares with the hour before a deploy when given one', async () => {
+    const tile = await mount('kpi-tile', { label: 'New users', value: '86', change: null, against: 'v2.5.0', deployChange: -0.4, good: 'up' });
+    expect(text(tile, '.change.deploy')).toBe('▼ 40.0% vs the hour before v2.5.0');
+    expect(tile.shadowRoot!.querySelector('.change.deploy')!.classList.contains('bad')).toBe(true);
+  });
+
   it('marks a rise of a KPI where lower is better as bad, and shows a breach', async () => {
     const tile = await mount('kpi-tile', { label: 'Error-screen rate', value: '3.0%', change: 0.5, good: 'down', breached: true });
     expect(tile.shadowRoot!.querySelector('.change')!.classList.contains('bad')).toBe(true);

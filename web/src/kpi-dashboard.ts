@@ -32,6 +32,9 @@ const SEGMENTS: { value: Dimension | ''; label: string }[] = [
   { value: 'emailType', label: 'Email type' },
 ];
 
+/** A count over the window as a count per hour (to compare with the hour before a deploy). */
+const perHour = (value: number | null, answer: KpiAnswer) => (value === null ? null : value / ((answer.to - answer.from) / 3_600_000));
+
 /**
  * The dashboard: KPI tiles, funnels and a time series, live from
  * `/api/live`, for the range and segmentation in the URL.
@@ -318,7 +321,7 @@ export class KpiDashboard extends LitElement {
             .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
             .good=${k.better}
             .against=${beforeDeployTotal ? deploy!.version : ''}
-            .deployChange=${beforeDeployTotal && tileSource ? change(value, k.value(beforeDeployTotal)) : null}
+            .deployChange=${beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null}
             ?breached=${breached(value, this.thresholds[k.id])}
             .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
           ></kpi-tile>`;

@@ -2,7 +2,8 @@ import { LitElement, css, html, svg, nothing } from 'lit';
 
 /**
  * One KPI: its value over the window, a sparkline of its points, and its
- * change against the previous period.
+ * change against the previous period and against the hour before the latest
+ * deploy.
  *
  * @csspart value - the big number
  */
@@ -103,15 +104,19 @@ export class KpiTile extends LitElement {
     return html`<svg viewBox="0 0 100 28" preserveAspectRatio="none" aria-hidden="true">${svg`<polyline points=${coords}></polyline>`}</svg>`;
   }
 
+  #changeLine(c: number | null, against: string, cls: string) {
+    if (c === null) return html`<div class=${cls}>&nbsp;</div>`;
+    const direction = c === 0 ? '' : c > 0 ? '▲' : '▼';
+    const tone = c === 0 ? '' : c > 0 === (this.good === 'up') ? 'good' : 'bad';
+    return html`<div class="${cls} ${tone}">${direction} ${(Math.abs(c) * 100).toFixed(1)}% vs ${against}</div>`;
+  }
+
   override render() {
-    const c = this.change;
-    const direction = c === null || c === 0 ? '' : c > 0 ? '▲' : '▼';
-    const tone = c === null || c === 0 ? '' : c > 0 === (this.good === 'up') ? 'good' : 'bad';
     return html`
       <div class="label">${this.label}</div>
       <div class="value" part="value" aria-label="${this.label}: ${this.value}">${this.value}</div>
-      <div class="change ${tone}">${c === null ? html`&nbsp;` : html`${direction} ${(Math.abs(c) * 100).toFixed(1)}% vs previous period`}</div>
-      ${this.#sparkline()}
+      ${this.#changeLine(this.change, 'previous period', 'change')}
+      ${this.against ? this.#changeLine(this.deployChange, `the hour before ${this.against}`, 'change deploy') : nothing} ${this.#sparkline()}
     `;
   }
 }
