@@ -103,10 +103,14 @@ export class Aggregator {
       { from: loaded ? 'checkpoint' : 'the start of the feed', buckets: this.state.buckets.size, watermark: this.state.watermark },
       'aggregate starting',
     );
-    this.#checkpoints.removeOrphans().then(
-      (n) => n > 0 && this.#options.log.info({ removed: n }, 'removed checkpoint documents left by an interrupted checkpoint'),
-      (err: Error) => this.#options.log.warn({ err: err.message }, 'could not look for orphaned checkpoint documents'),
-    );
+    // in the same queue as checkpoints, so it never races one of ours
+    this.#saving = this.#saving
+      .catch(() => undefined)
+      .then(() => this.#checkpoints.removeOrphans())
+      .then(
+        (n) => void (n > 0 && this.#options.log.info({ removed: n }, 'removed checkpoint documents left by an interrupted checkpoint')),
+        (err: Error) => this.#options.log.warn({ err: err.message }, 'could not look for orphaned checkpoint documents'),
+      );
     this.#follow();
   }
 

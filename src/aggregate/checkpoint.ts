@@ -204,15 +204,23 @@ export class CheckpointStore {
     );
   }
 
-  /** Removes bucket documents the current root does not reference (left by a crash mid-checkpoint). */
+  /**
+   * Removes bucket documents the root does not reference: left by a crash
+   * mid-checkpoint, or by a writer whose commit lost a conflict. The root is
+   * read afresh, and a document of a newer generation than the root's is
+   * kept: it may belong to a checkpoint being written right now (by this
+   * process or another one), whose root is not committed yet.
+   */
   async removeOrphans(): Promise<number> {
-    const referenced = new Set(Object.entries(this.#root?.buckets ?? {}).map(([key, gen]) => docId(key, gen)));
+    const root = await this.#readRoot();
+    const referenced = new Set(Object.entries(root?.buckets ?? {}).map(([key, tag]) => docId(key, tag)));
+    const generation = root?.generation ?? 0;
     const answer = await this.store.request<{ rows: { id: string }[] }>({
       db: this.db,
       path: '_all_docs',
       qs: { startkey: BUCKET_PREFIX, endkey: `${BUCKET_PREFIX}\uffff` },
     });
-    const orphans = answer.rows.map((r) => r.id).filter((id) => !referenced.has(id));
+    const orphans = answer.rows.map((r) => r.id).filter((id) => !referenced.has(id) && Number.parseInt(id.slice(id.lastIndexOf('/') + 1), 10) <= generation);
     await this.#remove(orphans);
     return orphans.length;
   }

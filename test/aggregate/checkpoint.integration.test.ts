@@ -1,0 +1,83 @@
+/**
+ * The checkpoint store on the harness's CouchDB: a saved state loads back
+ * equal; superseded documents go; the orphan sweep removes what a crashed or
+ * losing writer left, but never a document of a checkpoint being written.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointConflictError, CheckpointStore, snapshotOf } from '../../src/aggregate/checkpoint.js';
+import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
+import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/state.js';
+import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
+import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
+
+const silent = pino({ level: 'silent' });
+const T = Date.UTC(2026, 10, 20, 10, 0);
+
+function stateWith(n: number): AggregateState {
+  const state = new AggregateState(defaultSegmentConfig, defaultRetention);
+  const run = newRunId();
+  for (let i = 0; i < n; i++)
+    state.apply({ _id: blobDocId(T + (i % 6) * 600_000, run, i), timestamp: T + (i % 6) * 600_000, event_stream: [['screen.rp_info', i]] });
+  state.downsample();
+  return state;
+}
+
+describe('CheckpointStore', () => {
+  let t: TestApp;
+  const db = uniqueDbName('ckpt');
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await dropDb(db);
+    await t.close();
+  });
+
+  const bucketDocs = async () =>
+    (await t.store.request<{ rows: { id: string }[] }>({ db, path: '_all_docs', qs: { startkey: 'b/', endkey: 'b/\uffff' } })).rows.map((r) => r.id);
+
+  it('saves state and position together and loads them back equal', async () => {
+    const store = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
+    await store.ensureDb();
+    const state = stateWith(30);
+    await store.save(snapshotOf(state, 'seq-30', 0));
+    const loaded = await new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent).load();
+    expect(loaded?.seq).toBe('seq-30');
+    expect(JSON.stringify(loaded?.state.toJSON())).toBe(JSON.stringify(state.toJSON()));
+    expect(await bucketDocs()).toHaveLength(state.buckets.size);
+  });
+
+  it('writes only changed buckets and removes the documents they supersede', async () => {
+    const store = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
+    const loaded = (await store.load())!;
+    const before = await bucketDocs();
+    loaded.state.apply({ _id: blobDocId(T, newRunId(), 0), timestamp: T, event_stream: [['screen.rp_info', 1]] });
+    await store.save(snapshotOf(loaded.state, 'seq-31', 0));
+    const after = await bucketDocs();
+    expect(after).toHaveLength(before.length);
+    expect(after.filter((id) => !before.includes(id))).toEqual([expect.stringMatching(new RegExp(`^b/${bucketKey(T, 600_000)}/2-`))]);
+  });
+
+  it('sweeps orphans but keeps the documents of a checkpoint still being written', async () => {
+    const store = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
+    await store.load();
+    const key = bucketKey(T, 600_000);
+    // left by a writer that lost: generation 2, not referenced (the root is at 2)
+    // being written now by another writer: generation 3
+    await t.store.request({ method: 'POST', db, path: '_bulk_docs', body: { docs: [{ _id: `b/${key}/2-deadbeef` }, { _id: `b/${key}/3-c0ffee00` }] } });
+    expect(await store.removeOrphans()).toBe(1);
+    const ids = await bucketDocs();
+    expect(ids).toContain(`b/${key}/3-c0ffee00`);
+    expect(ids).not.toContain(`b/${key}/2-deadbeef`);
+  });
+
+  it('refuses to overwrite a checkpoint another writer replaced', async () => {
+    const stale = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
+    const fresh = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
+    const state = (await stale.load())!.state;
+    await fresh.load();
+    await fresh.save(snapshotOf(state, 'seq-40', 0));
+    await expect(stale.save(snapshotOf(state, 'seq-41', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
+  });
+});
