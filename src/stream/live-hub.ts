@@ -3,8 +3,9 @@
  * has been sent.
  *
  * - Coalescing and fan-out: aggregate changes are throttled to one flush per
- *   `coalesceMs`; a flush computes each distinct (subscription, last version)
- *   delta once and sends it to every socket that needs it.
+ *   `coalesceMs` (the first change of a quiet spell at once); a flush
+ *   computes each distinct (subscription, last version) delta once and sends
+ *   it to every socket that needs it.
  * - Deltas are computed from the state itself ("buckets changed after the
  *   version this socket has"), so nothing is queued per socket: skipping a
  *   flush loses nothing, and resuming after a reconnect is one more delta.
@@ -15,7 +16,7 @@
  *   dropped.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { auditTime, type Subscription as RxSubscription } from 'rxjs';
+import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { WebSocket } from 'ws';
 import type { KpiQuery } from '../aggregate/query.js';
 import { BUCKET_SIZES } from '../aggregate/query.js';
@@ -88,7 +89,11 @@ export class LiveHub {
   }
 
   start(): void {
-    this.#subscriptions.push(this.aggregates.changes$.pipe(auditTime(this.options.coalesceMs)).subscribe(() => this.flush()));
+    // leading and trailing: a change on a quiet stream goes out at once; under
+    // load, at most one flush per interval, and the last change is never held back
+    this.#subscriptions.push(
+      this.aggregates.changes$.pipe(throttleTime(this.options.coalesceMs, asyncScheduler, { leading: true, trailing: true })).subscribe(() => this.flush()),
+    );
     this.#subscriptions.push(this.deploys.added$.subscribe((deploy) => this.#broadcast({ type: 'deploy', deploy })));
     this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
     // sockets that overflowed get their snapshot once drained, even without new changes

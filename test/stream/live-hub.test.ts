@@ -97,7 +97,7 @@ describe('LiveHub', () => {
     expect(ungreeted.closed?.code).toBe(1001);
   });
 
-  it('coalesces changes into one delta per interval, computed once for sockets that need the same', () => {
+  it('sends the first change at once, then at most one delta per interval, computed once for sockets that need the same', () => {
     vi.useFakeTimers();
     const { hub, change, calls } = setup();
     const [a, b] = [new FakeSocket(), new FakeSocket()];
@@ -107,15 +107,15 @@ describe('LiveHub', () => {
     }
     calls.length = 0;
     change(11);
+    for (const s of [a, b]) expect(s.sent.slice(1)).toEqual([expect.objectContaining({ type: 'delta', version: 11 })]);
     change(12);
     change(13);
-    vi.advanceTimersByTime(100);
-    for (const s of [a, b]) expect(s.sent.slice(1)).toEqual([expect.objectContaining({ type: 'delta', version: 13 })]);
-    expect(calls).toEqual([expect.objectContaining({ changedAfter: 10 })]);
-    change(14);
-    vi.advanceTimersByTime(100);
-    expect(a.sent.at(-1)).toMatchObject({ type: 'delta', version: 14 });
-    expect(calls.at(-1)?.changedAfter).toBe(13);
+    vi.advanceTimersByTime(99);
+    expect(a.sent).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    for (const s of [a, b]) expect(s.sent.slice(1).map((m) => (m as { version: number }).version)).toEqual([11, 13]);
+    // one computation per distinct need, shared by both sockets
+    expect(calls.map((c) => c.changedAfter)).toEqual([10, 11]);
     hub.stop();
   });
 
