@@ -1,3 +1,4 @@
+import { cardStyles } from './styles.js';
 import { LitElement, css, html } from 'lit';
 import { compareFunnels, type ComparedStep, type FunnelStep } from './model.js';
 
@@ -32,42 +33,34 @@ export class KpiCompare extends LitElement {
     this.current = [];
   }
 
-  static override styles = css`
-    :host {
-      display: block;
-      background: var(--card);
-      border: 1px solid var(--line);
-      border-radius: 8px;
-      padding: 12px 14px;
-    }
-    h3 {
-      margin: 0 0 8px;
-      font-size: 1rem;
-    }
-    table {
-      width: 100%;
-      border-collapse: collapse;
-      font-size: 0.85rem;
-      font-variant-numeric: tabular-nums;
-    }
-    th,
-    td {
-      text-align: right;
-      padding: 3px 6px;
-      border-bottom: 1px solid var(--line);
-    }
-    th:first-child,
-    td:first-child {
-      text-align: left;
-    }
-    .significant {
-      color: var(--bad);
-      font-weight: 600;
-    }
-    .up.significant {
-      color: var(--good);
-    }
-  `;
+  static override styles = [
+    cardStyles,
+    css`
+      table {
+        width: 100%;
+        border-collapse: collapse;
+        font-size: 0.85rem;
+        font-variant-numeric: tabular-nums;
+      }
+      th,
+      td {
+        text-align: right;
+        padding: 3px 6px;
+        border-bottom: 1px solid var(--line);
+      }
+      th:first-child,
+      td:first-child {
+        text-align: left;
+      }
+      .significant {
+        color: var(--bad);
+        font-weight: 600;
+      }
+      .up.significant {
+        color: var(--good);
+      }
+    `,
+  ];
 
   override render() {
     const pct = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}%`);

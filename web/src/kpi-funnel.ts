@@ -1,3 +1,4 @@
+import { cardStyles } from './styles.js';
 import { LitElement, css, html, svg } from 'lit';
 import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
 
@@ -17,53 +18,45 @@ export class KpiFunnel extends LitElement {
     this.steps = [];
   }
 
-  static override styles = css`
-    :host {
-      display: block;
-      background: var(--card);
-      border: 1px solid var(--line);
-      border-radius: 8px;
-      padding: 12px 14px;
-    }
-    h3 {
-      margin: 0 0 8px;
-      font-size: 1rem;
-    }
-    .step {
-      display: grid;
-      grid-template-columns: 11rem 1fr 9rem;
-      gap: 8px;
-      align-items: center;
-      margin: 4px 0;
-      font-size: 0.85rem;
-    }
-    .bar {
-      background: var(--line);
-      border-radius: 4px;
-      height: 18px;
-      position: relative;
-    }
-    .bar svg {
-      display: block;
-      width: 100%;
-      height: 100%;
-    }
-    .fill {
-      fill: var(--s0);
-    }
-    .count {
-      position: absolute;
-      left: 6px;
-      top: 1px;
-      color: var(--bg);
-      font-weight: 600;
-      mix-blend-mode: difference;
-    }
-    .rates {
-      color: var(--muted);
-      font-variant-numeric: tabular-nums;
-    }
-  `;
+  static override styles = [
+    cardStyles,
+    css`
+      .step {
+        display: grid;
+        grid-template-columns: 11rem 1fr 9rem;
+        gap: 8px;
+        align-items: center;
+        margin: 4px 0;
+        font-size: 0.85rem;
+      }
+      .bar {
+        background: var(--line);
+        border-radius: 4px;
+        height: 18px;
+        position: relative;
+      }
+      .bar svg {
+        display: block;
+        width: 100%;
+        height: 100%;
+      }
+      .fill {
+        fill: var(--s0);
+      }
+      .count {
+        position: absolute;
+        left: 6px;
+        top: 1px;
+        color: var(--bg);
+        font-weight: 600;
+        mix-blend-mode: difference;
+      }
+      .rates {
+        color: var(--muted);
+        font-variant-numeric: tabular-nums;
+      }
+    `,
+  ];
 
   override render() {
     const pct = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}%`);

@@ -1,3 +1,4 @@
+import { cardStyles } from './styles.js';
 import { LitElement, css, html, svg, nothing } from 'lit';
 
 /**
@@ -43,53 +44,51 @@ export class KpiTile extends LitElement {
     this.breached = false;
   }
 
-  static override styles = css`
-    :host {
-      display: block;
-      background: var(--card);
-      border: 1px solid var(--line);
-      border-radius: 8px;
-      padding: 12px 14px;
-      min-width: 150px;
-    }
-    :host([breached]) {
-      border-color: var(--bad);
-      box-shadow: inset 0 0 0 2px var(--bad);
-    }
-    .label {
-      color: var(--muted);
-      font-size: 0.85rem;
-    }
-    .value {
-      font-size: 1.9rem;
-      font-weight: 600;
-      margin: 4px 0;
-      font-variant-numeric: tabular-nums;
-    }
-    .change {
-      font-size: 0.85rem;
-    }
-    :host-context([tv]) .value {
-      font-size: 3rem;
-    }
-    .good {
-      color: var(--good);
-    }
-    .bad {
-      color: var(--bad);
-    }
-    svg {
-      display: block;
-      width: 100%;
-      height: 28px;
-      margin-top: 6px;
-    }
-    polyline {
-      fill: none;
-      stroke: var(--s0);
-      stroke-width: 1.5;
-    }
-  `;
+  static override styles = [
+    cardStyles,
+    css`
+      :host {
+        min-width: 150px;
+      }
+      :host([breached]) {
+        border-color: var(--bad);
+        box-shadow: inset 0 0 0 2px var(--bad);
+      }
+      .label {
+        color: var(--muted);
+        font-size: 0.85rem;
+      }
+      .value {
+        font-size: 1.9rem;
+        font-weight: 600;
+        margin: 4px 0;
+        font-variant-numeric: tabular-nums;
+      }
+      .change {
+        font-size: 0.85rem;
+      }
+      :host-context([tv]) .value {
+        font-size: 3rem;
+      }
+      .good {
+        color: var(--good);
+      }
+      .bad {
+        color: var(--bad);
+      }
+      svg {
+        display: block;
+        width: 100%;
+        height: 28px;
+        margin-top: 6px;
+      }
+      polyline {
+        fill: none;
+        stroke: var(--s0);
+        stroke-width: 1.5;
+      }
+    `,
+  ];
 
   #sparkline() {
     const values = this.points.filter((v): v is number => v !== null);
