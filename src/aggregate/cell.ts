@@ -140,16 +140,6 @@ export function mergeCells(a: Cell, b: Cell): Cell {
   return mergeInto(mergeInto(emptyCell(), a), b);
 }
 
-/** Number of values in a histogram. */
-export function histogramCount(histogram: Quantiles): number {
-  return histogram.total();
-}
-
-/** See {@link Quantiles.quantile}. */
-export function quantile(histogram: Quantiles, q: number, value?: (key: number) => number): number | undefined {
-  return histogram.quantile(q, value);
-}
-
 /** A weight sum back in blobs. */
 export const estimate = (weight: number): number => weight / WEIGHT_UNIT;
 

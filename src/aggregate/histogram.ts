@@ -7,20 +7,21 @@
  *   few of them, so per-object overhead matters more than anything (a typed
  *   array's separate buffer costs more than the few entries most cells have).
  * - {@link DenseHistogram}: what a query accumulates into: counts indexed by
- *   key, so adding a cell costs one addition per entry, and quantiles walk
- *   keys in order without sorting.
+ *   key, so adding a cell costs one addition per entry, and {@link medianAndP90}
+ *   walks keys in order without sorting.
  */
 
 /** What a query needs of any histogram. */
 export interface Quantiles {
   total(): number;
-  quantile(q: number, value?: (key: number) => number): number | undefined;
   /** Visits keys in increasing order with their counts; stops when visit returns false. */
   forEach(visit: (key: number, count: number) => boolean): void;
 }
 
 /**
- * Median and p90 in one ordered walk (same conventions as `quantile`).
+ * Median and p90 in one ordered walk. The median of an even count is the mean
+ * of the two middle values (as the original dashboard computed it); p90 is
+ * the nearest rank, the ⌈0.9·n⌉-th smallest value. Null when empty.
  *
  * @example
  * medianAndP90(h, binValue); // { median: 2150.3, p90: 7321.9 }
@@ -44,34 +45,6 @@ export function medianAndP90(h: Quantiles, value: (key: number) => number = (k) 
   });
   return { median: (low! + high!) / 2, p90: p90! };
 }
-
-/**
- * The q-quantile over keys visited in increasing order. The median (q = 0.5)
- * of an even count is the mean of the two middle values; other quantiles are
- * the nearest rank (⌈q·n⌉-th smallest). Undefined when empty.
- */
-function quantileOf(n: number, each: (visit: (key: number, count: number) => boolean) => void, q: number, value: (key: number) => number): number | undefined {
-  if (n === 0) return undefined;
-  const nth = (rank: number): number => {
-    let seen = 0;
-    let found: number | undefined;
-    let last = 0;
-    each((key, count) => {
-      last = key;
-      seen += count;
-      if (seen >= rank) {
-        found = key;
-        return false;
-      }
-      return true;
-    });
-    return value(found ?? last);
-  };
-  if (q === 0.5) return n % 2 === 1 ? nth((n + 1) / 2) : (nth(n / 2) + nth(n / 2 + 1)) / 2;
-  return nth(Math.max(1, Math.ceil(q * n)));
-}
-
-const identity = (k: number) => k;
 
 /** Sparse: `[key0, count0, key1, count1, …]`, keys increasing. */
 export class Histogram implements Quantiles {
@@ -104,11 +77,6 @@ export class Histogram implements Quantiles {
     const i = this.#find(key);
     if (2 * i < this.#d.length && this.#d[2 * i] === key) this.#d[2 * i + 1]! += count;
     else this.#d.splice(2 * i, 0, key, count);
-  }
-
-  get(key: number): number {
-    const i = this.#find(key);
-    return 2 * i < this.#d.length && this.#d[2 * i] === key ? this.#d[2 * i + 1]! : 0;
   }
 
   /** Adds every count of `other` into this one (one pass over both). */
@@ -145,18 +113,6 @@ export class Histogram implements Quantiles {
     for (let i = 0; i < this.#d.length; i += 2) dense.add(this.#d[i]!, this.#d[i + 1]!);
   }
 
-  quantile(q: number, value: (key: number) => number = identity): number | undefined {
-    const d = this.#d;
-    return quantileOf(
-      this.total(),
-      (visit) => {
-        for (let i = 0; i < d.length; i += 2) if (!visit(d[i]!, d[i + 1]!)) return;
-      },
-      q,
-      value,
-    );
-  }
-
   /** [key, count] pairs in key order. */
   toPairs(): [number, number][] {
     const out: [number, number][] = [];
@@ -190,17 +146,5 @@ export class DenseHistogram implements Quantiles {
   forEach(visit: (key: number, count: number) => boolean): void {
     const counts = this.#counts;
     for (let k = 0; k < counts.length; k++) if (counts[k]! > 0 && !visit(k, counts[k]!)) return;
-  }
-
-  quantile(q: number, value: (key: number) => number = identity): number | undefined {
-    const counts = this.#counts;
-    return quantileOf(
-      this.#total,
-      (visit) => {
-        for (let k = 0; k < counts.length; k++) if (counts[k]! > 0 && !visit(k, counts[k]!)) return;
-      },
-      q,
-      value,
-    );
   }
 }

@@ -3,7 +3,7 @@
  * segmentation, answered from bucket states alone (merging cells), never
  * from blobs. Pure.
  */
-import { accumulate, binValue, emptyAccumulator, estimate, histogramCount, IX, type Accumulator, type CellView } from './cell.js';
+import { accumulate, binValue, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
 import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS } from './facts.js';
 import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
@@ -41,7 +41,7 @@ export function cellKpis(cell: CellView): Kpis {
   const outcome = (o: Outcome) => c[IX.outcome + OUTCOMES.indexOf(o)]!;
   const nonBounceDen = outcome('bounce') + outcome('idp') + outcome('fallback') + outcome('fail');
   const loggedIn = c[IX.progress + 4]!;
-  const ttlCount = histogramCount(cell.ttl);
+  const ttlCount = cell.ttl.total();
   return {
     dialogs,
     dialogsEstimate: estimate(cell.w[IX.dialogs]!),
