@@ -17,10 +17,24 @@ import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { readAuth } from '../http/read-auth.js';
 import { Aggregator, type AggregateChange, type AggregatorStatus } from './aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
-import { BUCKET_SIZES, FUNNELS, queryFunnel, queryKpis, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type KpiQuery } from './query.js';
+import {
+  BUCKET_SIZES,
+  bucketForRange,
+  FUNNELS,
+  MAX_POINTS,
+  MAX_RANGE_MS,
+  queryFunnel,
+  queryKpis,
+  windowEnd,
+  type BucketName,
+  type FunnelAnswer,
+  type FunnelName,
+  type KpiAnswer,
+  type KpiQuery,
+} from './query.js';
 import { DIMENSIONS, type Dimension } from './segments.js';
 import { aggregateSettings } from './settings.js';
-import { DAY, HOUR, TEN_MINUTES } from './state.js';
+import { DAY } from './state.js';
 
 /** What other features may use of the aggregate. */
 export interface Aggregates {
@@ -39,8 +53,6 @@ declare module 'fastify' {
     aggregates: Aggregates;
   }
 }
-
-const MAX_RANGE_MS = 400 * DAY;
 
 interface WindowQuery {
   from?: number;
@@ -75,12 +87,12 @@ const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorR
 
 /** The window a request asks for, with defaults: the last 24 h, a bucket that suits the range. */
 export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
-  const to = q.to ?? Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
+  const to = q.to ?? windowEnd(now);
   const from = q.from ?? to - DAY;
   if (to <= from) throw new HttpError(400, 'query.to must be greater than query.from', 'query.to');
   if (to - from > MAX_RANGE_MS) throw new HttpError(400, `query.from..query.to spans more than ${MAX_RANGE_MS / DAY} days`, 'query.from');
-  const bucket = q.bucket ?? (to - from <= 12 * HOUR ? '10m' : to - from <= 7 * DAY ? '1h' : '1d');
-  if ((to - from) / BUCKET_SIZES[bucket] > 5000)
+  const bucket = q.bucket ?? bucketForRange(to - from);
+  if ((to - from) / BUCKET_SIZES[bucket] > MAX_POINTS)
     throw new HttpError(400, `query.bucket ${bucket} gives too many points for this range; use a larger one`, 'query.bucket');
   return { from, to, bucket, segment: q.segment };
 }

@@ -14,6 +14,21 @@ export type { BucketName, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPo
 
 export const BUCKET_SIZES: Record<BucketName, number> = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY };
 
+/** Longest window a query or a live subscription may ask for. */
+export const MAX_RANGE_MS = 400 * DAY;
+/** Most points a window may be cut into. */
+export const MAX_POINTS = 5000;
+
+/** The end of a window that reaches "now": the end of the current 10-minute bucket. */
+export function windowEnd(now: number): number {
+  return Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
+}
+
+/** The bucket a range is shown in when none is asked: about 36–1,000 points. */
+export function bucketForRange(rangeMs: number): BucketName {
+  return rangeMs <= 12 * HOUR ? '10m' : rangeMs <= 7 * DAY ? '1h' : '1d';
+}
+
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
 
 function funnel(cell: CellView, offset: number, names: readonly string[], firstStep = 1): FunnelStep[] {

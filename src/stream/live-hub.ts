@@ -18,11 +18,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { WebSocket } from 'ws';
-import type { KpiQuery } from '../aggregate/query.js';
-import { BUCKET_SIZES } from '../aggregate/query.js';
+import { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, windowEnd, type KpiQuery } from '../aggregate/query.js';
 import type { Aggregates } from '../aggregate/plugin.js';
 import { DIMENSIONS } from '../aggregate/segments.js';
-import { DAY, HOUR, TEN_MINUTES } from '../aggregate/state.js';
+import { TEN_MINUTES } from '../aggregate/state.js';
 import type { Deploys } from '../deploys/plugin.js';
 import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from './protocol.js';
 
@@ -45,13 +44,10 @@ interface Client {
   alive: boolean;
 }
 
-const MAX_RANGE_MS = 400 * DAY;
-
 /** The query window of a subscription, now. */
 export function windowOf(sub: Subscription, now = Date.now()): KpiQuery {
-  const to = Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
-  const bucket = sub.bucket ?? (sub.rangeMs <= 12 * HOUR ? '10m' : sub.rangeMs <= 7 * DAY ? '1h' : '1d');
-  return { from: to - sub.rangeMs, to, bucket, segment: sub.segment };
+  const to = windowEnd(now);
+  return { from: to - sub.rangeMs, to, bucket: sub.bucket ?? bucketForRange(sub.rangeMs), segment: sub.segment };
 }
 
 /** Checks a client's subscription; returns a message naming what is wrong, or undefined. */
@@ -62,7 +58,7 @@ export function invalidSubscription(sub: unknown): string | undefined {
     return `subscribe.rangeMs must be an integer between ${TEN_MINUTES} and ${MAX_RANGE_MS}`;
   }
   if (bucket !== undefined && !(typeof bucket === 'string' && Object.hasOwn(BUCKET_SIZES, bucket))) return 'subscribe.bucket must be 10m, 1h or 1d';
-  if (bucket !== undefined && rangeMs / BUCKET_SIZES[bucket as keyof typeof BUCKET_SIZES] > 5000) return 'subscribe.bucket is too small for this range';
+  if (bucket !== undefined && rangeMs / BUCKET_SIZES[bucket as keyof typeof BUCKET_SIZES] > MAX_POINTS) return 'subscribe.bucket is too small for this range';
   if (segment !== undefined && !(DIMENSIONS as readonly unknown[]).includes(segment)) return `subscribe.segment must be one of ${DIMENSIONS.join(', ')}`;
   return undefined;
 }
