@@ -12,10 +12,9 @@
 import { catchError, concatMap, EMPTY, from, map, share, Subject, type Subscription } from 'rxjs';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { checkpointTrigger } from './checkpoint-trigger.js';
-import { couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
-import type { FactsInput } from './facts.js';
+import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState } from './state.js';
+import { AggregateState, bucketKey } from './state.js';
 
 export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;
@@ -143,13 +142,9 @@ export class Aggregator {
   /** Applies one batch; returns how many changes it held. */
   #apply(batch: ChangeBatch): number {
     const before = this.state.version;
-    for (const change of batch.changes) {
-      if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
-      const result = this.state.apply(change.doc as unknown as FactsInput & { _id: string });
-      if (result === 'duplicate') this.#status.duplicates += 1;
-      else this.#status.counted += 1;
-    }
-    this.state.downsample();
+    const { counted, duplicates } = applyChanges(this.state, batch.changes);
+    this.#status.counted += counted;
+    this.#status.duplicates += duplicates;
     this.#position = batch.lastSeq;
     this.#status.lagChanges = batch.pending ?? (batch.caughtUp ? 0 : null);
     this.#status.lastError = null;
@@ -158,7 +153,7 @@ export class Aggregator {
       this.#caughtUpAt = Date.now();
     } else this.#status.phase = 'catching-up';
     if (this.state.version > before) {
-      const keys = this.state.changedSince(before).map((b) => `${b.start}/${b.size}`);
+      const keys = this.state.changedSince(before).map((b) => bucketKey(b.start, b.size));
       this.#changes.next({ version: this.state.version, keys });
     }
     return batch.changes.length;

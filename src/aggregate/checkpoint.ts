@@ -21,6 +21,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Log } from '../log.js';
+import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import type { SegmentConfig } from './segments.js';
@@ -100,11 +101,7 @@ export class CheckpointStore {
 
   /** Creates the database when missing. */
   async ensureDb(): Promise<void> {
-    try {
-      await this.store.request({ method: 'PUT', db: this.db });
-    } catch (err) {
-      if (!(err instanceof StoreRequestError && err.statusCode === 412)) throw err;
-    }
+    await ensureDatabase(this.store, this.db);
   }
 
   async #readRoot(): Promise<Root | undefined> {

@@ -17,7 +17,9 @@
  */
 import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { StoreRequestError, StoreUnavailableError, type Store } from '../store/store.js';
+import type { FactsInput } from './facts.js';
 import { retryWithBackoff } from './retry-with-backoff.js';
+import type { AggregateState } from './state.js';
 
 export interface FeedChange {
   id: string;
@@ -144,4 +146,21 @@ export function followChanges(read: ChangesReader, since: unknown, options: Foll
       current?.unsubscribe();
     };
   });
+}
+
+/**
+ * Applies a batch of changes to the state: every blob once (design
+ * documents and deletions are skipped: an aggregate counts what was sent),
+ * then downsamples.
+ */
+export function applyChanges(state: AggregateState, changes: FeedChange[]): { counted: number; duplicates: number } {
+  let counted = 0;
+  let duplicates = 0;
+  for (const change of changes) {
+    if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
+    if (state.apply(change.doc as unknown as FactsInput & { _id: string }) === 'duplicate') duplicates += 1;
+    else counted += 1;
+  }
+  state.downsample();
+  return { counted, duplicates };
 }

@@ -7,8 +7,7 @@
  */
 import type { Store } from '../store/store.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
-import { couchChangesReader } from './feed.js';
-import type { FactsInput } from './facts.js';
+import { applyChanges, couchChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState } from './state.js';
 
@@ -42,11 +41,7 @@ export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
   let counted = 0;
   for (;;) {
     const batch = await read(seq, abort.signal);
-    for (const change of batch.changes) {
-      if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
-      if (state.apply(change.doc as unknown as FactsInput & { _id: string }) !== 'duplicate') counted += 1;
-    }
-    state.downsample();
+    counted += applyChanges(state, batch.changes).counted;
     changesRead += batch.changes.length;
     seq = batch.lastSeq;
     options.onProgress?.(changesRead);

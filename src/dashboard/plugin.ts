@@ -26,6 +26,9 @@ export const DASHBOARD_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** Headers of every dashboard answer. */
+const DASHBOARD_HEADERS = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
 async function dashboard(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   // What the dashboard needs to know of the configuration (nothing secret).
   const thresholds = parseThresholds(config.thresholds);
@@ -41,16 +44,14 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
   });
 
   const root = join(projectRoot(), 'web', 'dist');
-  const headers = (reply: { header: (name: string, value: string) => unknown }) => {
-    reply.header('content-security-policy', DASHBOARD_CSP);
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-  };
   if (!existsSync(join(root, 'index.html'))) {
     app.log.warn({ root }, 'the dashboard is not built (npm run build): / explains how');
     app.get('/', async (_request, reply) => {
-      headers(reply);
-      return reply.code(503).type('text/plain; charset=utf-8').send('The kpi-live dashboard is not built: run `npm run build` (npm start does it).\n');
+      return reply
+        .headers(DASHBOARD_HEADERS)
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send('The kpi-live dashboard is not built: run `npm run build` (npm start does it).\n');
     });
     return;
   }
@@ -60,9 +61,7 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
     index: 'index.html',
     wildcard: false,
     setHeaders: (res) => {
-      res.setHeader('content-security-policy', DASHBOARD_CSP);
-      res.setHeader('x-content-type-options', 'nosniff');
-      res.setHeader('referrer-policy', 'no-referrer');
+      for (const [name, value] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(name, value);
     },
   });
 }

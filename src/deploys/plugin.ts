@@ -17,7 +17,7 @@ import { Subject, type Observable } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { readAuth } from '../http/read-auth.js';
-import { StoreRequestError } from '../store/store.js';
+import { ensureDatabase } from '../store/setup.js';
 
 import type { Deploy } from './types.js';
 
@@ -48,11 +48,7 @@ const deploySchema = {
 async function deploys(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const store = app.store;
   const db = `${config.dbName}_deploys`;
-  try {
-    await store.request({ method: 'PUT', db });
-  } catch (err) {
-    if (!(err instanceof StoreRequestError && err.statusCode === 412)) throw err;
-  }
+  await ensureDatabase(store, db);
   const loaded = await store.request<{ rows: { doc: Deploy & { _id: string; _rev: string } }[] }>({
     db,
     path: '_all_docs',

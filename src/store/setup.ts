@@ -10,7 +10,8 @@ import { StoreRequestError, StoreUnavailableError, type Store } from './store.js
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function ensureDatabase(store: Store, db: string): Promise<boolean> {
+/** Creates a database unless it exists; true when it was created. */
+export async function ensureDatabase(store: Store, db: string): Promise<boolean> {
   try {
     await store.request({ method: 'PUT', db });
     return true;
