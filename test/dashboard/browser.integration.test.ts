@@ -74,6 +74,10 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
     await page.getByRole('status').getByText('live').waitFor({ timeout: 10_000 });
     await page.getByText('No sign-in dialogs in this window yet').waitFor();
+    // no deploy yet: the comparison says it is day over day, and before/after cannot be picked
+    const comparison = page.locator('select[aria-label="comparison"]');
+    expect(await comparison.inputValue()).toBe('day');
+    expect(await comparison.locator('option[value="deploy"]').isDisabled()).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'dashboard-empty.png') });
     expect(errors).toEqual([]);
   });
@@ -102,6 +106,9 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     });
     expect(res.statusCode).toBe(201);
     await page.locator('kpi-chart li[data-deploy]').getByText('v9.9.9').waitFor({ timeout: 2000 });
+    const comparison = page.locator('select[aria-label="comparison"]');
+    await expect.poll(async () => comparison.inputValue(), { timeout: 2000 }).toBe('deploy');
+    expect(await comparison.locator('option[value="deploy"]').isDisabled()).toBe(false);
     await page.screenshot({ path: join(SHOTS, 'dashboard-deploy.png'), fullPage: true });
   });
 

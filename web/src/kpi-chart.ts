@@ -99,6 +99,7 @@ export class KpiChart extends LitElement {
     const key = `${this.kpi?.id}|${names.join('|')}|${thin}`;
     if (this.#plot && key === this.#seriesKey) {
       this.#plot.setData(data);
+      this.#fitWindow(data);
       this.#plot.redraw();
       return;
     }
@@ -155,6 +156,12 @@ export class KpiChart extends LitElement {
       },
     };
     this.#plot = new uPlot(options, data, this.renderRoot.querySelector('.plot') as HTMLElement);
+    this.#fitWindow(data);
+  }
+
+  /** One point (or none) would auto-range over years (uPlot widens a lone time by 86,400 units): show the window. */
+  #fitWindow(data: uPlot.AlignedData): void {
+    if (this.answer && (data[0]?.length ?? 0) < 2) this.#plot?.setScale('x', { min: this.answer.from / 1000, max: this.answer.to / 1000 });
   }
 
   override render() {

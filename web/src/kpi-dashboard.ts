@@ -224,13 +224,18 @@ export class KpiDashboard extends LitElement {
     });
   }
 
+  /** The comparison made: before/after the latest deploy needs a deploy marker. */
+  #effectiveCompareMode(): 'deploy' | 'day' {
+    return this.compareMode === 'deploy' && this.live.deploys.length > 0 ? 'deploy' : 'day';
+  }
+
   /** The new-user funnel of two windows: before/after the latest deploy, or yesterday/today. */
   async #compare(): Promise<void> {
     const now = Date.now();
     const deploy = this.live.deploys.at(-1);
     let windows: [number, number, number, number];
     let labels: [string, string];
-    if (this.compareMode === 'deploy' && deploy) {
+    if (this.#effectiveCompareMode() === 'deploy' && deploy) {
       const span = Math.max(600_000, Math.min(now - deploy.at, 86_400_000));
       windows = [deploy.at - span, deploy.at, deploy.at, now];
       labels = [`before ${deploy.version}`, `after ${deploy.version}`];
@@ -340,8 +345,10 @@ export class KpiDashboard extends LitElement {
                 void this.#compare();
               }}
             >
-              <option value="deploy" ?selected=${this.compareMode === 'deploy'}>before / after the latest deploy</option>
-              <option value="day" ?selected=${this.compareMode === 'day'}>yesterday / last 24 h</option>
+              <option value="deploy" ?selected=${this.#effectiveCompareMode() === 'deploy'} ?disabled=${this.live.deploys.length === 0}>
+                before / after the latest deploy${this.live.deploys.length === 0 ? ' (no deploy yet)' : ''}
+              </option>
+              <option value="day" ?selected=${this.#effectiveCompareMode() === 'day'}>yesterday / last 24 h</option>
             </select>
           </label>
           <kpi-compare

@@ -4,6 +4,7 @@
  * with growing delays, resuming from the last version it saw.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import { storedToken } from './api.js';
 import { mergeDelta, mergeDeploys, type Deploy, type KpiAnswer, type ServerMessage, type Subscription } from './model.js';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting';
@@ -52,7 +53,7 @@ export class LiveController implements ReactiveController {
     const socket = new WebSocket(this.url());
     this.#socket = socket;
     socket.addEventListener('open', () => {
-      const token = localStorage.getItem('kpi-live-token') ?? undefined;
+      const token = storedToken();
       const resume = this.#epoch ? { epoch: this.#epoch, version: this.#version } : undefined;
       socket.send(JSON.stringify({ type: 'hello', subscribe: this.subscription(), ...(token ? { token } : {}), ...(resume ? { resume } : {}) }));
     });
