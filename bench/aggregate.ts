@@ -39,6 +39,7 @@ import { coarseUserAgent } from '../src/ingest/user-agent.js';
 import { seededRandom, simulateSession } from '../src/simulate/generator.js';
 import { BlobIdAllocator, floorToBucket } from '../src/store/blob-ids.js';
 import { openStore } from '../src/store/store.js';
+import { gc, verdict } from './common.js';
 
 const QUERY_BLOBS = Number(process.env.BENCH_QUERY_BLOBS ?? 1_000_000);
 const FEED_BLOBS = Number(process.env.BENCH_FEED_BLOBS ?? 200_000);
@@ -62,7 +63,6 @@ function* storedBlobs(n: number, seed: number): Generator<FactsInput & { _id: st
 }
 
 const rssMb = () => Math.round(process.memoryUsage().rss / 1048576);
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -181,18 +181,17 @@ const q = await queryBench();
 const f = await feedBench();
 const speedup = Math.round(q.recomputeMs / q.queryMs);
 const rssMbFinal = q.rss.at(-1)!.mb;
-const pass = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
 const lines = [
   `bench:aggregate (${QUERY_BLOBS} blobs over 30 days for the query, ${FEED_BLOBS} blobs in the embedded store for the feed)`,
   '',
   `apply (in memory)     ${Math.round(QUERY_BLOBS / q.applySeconds)} blobs/s`,
-  `query 30 d × os      ${q.queryMs.toFixed(2)} ms (${q.series} series, ${q.points} points)   target ≤ 20 ms   ${pass(q.queryMs <= 20)}`,
-  `recompute from raw   ${q.recomputeMs.toFixed(0)} ms   speedup ${speedup}×   target ≥ 100×   ${pass(speedup >= 100)}`,
+  `query 30 d × os      ${q.queryMs.toFixed(2)} ms (${q.series} series, ${q.points} points)   target ≤ 20 ms   ${verdict(q.queryMs <= 20)}`,
+  `recompute from raw   ${q.recomputeMs.toFixed(0)} ms   speedup ${speedup}×   target ≥ 100×   ${verdict(speedup >= 100)}`,
   `same numbers         ${q.equal}`,
-  `RSS                  ${q.rss.map((r) => `${r.blobs}: ${r.mb} MB`).join(', ')}   target ≤ 300 MB, flat   ${pass(rssMbFinal <= 300)}`,
+  `RSS                  ${q.rss.map((r) => `${r.blobs}: ${r.mb} MB`).join(', ')}   target ≤ 300 MB, flat   ${verdict(rssMbFinal <= 300)}`,
   `raw _changes read    ${f.rawFeedPerSec} changes/s`,
-  `aggregate catch-up   ${f.catchupPerSec} blobs/s (${Math.round((100 * f.catchupPerSec) / f.rawFeedPerSec)}% of raw)   target ≥ 10,000/s and ≥ 85%   ${pass(f.catchupPerSec >= 10_000 && f.catchupPerSec >= 0.85 * f.rawFeedPerSec)}`,
+  `aggregate catch-up   ${f.catchupPerSec} blobs/s (${Math.round((100 * f.catchupPerSec) / f.rawFeedPerSec)}% of raw)   target ≥ 10,000/s and ≥ 85%   ${verdict(f.catchupPerSec >= 10_000 && f.catchupPerSec >= 0.85 * f.rawFeedPerSec)}`,
   '',
 ];
 process.stdout.write(lines.join('\n'));

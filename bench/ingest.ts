@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
+import { intFromEnv, verdict } from './common.js';
 
 // ---------------------------------------------------------------------------
 // Load generator (runs in the worker thread, or in-process for comparison)
@@ -181,14 +182,6 @@ function fireInWorker(job: LoadJob): Promise<LoadOutcome> {
 // Benchmark (main thread)
 // ---------------------------------------------------------------------------
 
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
 const WARMUP_SECONDS = 2;
 /** Pre-serialised bodies: generating blobs during the run would load the client, not the server. */
 const POOL_SIZE = 2000;
@@ -226,8 +219,6 @@ function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
   return rows.map((row) => row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  ')).join('\n');
 }
-
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
 async function main(): Promise<void> {
   // Imported here, not at the top: the worker thread evaluates this module

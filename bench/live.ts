@@ -72,6 +72,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { seededRandom, simulateSession } from '../src/simulate/generator.js';
+import { gc, intFromEnv, verdict } from './common.js';
 
 // ---------------------------------------------------------------------------
 // Shared: settings, messages between the processes, helpers
@@ -676,14 +677,6 @@ class ChildLink<In, Out extends { type: string }> {
   }
 }
 
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
 /** CPU seconds (user + system) a process has used, from /proc; undefined where there is none. */
 function processCpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
@@ -709,9 +702,7 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 const mb = (bytes: number) => Math.round(bytes / 1048576);
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 const TARGETS = { p95Ms: 250, msgsPerClientPerSec: 4, clientsBehind: 0, renderMs: 50 };
 
