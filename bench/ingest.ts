@@ -253,7 +253,7 @@ async function main(): Promise<void> {
     dataDirs.push(dataDir);
     const config = loadConfig({
       env: {},
-      overrides: { dataDir, host: '127.0.0.1', port: 0, logLevel: 'warn', rateLimitMax: 10_000_000, ...overrides },
+      overrides: { dataDir, host: '127.0.0.1', port: 0, logLevel: 'warn', rateLimitMax: 10_000_000, trustLoopback: true, ...overrides },
     });
     // JSON to stderr even on a terminal (no pino-pretty thread): stdout is
     // for the results.

@@ -735,7 +735,7 @@ async function main(): Promise<void> {
   const children: { close(): Promise<void> }[] = [];
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
-    const config = loadConfig({ env: {}, overrides: { dataDir, host: '127.0.0.1', port: 0, logLevel: 'warn', rateLimitMax: 10_000_000 } });
+    const config = loadConfig({ env: {}, overrides: { dataDir, host: '127.0.0.1', port: 0, logLevel: 'warn', rateLimitMax: 10_000_000, trustLoopback: true } });
     // JSON to stderr even on a terminal: stdout is for the results.
     server = await startServer(config, createLogger(config, process.stderr));
     const app = server.app;

@@ -10,6 +10,7 @@ import { LogController, type FastifyInstance, type FastifyServerOptions } from '
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
 import aggregatePlugin from './aggregate/plugin.js';
+import authPlugin from './auth/plugin.js';
 import dashboardPlugin from './dashboard/plugin.js';
 import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
@@ -52,6 +53,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   fastify.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
   });
+  await fastify.register(authPlugin, { config });
   await fastify.register(storePlugin, { config });
   await fastify.register(aggregatePlugin, { config });
   await fastify.register(healthPlugin, { config });

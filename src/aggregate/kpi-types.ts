@@ -15,8 +15,14 @@ export type FunnelName = 'new-user' | 'password-reset' | 'progress';
 export const TILE_KPI_IDS = ['newUsers', 'newUserDropOff', 'sitesMedian', 'resetSuccess', 'additionalEmail', 'bounceRate', 'errorRate'] as const;
 export type TileKpiId = (typeof TILE_KPI_IDS)[number];
 
-/** Alert thresholds: a tile turns red below `min` or above `max`. */
-export type Thresholds = Partial<Record<TileKpiId, { min?: number; max?: number }>>;
+/**
+ * What a threshold can watch: a tile KPI, or the conversion into step `k`
+ * (k ≥ 2) of a funnel, from the step before it (`new-user.step3`).
+ */
+export type ThresholdKey = TileKpiId | `${'new-user' | 'password-reset'}.step${number}`;
+
+/** Alert thresholds: breached below `min` or above `max`. */
+export type Thresholds = Partial<Record<ThresholdKey, { min?: number; max?: number }>>;
 
 export interface FunnelStep {
   step: number;
@@ -33,6 +39,11 @@ export interface FunnelStep {
 }
 
 export interface Kpis {
+  /**
+   * Some blob counted here had a sample rate below 1 (the client's, the
+   * server's or both): the `…Estimate` counts are estimates, not counts.
+   */
+  sampled: boolean;
   /** Blobs with events (the original "assertions" report counted these). */
   dialogs: number;
   dialogsEstimate: number;

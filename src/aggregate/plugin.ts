@@ -14,7 +14,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Observable } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
-import { readAuth } from '../http/read-auth.js';
 import { Aggregator, type AggregateChange, type AggregatorStatus } from './aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import {
@@ -117,7 +116,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
   } satisfies Aggregates);
 
   await app.register(async (api) => {
-    api.addHook('onRequest', readAuth(config.readTokens));
+    api.addHook('onRequest', app.auth.requireReader);
 
     api.get<{ Querystring: WindowQuery }>(
       '/api/kpis',
@@ -158,4 +157,4 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
   });
 }
 
-export default fp(aggregates, { name: 'kpi-aggregates', dependencies: ['kpi-store'], fastify: '5.x' });
+export default fp(aggregates, { name: 'kpi-aggregates', dependencies: ['kpi-auth', 'kpi-store'], fastify: '5.x' });

@@ -5,7 +5,7 @@
  */
 import { accumulate, binValue, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
-import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS } from './facts.js';
+import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT } from './facts.js';
 import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
 import type { Cell } from './cell.js';
 import type { BucketName, Dimension, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, Outcome } from './kpi-types.js';
@@ -58,6 +58,7 @@ export function cellKpis(cell: CellView): Kpis {
   const loggedIn = c[IX.progress + 4]!;
   const ttlCount = cell.ttl.total();
   return {
+    sampled: cell.w[IX.dialogs] !== dialogs * WEIGHT_UNIT,
     dialogs,
     dialogsEstimate: estimate(cell.w[IX.dialogs]!),
     assertions: loggedIn,

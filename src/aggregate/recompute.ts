@@ -51,6 +51,7 @@ export function kpisOf(list: BlobFacts[], withStepTimes = true): Kpis {
   const sites = numeric(list.map((f) => f.sites));
   const ttl = numeric(list.filter((f) => f.timeToLogin !== undefined).map((f) => binValue(timeBin(f.timeToLogin!))));
   return {
+    sampled: list.some((f) => f.weight !== WEIGHT_UNIT),
     dialogs: list.length,
     dialogsEstimate: list.reduce((s, f) => s + f.weight, 0) / WEIGHT_UNIT,
     assertions: loggedIn,

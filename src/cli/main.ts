@@ -1,11 +1,13 @@
 /**
  * The `kpi-live` command: `serve` runs the service, `simulate` sends it
- * synthetic dialog traffic, `config` lists the settings.
+ * synthetic dialog traffic, `rebuild` recomputes the aggregate, `token` and
+ * `user` make credentials, `config` lists the settings.
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { blobCount, rebuild } from '../aggregate/rebuild.js';
 import { aggregateSettings } from '../aggregate/settings.js';
+import { newApiToken, userEntry } from '../auth/credentials.js';
 import { ConfigError, configFields, loadConfig } from '../config/config.js';
 import { createLogger } from '../logger.js';
 import { runUntilSignalled } from '../server.js';
@@ -29,7 +31,13 @@ Usage:
       Recompute every KPI aggregate from the stored blobs and replace the
       checkpoint atomically (a running service reloads from it). --dry-run
       only recomputes and prints totals.
-  kpi-live config
+  kpi-live token
+      Make an API token for a machine (CI/CD, scripts): prints the token once,
+      and the digest to add to KPI_API_TOKENS (the service keeps only that).
+  kpi-live user <name>
+      Make a dashboard user: reads the password from stdin, prints the entry
+      to add to KPI_USERS (name and scrypt hash; never the password).
+  kpi-live config [--markdown]
       List the settings (environment variables) and their defaults.
 `;
 
@@ -117,11 +125,38 @@ async function rebuildCommand(args: string[]): Promise<number> {
   }
 }
 
-function listConfig(): number {
+function listConfig(args: string[]): number {
+  const { values } = parseArgs({ args, options: { markdown: { type: 'boolean', default: false } }, strict: true });
+  if (values.markdown) process.stdout.write('| variable | default | what |\n| --- | --- | --- |\n');
   for (const [key, spec] of Object.entries(configFields)) {
     const fallback = 'default' in spec ? JSON.stringify(spec.default) : '(unset)';
-    process.stdout.write(`${spec.env.padEnd(28)} ${fallback.padEnd(12)} ${spec.doc} [${key}]\n`);
+    if (values.markdown) process.stdout.write(`| \`${spec.env}\` | ${fallback === '(unset)' ? fallback : `\`${fallback}\``} | ${spec.doc} |\n`);
+    else process.stdout.write(`${spec.env.padEnd(28)} ${fallback.padEnd(12)} ${spec.doc} [${key}]\n`);
   }
+  return 0;
+}
+
+function tokenCommand(): number {
+  const { token, digest } = newApiToken();
+  process.stderr.write('API token (shown once; give it to the machine that reads):\n');
+  process.stdout.write(`${token}\n`);
+  process.stderr.write(`Add its digest to KPI_API_TOKENS (comma-separated):\n${digest}\n`);
+  return 0;
+}
+
+async function userCommand(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new Error('usage: kpi-live user <name> (password on stdin)');
+  if (process.stdin.isTTY) process.stderr.write(`Password for ${positionals[0]} (then Enter): `);
+  let input = '';
+  for await (const chunk of process.stdin) {
+    input += String(chunk);
+    if (input.includes('\n')) break;
+  }
+  const password = input.split(/\r?\n/)[0] ?? '';
+  if (password.length < 12) throw new Error('the password must have at least 12 characters');
+  process.stdout.write(`${userEntry(positionals[0]!, password)}\n`);
+  process.stderr.write('Add this entry to KPI_USERS (comma-separated).\n');
   return 0;
 }
 
@@ -136,8 +171,12 @@ export async function main(argv: string[]): Promise<number> {
         return await simulateCommand(rest);
       case 'rebuild':
         return await rebuildCommand(rest);
+      case 'token':
+        return tokenCommand();
+      case 'user':
+        return await userCommand(rest);
       case 'config':
-        return listConfig();
+        return listConfig(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -145,12 +145,102 @@ export const configFields = {
     doc: 'Alert thresholds as JSON, e.g. `{"bounceRate":{"max":0.7},"newUsers":{"min":10}}` (ids: newUsers, newUserDropOff, sitesMedian, resetSuccess, additionalEmail, bounceRate, errorRate).',
   },
 
-  readTokens: {
-    env: 'KPI_READ_TOKENS',
+  apiTokens: {
+    env: 'KPI_API_TOKENS',
     type: 'string-list',
     default: [],
     secret: true,
-    doc: 'Comma-separated bearer tokens for the read API. None: reads only from loopback.',
+    doc: 'Comma-separated SHA-256 digests (`sha256:<hex>`) of API tokens for machines; `kpi-live token` makes one.',
+  },
+  users: {
+    env: 'KPI_USERS',
+    type: 'string-list',
+    default: [],
+    secret: true,
+    doc: 'Comma-separated dashboard users as `name:scrypt:…` password hashes; `kpi-live user <name>` makes one.',
+  },
+  sessionSecret: {
+    env: 'KPI_SESSION_SECRET',
+    type: 'string',
+    secret: true,
+    doc: 'Key signing session cookies (32+ characters; the same on every instance). Unset: one kept in the data directory.',
+  },
+  sessionHours: { env: 'KPI_SESSION_HOURS', type: 'number', default: 12, minimum: 0.01, maximum: 720, doc: 'A dashboard sign-in lasts this long.' },
+  trustLoopback: {
+    env: 'KPI_TRUST_LOOPBACK',
+    type: 'boolean',
+    default: false,
+    doc: 'Let loopback clients read without signing in (single-user development only: never behind a proxy on the same host).',
+  },
+
+  ingestOrigins: {
+    env: 'KPI_INGEST_ORIGINS',
+    type: 'string-list',
+    default: [],
+    doc: 'Comma-separated origins whose pages may post blobs (others: 403). None: any origin.',
+  },
+  ingestNonceSecret: {
+    env: 'KPI_INGEST_NONCE_SECRET',
+    type: 'string',
+    secret: true,
+    doc: 'When set, ingest needs a signed nonce from `GET /wsapi/interaction_nonce` in the `csrf` field (32+ characters).',
+  },
+  respectOptOut: {
+    env: 'KPI_RESPECT_OPT_OUT',
+    type: 'boolean',
+    default: true,
+    doc: 'A request with `DNT: 1` or `Sec-GPC: 1` is acknowledged and not stored.',
+  },
+  sampleRate: {
+    env: 'KPI_SAMPLE_RATE',
+    type: 'number',
+    default: 1,
+    minimum: 0.0001,
+    maximum: 1,
+    doc: "Server-side sample rate on top of the client's `sample_rate` (deterministic per blob); counts become estimates.",
+  },
+  retentionDays: {
+    env: 'KPI_RETENTION_DAYS',
+    type: 'number',
+    default: 90,
+    minimum: 1,
+    doc: 'Raw blobs older than this are removed; aggregates stay.',
+  },
+  retentionIntervalMinutes: {
+    env: 'KPI_RETENTION_INTERVAL_MINUTES',
+    type: 'number',
+    default: 60,
+    minimum: 0.01,
+    doc: 'How often expired blobs are looked for.',
+  },
+
+  alertWebhookUrl: {
+    env: 'KPI_ALERT_WEBHOOK_URL',
+    type: 'string',
+    secret: true,
+    doc: 'URL that gets a JSON POST when a threshold is breached and when it clears. Unset: alerts show on the dashboard only.',
+  },
+  alertWindowMinutes: {
+    env: 'KPI_ALERT_WINDOW_MINUTES',
+    type: 'number',
+    default: 60,
+    minimum: 10,
+    doc: 'Alerts judge each KPI over this trailing window.',
+  },
+  alertHysteresis: {
+    env: 'KPI_ALERT_HYSTERESIS',
+    type: 'number',
+    default: 0.1,
+    minimum: 0,
+    maximum: 1,
+    doc: 'A breach clears only once the value is back inside the threshold by this fraction of it.',
+  },
+  alertMinDialogs: {
+    env: 'KPI_ALERT_MIN_DIALOGS',
+    type: 'integer',
+    default: 20,
+    minimum: 0,
+    doc: 'No alert is judged on fewer dialogs than this in the window.',
   },
 } as const satisfies Record<string, FieldSpec>;
 

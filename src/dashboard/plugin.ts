@@ -11,7 +11,6 @@ import fastifyStatic from '@fastify/static';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { parseThresholds, type Config } from '../config/config.js';
-import { readAuth } from '../http/read-auth.js';
 import { projectRoot } from '../project-root.js';
 
 export const DASHBOARD_CSP = [
@@ -33,7 +32,7 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
   // What the dashboard needs to know of the configuration (nothing secret).
   const thresholds = parseThresholds(config.thresholds);
   await app.register(async (api) => {
-    api.addHook('onRequest', readAuth(config.readTokens));
+    api.addHook('onRequest', app.auth.requireReader);
     api.get(
       '/api/settings',
       { schema: { response: { 200: { type: 'object', properties: { thresholds: { type: 'object', additionalProperties: true } } } } } },
@@ -55,15 +54,29 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
     });
     return;
   }
-  await app.register(fastifyStatic, {
-    root,
-    prefix: '/',
-    index: 'index.html',
-    wildcard: false,
-    setHeaders: (res) => {
-      for (const [name, value] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(name, value);
-    },
+  // The page itself needs a reader too: a browser that is not signed in is
+  // sent to the login page and comes back here after it.
+  await app.register(async (page) => {
+    page.addHook('onRequest', async (request, reply) => {
+      if (app.auth.identify(request)) return;
+      if (request.method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
+        return reply
+          .code(303)
+          .header('location', `/login?next=${encodeURIComponent(request.url)}`)
+          .send();
+      }
+      return app.auth.requireReader.call(page, request, reply, () => undefined);
+    });
+    await page.register(fastifyStatic, {
+      root,
+      prefix: '/',
+      index: 'index.html',
+      wildcard: false,
+      setHeaders: (res) => {
+        for (const [name, value] of Object.entries(DASHBOARD_HEADERS)) res.setHeader(name, value);
+      },
+    });
   });
 }
 
-export default fp(dashboard, { name: 'kpi-dashboard', fastify: '5.x' });
+export default fp(dashboard, { name: 'kpi-dashboard', dependencies: ['kpi-auth'], fastify: '5.x' });

@@ -16,7 +16,6 @@ import type { FastifyInstance } from 'fastify';
 import { Subject, type Observable } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
-import { readAuth } from '../http/read-auth.js';
 import { ensureDatabase } from '../store/setup.js';
 
 import type { Deploy } from './types.js';
@@ -64,7 +63,7 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
   } satisfies Deploys);
 
   await app.register(async (api) => {
-    api.addHook('onRequest', readAuth(config.readTokens));
+    api.addHook('onRequest', app.auth.requireReader);
 
     api.post<{ Body: { version: string; at?: number; note?: string } }>(
       '/api/deploys',
@@ -120,4 +119,4 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
   });
 }
 
-export default fp(deploys, { name: 'kpi-deploys', dependencies: ['kpi-store'], fastify: '5.x' });
+export default fp(deploys, { name: 'kpi-deploys', dependencies: ['kpi-auth', 'kpi-store'], fastify: '5.x' });

@@ -13,9 +13,7 @@
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
-import { readAuth } from '../http/read-auth.js';
 import { MAX_ID_TIME } from '../store/blob-ids.js';
 import { countBlobs, readBlobPage, readBlobs, type TimeRange } from '../store/blob-reader.js';
 
@@ -49,12 +47,9 @@ async function* asNdjson(blobs: AsyncIterable<object> | Iterable<object>): Async
   for await (const blob of blobs) yield JSON.stringify(blob) + '\n';
 }
 
-async function read(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+async function read(app: FastifyInstance): Promise<void> {
   const store = app.store;
-  if (config.readTokens.length === 0) {
-    app.log.warn('no read token configured (KPI_READ_TOKENS): blobs and KPIs can be read from loopback only');
-  }
-  app.addHook('onRequest', readAuth(config.readTokens));
+  app.addHook('onRequest', app.auth.requireReader);
 
   app.get<{ Querystring: TimeRange & { limit?: number; cursor?: string } }>(
     '/wsapi/interaction_data',
@@ -118,4 +113,4 @@ async function read(app: FastifyInstance, { config }: { config: Config }): Promi
   );
 }
 
-export default fp(read, { name: 'kpi-read', dependencies: ['kpi-store'], encapsulate: true, fastify: '5.x' });
+export default fp(read, { name: 'kpi-read', dependencies: ['kpi-auth', 'kpi-store'], encapsulate: true, fastify: '5.x' });

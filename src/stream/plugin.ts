@@ -3,20 +3,20 @@
  * only the aggregate's public interface (`app.aggregates`) and the deploy
  * markers' (`app.deploys`).
  *
- * Who may connect, as for reads: with tokens configured, a valid
- * `Authorization: Bearer` on the upgrade request or a token in `hello`;
- * without tokens, loopback clients only (others are closed with 4401).
+ * Who may connect, as for reads (`app.auth`): an API token (`Authorization:
+ * Bearer` on the upgrade, or in `hello`), a session cookie, or a trusted
+ * loopback client. A browser's upgrade must come from this service's own
+ * origin, so another site cannot open the stream with the user's cookie.
+ * Refused sockets are closed with 4401.
  */
 import websocket from '@fastify/websocket';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
-import { bearerToken, isLoopback, tokenCheck } from '../http/read-auth.js';
 import { LiveHub } from './live-hub.js';
 import { CLOSE } from './protocol.js';
 
 async function stream(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
-  const valid = tokenCheck(config.readTokens);
   const hub = new LiveHub(
     app.aggregates,
     app.deploys,
@@ -25,7 +25,7 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
       maxBufferedBytes: config.streamMaxBufferBytes,
       heartbeatMs: config.streamHeartbeatMs,
       helloTimeoutMs: 10_000,
-      authorize: valid,
+      authorize: (token) => app.auth.checkToken(token),
     },
     app.log,
   );
@@ -35,21 +35,18 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
   await app.register(websocket, { options: { maxPayload: 64 * 1024 }, preClose: async () => hub.stop() });
 
   app.get('/api/live', { websocket: true }, (socket, request) => {
-    if (config.readTokens.length === 0) {
-      if (!isLoopback(request.socket.remoteAddress)) {
-        socket.close(CLOSE.unauthorized, 'no token is configured: only loopback clients may connect');
-        return;
-      }
-      hub.attach(socket, true);
+    if (!app.auth.sameOrigin(request)) {
+      socket.close(CLOSE.unauthorized, "the stream is open to this service's own pages only");
       return;
     }
-    const header = bearerToken(request);
-    if (header !== undefined && !valid(header)) {
+    const who = app.auth.identify(request);
+    if (!who && request.headers.authorization !== undefined) {
       socket.close(CLOSE.unauthorized, 'the token is not valid');
       return;
     }
-    hub.attach(socket, header !== undefined);
+    // Not yet known: the token may come in `hello`.
+    hub.attach(socket, who !== undefined);
   });
 }
 
-export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-aggregates', 'kpi-deploys'], fastify: '5.x' });
+export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys'], fastify: '5.x' });

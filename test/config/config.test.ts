@@ -18,16 +18,17 @@ describe('loadConfig', () => {
     expect(config.dataDir).toBe('./data');
     expect(config.commitBatchMaxDocs).toBe(500);
     expect(config.maxBlobsPerRequest).toBe(100);
-    expect(config.readTokens).toEqual([]);
+    expect(config.apiTokens).toEqual([]);
+    expect(config.trustLoopback).toBe(false);
   });
 
   it('reads environment variables into typed values', () => {
     const config = loadConfig({
-      env: { PORT: '8080', KPI_TRUST_PROXY: 'true', KPI_READ_TOKENS: 'a, b,,c', KPI_MAX_BLOB_AGE_HOURS: '2.5', COUCHDB_URL: 'http://u:p@db:5984' },
+      env: { PORT: '8080', KPI_TRUST_PROXY: 'true', KPI_API_TOKENS: 'a, b,,c', KPI_MAX_BLOB_AGE_HOURS: '2.5', COUCHDB_URL: 'http://u:p@db:5984' },
     });
     expect(config.port).toBe(8080);
     expect(config.trustProxy).toBe(true);
-    expect(config.readTokens).toEqual(['a', 'b', 'c']);
+    expect(config.apiTokens).toEqual(['a', 'b', 'c']);
     expect(config.maxBlobAgeHours).toBe(2.5);
     expect(config.couchdbUrl).toBe('http://u:p@db:5984');
   });
@@ -72,7 +73,7 @@ describe('loadConfig', () => {
     const secret = 'hunter2-secret';
     let message = '';
     try {
-      loadConfig({ env: { COUCHDB_PASSWORD: '', KPI_READ_TOKENS: secret, PORT: 'x' } });
+      loadConfig({ env: { COUCHDB_PASSWORD: '', KPI_API_TOKENS: secret, PORT: 'x' } });
     } catch (err) {
       message = (err as Error).message;
     }
@@ -81,7 +82,7 @@ describe('loadConfig', () => {
   });
 
   it('masks secrets for logging', () => {
-    const config = loadConfig({ env: { COUCHDB_URL: 'https://admin:s3cret@db.example:6984/', COUCHDB_PASSWORD: 'pw', KPI_READ_TOKENS: 't1,t2' } });
+    const config = loadConfig({ env: { COUCHDB_URL: 'https://admin:s3cret@db.example:6984/', COUCHDB_PASSWORD: 'pw', KPI_API_TOKENS: 't1,t2' } });
     const shown = JSON.stringify(redactedConfig(config));
     expect(shown).not.toContain('s3cret');
     expect(shown).not.toContain('"pw"');

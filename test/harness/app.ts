@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { inject } from 'vitest';
 import app, { serverOptions } from '../../src/app.js';
+import { tokenDigest } from '../../src/auth/credentials.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { Store } from '../../src/store/store.js';
 
@@ -22,10 +23,26 @@ export function uniqueDbName(prefix = 'test'): string {
   return `${prefix}_${randomBytes(6).toString('hex')}`;
 }
 
+/** The API token every test app accepts (tests that check sign-in configure their own). */
+export const TEST_TOKEN = 'klt_test-token-of-the-harness';
+
+/**
+ * A test app's configuration: loopback trusted (most tests are about
+ * something else than sign-in), one known API token, a fixed session key.
+ */
 export function testConfig(overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
   return loadConfig({
     env: {},
-    overrides: { couchdbUrl: inject('couchUrl'), dbName: uniqueDbName(), logLevel: 'silent', rateLimitMax: 1_000_000, ...overrides },
+    overrides: {
+      couchdbUrl: inject('couchUrl'),
+      dbName: uniqueDbName(),
+      logLevel: 'silent',
+      rateLimitMax: 1_000_000,
+      trustLoopback: true,
+      apiTokens: [tokenDigest(TEST_TOKEN)],
+      sessionSecret: 'a-fixed-session-key-for-kpi-live-tests',
+      ...overrides,
+    },
   });
 }
 

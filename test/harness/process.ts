@@ -17,12 +17,19 @@ export interface ServiceProcess {
   stderr(): string;
 }
 
+/**
+ * Runs `kpi-live <args>` as its own process. Loopback is trusted unless the
+ * test's env says otherwise (tests of sign-in set their own).
+ */
 export function startServiceProcess(args: string[], env: Record<string, string>): ServiceProcess {
   const bin = join(projectRoot(), 'bin', 'kpi-live.js');
   if (!existsSync(join(projectRoot(), 'dist', 'src', 'cli', 'main.js'))) {
     throw new Error('kpi-live is not built: run `npm run build` (npm test does it first)');
   }
-  const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { PATH: process.env.PATH ?? '', KPI_TRUST_LOOPBACK: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
   const waiters: { match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }[] = [];
   let buffer = '';

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.js';
+import { tokenDigest } from '../../src/auth/credentials.js';
 
 const HOUR = 3_600_000;
 const BASE = Math.floor((Date.now() - 48 * HOUR) / HOUR) * HOUR;
@@ -36,7 +37,7 @@ describe('read API with tokens', () => {
   let t: TestApp;
   const auth = { authorization: 'Bearer reader-token-1' };
   beforeAll(async () => {
-    t = await startTestApp({ readTokens: ['reader-token-1', 'reader-token-2'], maxBlobsPerRequest: 100 });
+    t = await startTestApp({ apiTokens: [tokenDigest('reader-token-1'), tokenDigest('reader-token-2')], trustLoopback: false, maxBlobsPerRequest: 100 });
     await seed(t);
   });
   afterAll(async () => {
@@ -117,21 +118,21 @@ describe('read API with tokens', () => {
   });
 });
 
-describe('read API without tokens', () => {
+describe('read API trusting loopback', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ readTokens: [] });
+    t = await startTestApp({ trustLoopback: true });
   });
   afterAll(async () => {
     await t.close();
   });
 
-  it('lets loopback read and refuses everyone else, even claiming loopback in X-Forwarded-For', async () => {
+  it('lets loopback read without a token and refuses everyone else, even claiming loopback in X-Forwarded-For', async () => {
     expect((await t.app.inject({ url: '/wsapi/interaction_data/count', remoteAddress: '127.0.0.1' })).statusCode).toBe(200);
     expect((await t.app.inject({ url: '/wsapi/interaction_data/count', remoteAddress: '::1' })).statusCode).toBe(200);
     const remote = await t.app.inject({ url: '/wsapi/interaction_data', remoteAddress: '192.0.2.10', headers: { 'x-forwarded-for': '127.0.0.1' } });
-    expect(remote.statusCode).toBe(403);
-    expect(remote.json().message).toMatch(/KPI_READ_TOKENS/);
+    expect(remote.statusCode).toBe(401);
+    expect(remote.json().message).toMatch(/sign in at \/login/);
   });
 
   it('keeps ingest open to everyone', async () => {

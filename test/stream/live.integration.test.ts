@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import type { KpiAnswer } from '../../src/aggregate/query.js';
 import type { ServerMessage } from '../../src/stream/protocol.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { tokenDigest } from '../../src/auth/credentials.js';
 import { waitUntil } from '../harness/process.js';
 
 interface Peer {
@@ -131,7 +132,7 @@ describe('live stream without tokens (loopback)', () => {
 describe('live stream with tokens', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ readTokens: ['live-token'], streamCoalesceMs: 50 }, { listen: true });
+    t = await startTestApp({ apiTokens: [tokenDigest('live-token')], trustLoopback: false, streamCoalesceMs: 50 }, { listen: true });
   });
   afterAll(async () => {
     await t.close();

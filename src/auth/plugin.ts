@@ -1,0 +1,232 @@
+/**
+ * Who may read: the one authentication of kpi-live (`app.auth`).
+ *
+ * Everything that returns data (dashboard, read and query APIs, the live
+ * stream, deploy markers, settings) sits behind `app.auth.requireReader`;
+ * ingest alone stays public, as browsers post to it. A request may read when
+ * it carries
+ * - `Authorization: Bearer <API token>` (machines: CI/CD, scripts), or
+ * - a signed session cookie from the login page (people), or
+ * - nothing, from a loopback socket, only when `KPI_TRUST_LOOPBACK` is on.
+ * With neither users nor tokens configured, kpi-live makes one access token,
+ * keeps it in the data directory (mode 0600) and says where; it never logs it.
+ *
+ * State-changing requests authenticated by the cookie also need the session's
+ * `X-CSRF-Token` and, when the browser sends one, a same-origin `Origin`.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { Config } from '../config/config.js';
+import { HttpError } from '../http/errors.js';
+import { isTokenDigest, newApiToken, parseUsers, tokenChecker, tokenDigest, verifyPassword } from './credentials.js';
+import { loginPage, LOGIN_CSS } from './login-page.js';
+import { cookieValue, SESSION_COOKIE, SessionKeeper, type Session } from './sessions.js';
+
+/** How a request proved it may read. */
+export type Identity = { kind: 'token' } | { kind: 'session'; session: Session } | { kind: 'loopback' };
+
+export interface Auth {
+  /** `onRequest` hook: lets through only requests that may read (401/403 otherwise). */
+  requireReader: onRequestHookHandler;
+  /** How a request authenticates, if it does (an invalid bearer token counts as none). */
+  identify(request: FastifyRequest): Identity | undefined;
+  /** Checks an API token given outside a header (the live stream's `hello`). */
+  checkToken(token: string | undefined): boolean;
+  /** Whether the request's `Origin`, when it has one, is this service's own. */
+  sameOrigin(request: FastifyRequest): boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    auth: Auth;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+/** The bearer token of a request, if it carries one. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+/** A secret kept in a file of the data directory (made on first use, mode 0600). */
+function keptSecret(dataDir: string, name: string, make: () => string): { value: string; path: string } {
+  const path = resolve(join(dataDir, name));
+  if (existsSync(path)) return { value: readFileSync(path, 'utf8').trim(), path };
+  mkdirSync(dataDir, { recursive: true });
+  const value = make();
+  writeFileSync(path, value + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return { value, path };
+}
+
+/** A relative path to go back to after sign-in; anything else goes to `/`. */
+export function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/(?![/\\])[^\s]*$/.test(next) && next.length <= 512 ? next : '/';
+}
+
+async function auth(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  let users: Map<string, string>;
+  try {
+    users = parseUsers(config.users);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
+  const badDigest = config.apiTokens.findIndex((d) => !isTokenDigest(d));
+  if (badDigest >= 0) throw new Error(`invalid configuration: KPI_API_TOKENS entry ${badDigest + 1} is not "sha256:<64 hex>" (make one with kpi-live token)`);
+
+  const digests = [...config.apiTokens];
+  if (digests.length === 0 && users.size === 0) {
+    const kept = keptSecret(config.dataDir, 'access-token', () => newApiToken().token);
+    digests.push(tokenDigest(kept.value));
+    app.log.warn(
+      { file: kept.path },
+      'no users or API tokens configured: sign in with the access token kept in this file (see kpi-live user / kpi-live token)',
+    );
+  }
+  const validToken = tokenChecker(digests);
+  const secret = config.sessionSecret ?? keptSecret(config.dataDir, 'session-secret', () => randomBytes(32).toString('base64url')).value;
+  if (secret.length < 32) throw new Error('invalid configuration: KPI_SESSION_SECRET must have at least 32 characters');
+  const sessions = new SessionKeeper(secret, config.sessionHours * 3_600_000);
+
+  const sameOrigin = (request: FastifyRequest): boolean => {
+    const origin = request.headers.origin;
+    if (origin === undefined) return true;
+    try {
+      return new URL(origin).host === request.host;
+    } catch {
+      return false;
+    }
+  };
+
+  const identify = (request: FastifyRequest): Identity | undefined => {
+    const token = bearerToken(request);
+    if (token !== undefined) return validToken(token) ? { kind: 'token' } : undefined;
+    const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    if (session) return { kind: 'session', session };
+    if (config.trustLoopback && isLoopback(request.socket.remoteAddress)) return { kind: 'loopback' };
+    return undefined;
+  };
+
+  const requireReader: onRequestHookHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const who = identify(request);
+    if (!who) {
+      if (bearerToken(request) !== undefined) {
+        reply.header('www-authenticate', 'Bearer realm="kpi-live", error="invalid_token"');
+        throw new HttpError(401, 'the bearer token is not valid');
+      }
+      reply.header('www-authenticate', 'Bearer realm="kpi-live"');
+      throw new HttpError(401, 'sign in at /login, or send "Authorization: Bearer <API token>"');
+    }
+    if (SAFE_METHODS.has(request.method) || who.kind === 'token') return;
+    if (!sameOrigin(request)) throw new HttpError(403, 'cross-origin requests may not change anything', 'headers.origin');
+    if (who.kind === 'session' && !sessions.checkCsrf(who.session, headerValue(request.headers['x-csrf-token']))) {
+      throw new HttpError(403, 'this request needs the X-CSRF-Token of the session (GET /api/session)', 'headers.x-csrf-token');
+    }
+  };
+
+  app.decorate('auth', { requireReader, identify, checkToken: validToken, sameOrigin } satisfies Auth);
+
+  const setCookie = (request: FastifyRequest, reply: FastifyReply, value: string, maxAgeSeconds: number) => {
+    const secure = request.protocol === 'https' ? '; Secure' : '';
+    reply.header('set-cookie', `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure}`);
+  };
+
+  await app.register(async (pages) => {
+    pages.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+    await pages.register(rateLimit, {
+      max: 20,
+      timeWindow: 60_000,
+      errorResponseBuilder: (_req, context) => ({ statusCode: 429, message: `too many sign-in attempts: retry in ${context.after}` }),
+    });
+    const html = (reply: FastifyReply, status: number, body: string) => reply.code(status).headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(body);
+
+    pages.get<{ Querystring: { next?: string } }>('/login', { config: { rateLimit: false } }, async (request, reply) =>
+      html(reply, 200, loginPage({ next: safeNext(request.query.next), users: users.size > 0 })),
+    );
+    pages.get('/login.css', { config: { rateLimit: false } }, async (_request, reply) =>
+      reply.headers(PAGE_HEADERS).type('text/css; charset=utf-8').send(LOGIN_CSS),
+    );
+    pages.post<{ Body: Record<string, string | undefined> }>('/login', async (request, reply) => {
+      const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, string | undefined>;
+      const next = safeNext(body.next);
+      if (!sameOrigin(request)) return html(reply, 403, loginPage({ next, users: users.size > 0, error: 'Sign-in must come from this page.' }));
+      let user: string | undefined;
+      if (body.token) {
+        if (validToken(body.token)) user = 'token';
+      } else if (body.user && body.password !== undefined) {
+        const hash = users.get(body.user);
+        // Unknown users cost the same scrypt work as known ones.
+        const ok = verifyPassword(body.password, hash ?? DUMMY_HASH);
+        if (ok && hash) user = body.user;
+      }
+      if (!user) {
+        request.log.info({ user: body.user ?? null }, 'sign-in refused');
+        return html(reply, 401, loginPage({ next, users: users.size > 0, error: 'That did not match. Try again.' }));
+      }
+      const { cookie } = sessions.issue(user);
+      setCookie(request, reply, cookie, Math.floor(sessions.lifetimeMs / 1000));
+      request.log.info({ user }, 'signed in');
+      return reply.code(303).header('location', next).send();
+    });
+    pages.post('/logout', { config: { rateLimit: false } }, async (request, reply) => {
+      if (!sameOrigin(request)) throw new HttpError(403, 'cross-origin requests may not change anything', 'headers.origin');
+      const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
+      if (session) sessions.revoke(session);
+      setCookie(request, reply, '', 0);
+      return reply.code(303).header('location', '/login').send();
+    });
+  });
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', requireReader);
+    api.get(
+      '/api/session',
+      {
+        schema: {
+          response: {
+            200: {
+              type: 'object',
+              required: ['kind'],
+              properties: { kind: { type: 'string' }, user: { type: 'string' }, csrfToken: { type: 'string' }, expiresAt: { type: 'integer' } },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const who = identify(request)!;
+        if (who.kind !== 'session') return { kind: who.kind };
+        return { kind: 'session', user: who.session.user, csrfToken: sessions.csrfToken(who.session), expiresAt: who.session.expiresAt };
+      },
+    );
+  });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Headers of the login page: nothing inline, never framed, never cached. */
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+const DUMMY_HASH = 'scrypt:16384:8:1:AAAAAAAAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+export default fp(auth, { name: 'kpi-auth', fastify: '5.x' });
