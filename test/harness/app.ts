@@ -46,9 +46,16 @@ export function testConfig(overrides: Partial<Record<keyof Config, unknown>> = {
   });
 }
 
-export async function startTestApp(overrides: Partial<Record<keyof Config, unknown>> = {}, options: { listen?: boolean } = {}): Promise<TestApp> {
+export interface StartOptions {
+  listen?: boolean;
+  /** Where the app's log lines go (tests that check what is logged). */
+  logStream?: { write(line: string): void };
+}
+
+export async function startTestApp(overrides: Partial<Record<keyof Config, unknown>> = {}, options: StartOptions = {}): Promise<TestApp> {
   const config = testConfig(overrides);
-  const fastify = Fastify({ ...serverOptions(config), logger: { level: config.logLevel } });
+  const logger = options.logStream ? { level: config.logLevel, stream: options.logStream } : { level: config.logLevel };
+  const fastify = Fastify({ ...serverOptions(config), logger });
   await fastify.register(app, { config });
   if (options.listen) await fastify.listen({ host: '127.0.0.1', port: 0 });
   else await fastify.ready();
