@@ -11,12 +11,31 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { BUCKET_MS, floorToBucket } from '../store/blob-ids.js';
 import type { CoarseUserAgent } from './user-agent.js';
 
-/** Longest event stream accepted from one dialog session. */
-export const MAX_EVENTS = 2000;
-const MAX_COUNT = 100_000;
-const MAX_OFFSET_MS = 2 ** 31;
+/**
+ * Plausibility bounds (security review, "bogus data"): generous for any real
+ * dialog session, tight enough that a forged blob cannot skew a KPI far.
+ */
+export const PLAUSIBLE = {
+  /** Events in one dialog session. */
+  events: 2000,
+  /** A dialog session lasts at most a day: offsets and durations in ms. */
+  offsetMs: 86_400_000,
+  /** Addresses in one account. */
+  emails: 1000,
+  /** Sites signed in to over 24 h. */
+  sites: 1000,
+  /** Screen side in CSS pixels. */
+  screenPx: 32_768,
+} as const;
 
-const count = { type: ['integer', 'null'], minimum: 0, maximum: MAX_COUNT } as const;
+/**
+ * Event names: the dialog's vocabulary is dotted identifiers (`screen.rp_info`,
+ * `user.user_staged`, `picker::change`, `xhr_complete`); anything else (spaces,
+ * markup, control characters, paths) is not an event the dialog sends.
+ */
+export const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_-]*(?:(?:\.|::?)[A-Za-z0-9_-]+)*$/;
+
+const count = (maximum: number) => ({ type: ['integer', 'null'], minimum: 0, maximum }) as const;
 const shortText = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
 
 /** JSON schema of one blob as sent by clients (kpi-definitions §1). */
@@ -28,31 +47,31 @@ export const blobSchema = {
     timestamp: { type: 'integer', minimum: 0 },
     event_stream: {
       type: ['array', 'null'],
-      maxItems: MAX_EVENTS,
+      maxItems: PLAUSIBLE.events,
       items: {
         type: 'array',
         minItems: 2,
         maxItems: 3,
         items: [
-          { type: 'string', minLength: 1, maxLength: 128 },
-          { type: 'number', minimum: 0, maximum: MAX_OFFSET_MS },
-          { type: 'number', minimum: 0, maximum: MAX_OFFSET_MS },
+          { type: 'string', minLength: 1, maxLength: 128, pattern: EVENT_NAME.source },
+          { type: 'number', minimum: 0, maximum: PLAUSIBLE.offsetMs },
+          { type: 'number', minimum: 0, maximum: PLAUSIBLE.offsetMs },
         ],
       },
     },
     email_type: { enum: ['primary', 'secondary', null] },
-    number_emails: count,
-    number_sites_logged_in: count,
-    number_sites_signed_in: count,
-    sites_signed_in: count,
+    number_emails: count(PLAUSIBLE.emails),
+    number_sites_logged_in: count(PLAUSIBLE.sites),
+    number_sites_signed_in: count(PLAUSIBLE.sites),
+    sites_signed_in: count(PLAUSIBLE.sites),
     new_account: { type: ['boolean', 'null'] },
     lang: shortText(35),
     language: shortText(35),
     screen_size: {
       type: ['object', 'null'],
       properties: {
-        width: { type: 'integer', minimum: 0, maximum: MAX_COUNT },
-        height: { type: 'integer', minimum: 0, maximum: MAX_COUNT },
+        width: { type: 'integer', minimum: 0, maximum: PLAUSIBLE.screenPx },
+        height: { type: 'integer', minimum: 0, maximum: PLAUSIBLE.screenPx },
       },
     },
     sample_rate: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1 },
@@ -164,6 +183,14 @@ export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContex
     user_agent?: { os?: string; browser?: string; version?: string | number } | null;
   };
 
+  const events = blob.event_stream ?? [];
+  for (let i = 1; i < events.length; i++) {
+    if ((events[i]![1] as number) < (events[i - 1]![1] as number)) {
+      const field = fieldPath(prefix, `/event_stream/${i}/1`);
+      throw new BlobFieldError(field, `goes back in time: offsets are ms since the dialog opened and never decrease (${String(events[i - 1]![1])} before it)`);
+    }
+  }
+
   const timestampField = prefix ? `${prefix}.timestamp` : 'timestamp';
   if (blob.timestamp < ctx.now - ctx.maxAgeMs) {
     throw new BlobFieldError(timestampField, `is older than the accepted ${Math.round(ctx.maxAgeMs / 3_600_000)} h`);
@@ -177,7 +204,7 @@ export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContex
   const timestamp = floorToBucket(blob.timestamp);
   const doc: NewBlobDoc = {
     timestamp,
-    event_stream: (blob.event_stream ?? []).map((event) => event.slice(0, 3) as BlobEvent),
+    event_stream: events.map((event) => event.slice(0, 3) as BlobEvent),
   };
   if (isSet(blob.email_type)) doc.email_type = blob.email_type as 'primary' | 'secondary';
   if (isSet(blob.number_emails)) doc.number_emails = blob.number_emails as number;

@@ -10,7 +10,11 @@ export interface RawBlobs {
   blobs: unknown[];
   /** How the client addresses blob i: `data[2]`, `data`, `[2]` or '' (bare blob). */
   nameOf(i: number): string;
+  /** The `csrf` field beside `data` (the ingest nonce), when the client sent one. */
+  csrf?: string;
 }
+
+const csrfOf = (value: unknown): string | undefined => (typeof value === 'string' && value.length <= 512 ? value : undefined);
 
 /** JSON.parse that refuses `__proto__` and `constructor.prototype` keys. */
 export function parseJsonSafely(text: string, field: string): unknown {
@@ -30,14 +34,15 @@ function fromData(data: unknown): RawBlobs {
 
 /**
  * The blobs of a JSON body: `{"data": blob | [blobs] | "<JSON>"}`, a bare
- * blob, or an array of blobs. Other keys beside `data` (`csrf`) are ignored.
+ * blob, or an array of blobs. Beside `data`, `csrf` is read (the ingest
+ * nonce); other keys are ignored.
  */
 export function blobsFromJson(body: unknown): RawBlobs {
   if (Array.isArray(body)) return { blobs: body, nameOf: (i) => `[${i}]` };
   if (typeof body !== 'object' || body === null) {
     throw new HttpError(400, 'body must be a JSON object: {"data": blob or [blobs]} or a blob', 'body');
   }
-  if (Object.hasOwn(body, 'data')) return fromData((body as { data: unknown }).data);
+  if (Object.hasOwn(body, 'data')) return { ...fromData((body as { data: unknown }).data), csrf: csrfOf((body as { csrf?: unknown }).csrf) };
   return { blobs: [body], nameOf: () => '' };
 }
 
@@ -45,5 +50,5 @@ export function blobsFromJson(body: unknown): RawBlobs {
 export function blobsFromForm(form: URLSearchParams): RawBlobs {
   const data = form.get('data');
   if (data === null) throw new HttpError(400, 'data is required (the JSON text of a blob or an array of blobs)', 'data');
-  return fromData(data);
+  return { ...fromData(data), csrf: csrfOf(form.get('csrf')) };
 }

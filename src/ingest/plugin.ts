@@ -3,31 +3,62 @@
  *
  * Accepts both wire forms, validates every blob before storing any (a request
  * with one bad blob stores nothing), and writes through the group committer.
- * Answers: 200 `{success, stored}` once durable; 400 naming the field; 413 too
- * big; 415 wrong content type; 429 rate limited; 503 + Retry-After when the
- * store cannot take it. Ingest knows nothing of aggregates: CouchDB's
- * `_changes` feed is the only link to them.
+ * Answers: 200 `{success, stored}` once durable; 400 naming the field; 403 an
+ * origin not allowed or a bad nonce; 413 too big; 415 wrong content type; 429
+ * rate limited; 503 + Retry-After when the store cannot take it. Ingest knows
+ * nothing of aggregates: CouchDB's `_changes` feed is the only link to them.
+ *
+ * Before any of that, in this order:
+ * - `Origin` allowlist (`KPI_INGEST_ORIGINS`), with CORS answers for the
+ *   allowed origins (dialogs post from their own origin);
+ * - opt-out: a request with `DNT: 1` or `Sec-GPC: 1` is answered
+ *   `{success: true, stored: 0, optedOut: true}` without its body being read;
+ * - nonce (`KPI_INGEST_NONCE_SECRET`), then plausibility (blob.ts), then the
+ *   server's sample rate.
  */
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler, onResponseHookHandler } from 'fastify';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { BlobIdAllocator } from '../store/blob-ids.js';
 import { normalizeBlob, type NewBlobDoc } from './blob.js';
+import { NonceKeeper } from './nonce.js';
+import { sampled } from './sampling.js';
 import { GroupCommitter, type BulkDocResult } from './group-commit.js';
 import { blobsFromForm, blobsFromJson, parseJsonSafely, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
 
 export const INGEST_PATH = '/wsapi/interaction_data';
+export const NONCE_PATH = '/wsapi/interaction_nonce';
+
+/** What ingest did since this instance started (`GET /api/ingest-stats`). */
+export interface IngestStats {
+  since: number;
+  /** Blobs stored. */
+  accepted: number;
+  /** Requests acknowledged and not stored: `DNT: 1` / `Sec-GPC: 1`. */
+  optedOut: number;
+  /** Blobs not stored by the server's sample rate. */
+  sampledOut: number;
+  /** Requests refused with a 4xx (bad input, origin, nonce, size, rate). */
+  rejected: number;
+}
+
+/** Whether a request says its user opted out of tracking. */
+export function optsOut(headers: Record<string, string | string[] | undefined>): boolean {
+  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.trim();
+  return first(headers.dnt) === '1' || first(headers['sec-gpc']) === '1';
+}
 
 const responses = {
   200: {
     type: 'object',
     required: ['success', 'stored'],
-    properties: { success: { type: 'boolean', const: true }, stored: { type: 'integer' } },
+    properties: { success: { type: 'boolean', const: true }, stored: { type: 'integer' }, optedOut: { type: 'boolean' } },
   },
   400: errorResponseSchema,
+  403: errorResponseSchema,
   413: errorResponseSchema,
   415: errorResponseSchema,
   429: errorResponseSchema,
@@ -79,18 +110,111 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
 
   const maxAgeMs = config.maxBlobAgeHours * 3_600_000;
   const maxFutureMs = config.maxBlobFutureMinutes * 60_000;
+  const allowedOrigins = new Set(config.ingestOrigins);
+  const nonces = config.ingestNonceSecret ? new NonceKeeper(config.ingestNonceSecret) : undefined;
+  if (nonces && config.ingestNonceSecret!.length < 32) throw new Error('invalid configuration: KPI_INGEST_NONCE_SECRET must have at least 32 characters');
+  const stats: IngestStats = { since: Date.now(), accepted: 0, optedOut: 0, sampledOut: 0, rejected: 0 };
 
-  app.post(INGEST_PATH, { bodyLimit: config.bodyLimitBytes, schema: { response: responses } }, async (request) => {
-    const raw: RawBlobs = request.body instanceof URLSearchParams ? blobsFromForm(request.body) : blobsFromJson(request.body);
-    if (raw.blobs.length > config.maxBlobsPerRequest) {
-      throw new HttpError(413, `data holds ${raw.blobs.length} blobs; at most ${config.maxBlobsPerRequest} per request`, 'data');
+  // Origin first: a page of another site gets 403 (and no CORS grant), before
+  // its body is read. Posts without Origin (no browser) pass: the allowlist
+  // stops other sites' pages, not scripts, which can send any header.
+  const checkOrigin: onRequestHookHandler = async (request, reply) => {
+    const origin = request.headers.origin;
+    if (origin === undefined) return;
+    if (allowedOrigins.size > 0 && !allowedOrigins.has(origin)) {
+      throw new HttpError(403, 'this origin may not post interaction data (KPI_INGEST_ORIGINS)', 'headers.origin');
     }
-    const ctx = { now: Date.now(), maxAgeMs, maxFutureMs, userAgent: coarseUserAgent(request.headers['user-agent']) };
-    // Validate all before storing any: one bad blob stores nothing.
-    const docs = raw.blobs.map((blob, i) => normalizeBlob(blob, raw.nameOf(i), ctx));
-    const stored = await committer.submit(docs);
-    return { success: true as const, stored };
-  });
+    reply.header('access-control-allow-origin', allowedOrigins.size > 0 ? origin : '*');
+    reply.header('vary', 'origin');
+  };
+  const countRejected: onResponseHookHandler = async (_request, reply) => {
+    if (reply.statusCode >= 400 && reply.statusCode < 500) stats.rejected++;
+  };
+
+  app.get(
+    '/api/ingest-stats',
+    {
+      onRequest: app.auth.requireReader,
+      config: { rateLimit: false },
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            required: ['since', 'accepted', 'optedOut', 'sampledOut', 'rejected'],
+            properties: {
+              since: { type: 'integer' },
+              accepted: { type: 'integer' },
+              optedOut: { type: 'integer' },
+              sampledOut: { type: 'integer' },
+              rejected: { type: 'integer' },
+            },
+          },
+          401: errorResponseSchema,
+        },
+      },
+    },
+    async () => stats,
+  );
+
+  app.options(INGEST_PATH, { onRequest: checkOrigin, config: { rateLimit: false } }, async (_request, reply) =>
+    reply
+      .code(204)
+      .header('access-control-allow-methods', 'POST')
+      .header('access-control-allow-headers', 'content-type, x-csrf-token')
+      .header('access-control-max-age', '600')
+      .send(),
+  );
+
+  if (nonces) {
+    app.get(
+      NONCE_PATH,
+      {
+        onRequest: checkOrigin,
+        schema: { response: { 200: { type: 'object', required: ['csrf'], properties: { csrf: { type: 'string' } } }, 403: errorResponseSchema } },
+      },
+      async (_request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return { csrf: nonces.issue() };
+      },
+    );
+  }
+
+  app.post(
+    INGEST_PATH,
+    {
+      bodyLimit: config.bodyLimitBytes,
+      schema: { response: responses },
+      onRequest: [
+        checkOrigin,
+        // Opt-out before the body is parsed: nothing of it is read or kept.
+        async (request, reply) => {
+          if (!config.respectOptOut || !optsOut(request.headers)) return;
+          stats.optedOut++;
+          return reply.code(200).send({ success: true, stored: 0, optedOut: true });
+        },
+      ],
+      onResponse: countRejected,
+    },
+    async (request) => {
+      const raw: RawBlobs = request.body instanceof URLSearchParams ? blobsFromForm(request.body) : blobsFromJson(request.body);
+      if (raw.blobs.length > config.maxBlobsPerRequest) {
+        throw new HttpError(413, `data holds ${raw.blobs.length} blobs; at most ${config.maxBlobsPerRequest} per request`, 'data');
+      }
+      if (nonces) {
+        const header = request.headers['x-csrf-token'];
+        const problem = nonces.problem(raw.csrf ?? (Array.isArray(header) ? header[0] : header));
+        if (problem) throw new HttpError(403, `csrf ${problem}`, 'csrf');
+      }
+      const ctx = { now: Date.now(), maxAgeMs, maxFutureMs, userAgent: coarseUserAgent(request.headers['user-agent']) };
+      // Validate all before storing any: one bad blob stores nothing.
+      const docs = raw.blobs.map((blob, i) => normalizeBlob(blob, raw.nameOf(i), ctx));
+      const kept = docs.map((doc) => sampled(doc, config.sampleRate)).filter((doc): doc is NewBlobDoc => doc !== undefined);
+      stats.sampledOut += docs.length - kept.length;
+      const stored = kept.length > 0 ? await committer.submit(kept) : 0;
+      stats.accepted += stored;
+      return { success: true as const, stored };
+    },
+  );
 }
 
-export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-store'], encapsulate: true, fastify: '5.x' });
+export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-auth', 'kpi-store'], encapsulate: true, fastify: '5.x' });
