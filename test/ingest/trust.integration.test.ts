@@ -112,7 +112,7 @@ describe('ingest plausibility and opt-out', () => {
   it('acknowledges and does not store a request with DNT: 1 or Sec-GPC: 1, and counts it', async () => {
     const before = (await t.app.inject({ url: '/api/ingest-stats' })).json() as { optedOut: number; accepted: number };
     const count = await storedBlobCount(t.store);
-    for (const headers of [{ dnt: '1' }, { 'sec-gpc': '1' }]) {
+    for (const headers of [{ dnt: '1' }, { 'sec-gpc': '1' }] as Record<string, string>[]) {
       const res = await post(t, { data: [blob()] }, headers);
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({ success: true, stored: 0, optedOut: true });
