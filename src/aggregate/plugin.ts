@@ -3,8 +3,8 @@
  * app's lifetime, exposes it as `app.aggregates` (the public query and
  * change interface the stream uses), and serves the query API:
  *
- * - `GET /api/kpis?from&to&bucket=10m|1h|1d&segment=<dimension>[&format=csv]`
- * - `GET /api/funnels/:name?from&to&segment=<dimension>[&format=csv]`,
+ * - `GET /api/kpis?from&to&bucket=10m|1h|1d&segment=<dimension>[&top=N][&format=csv]`
+ * - `GET /api/funnels/:name?from&to&segment=<dimension>[&top=N][&format=csv]`,
  *   name ∈ new-user, password-reset, progress
  *
  * Both are guarded like the read API.
@@ -22,6 +22,7 @@ import {
   FUNNELS,
   MAX_POINTS,
   MAX_RANGE_MS,
+  MAX_TOP,
   queryFunnel,
   queryKpis,
   windowEnd,
@@ -58,6 +59,7 @@ interface WindowQuery {
   to?: number;
   bucket?: BucketName;
   segment?: Dimension;
+  top?: number;
   format?: 'json' | 'csv';
 }
 
@@ -69,6 +71,7 @@ const windowSchema = {
     to: { type: 'integer', minimum: 0, description: 'exclusive, ms; default: now' },
     bucket: { type: 'string', enum: Object.keys(BUCKET_SIZES), description: 'default: from the range' },
     segment: { type: 'string', enum: [...DIMENSIONS] },
+    top: { type: 'integer', minimum: 1, maximum: MAX_TOP, description: 'with segment: the N biggest values, the rest merged into Other' },
     format: { type: 'string', enum: ['json', 'csv'] },
   },
 } as const;
@@ -93,7 +96,8 @@ export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
   const bucket = q.bucket ?? bucketForRange(to - from);
   if ((to - from) / BUCKET_SIZES[bucket] > MAX_POINTS)
     throw new HttpError(400, `query.bucket ${bucket} gives too many points for this range; use a larger one`, 'query.bucket');
-  return { from, to, bucket, segment: q.segment };
+  if (q.top !== undefined && !q.segment) throw new HttpError(400, 'query.top needs query.segment (the values to keep the top of)', 'query.top');
+  return { from, to, bucket, segment: q.segment, ...(q.top !== undefined ? { top: q.top } : {}) };
 }
 
 async function aggregates(app: FastifyInstance, { config }: { config: Config }): Promise<void> {

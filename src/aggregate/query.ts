@@ -6,6 +6,7 @@
 import { accumulate, binValue, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
 import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT } from './facts.js';
+import { OTHER } from './segments.js';
 import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
 import type { Cell } from './cell.js';
 import type { BucketName, Dimension, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, Outcome } from './kpi-types.js';
@@ -18,6 +19,8 @@ export const BUCKET_SIZES: Record<BucketName, number> = { '10m': TEN_MINUTES, '1
 export const MAX_RANGE_MS = 400 * DAY;
 /** Most points a window may be cut into. */
 export const MAX_POINTS = 5000;
+/** Most segment values a `top` query keeps as series of their own. */
+export const MAX_TOP = 20;
 
 /** The end of a window that reaches "now": the end of the current 10-minute bucket. */
 export function windowEnd(now: number): number {
@@ -86,6 +89,13 @@ export interface KpiQuery {
   to: number;
   bucket: BucketName;
   segment?: Dimension | undefined;
+  /**
+   * With a segment: only the `top` values with the most dialogs in the window
+   * are series of their own; every other value is merged into one `Other`
+   * series (listed last). The configured catch-all `Other` is never one of
+   * the top values: it is merged into `Other` too.
+   */
+  top?: number | undefined;
 }
 
 interface SeriesAccumulator {
@@ -93,7 +103,29 @@ interface SeriesAccumulator {
   points: Map<number, { end: number; cell: Accumulator }>;
 }
 
-/** The cells of the window merged per point and per segment value. */
+/**
+ * Which series a segment value goes in under `top`: its own for the `top`
+ * values with the most dialogs over the whole window (ties by name), `Other`
+ * for the rest. Decided from whole-window totals, so a live delta names the
+ * same series as a full answer at the same version.
+ */
+function topSeriesNames(state: AggregateState, segment: Dimension, window: { from: number; to: number }, top: number): (value: string) => string {
+  const dialogs = new Map<string, number>();
+  for (const bucket of state.buckets.values()) {
+    if (bucket.start < window.from || bucket.start >= window.to) continue;
+    for (const [value, cell] of bucket.dims[segment]) dialogs.set(value, (dialogs.get(value) ?? 0) + cell.c[IX.dialogs]!);
+  }
+  const kept = new Set(
+    [...dialogs.entries()]
+      .filter(([value]) => value !== OTHER)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, top)
+      .map(([value]) => value),
+  );
+  return (value) => (kept.has(value) ? value : OTHER);
+}
+
+/** The cells of the window merged per point and per segment value (or per top value and `Other`). */
 function collect(state: AggregateState, query: KpiQuery, changedAfter?: number): Map<string, SeriesAccumulator> {
   const size = BUCKET_SIZES[query.bucket];
   // With changedAfter, only points holding a bucket changed after that version are kept (totals stay whole).
@@ -105,6 +137,7 @@ function collect(state: AggregateState, query: KpiQuery, changedAfter?: number):
       if (bucket.version > changedAfter && bucket.start >= query.from && bucket.start < query.to) changedPoints.add(pointOf(bucket));
     }
   }
+  const seriesOf = query.segment && query.top !== undefined ? topSeriesNames(state, query.segment, query, query.top) : (value: string) => value;
   const out = new Map<string, SeriesAccumulator>();
   const add = (segment: string, start: number, end: number, cell: Cell) => {
     let acc = out.get(segment);
@@ -125,7 +158,7 @@ function collect(state: AggregateState, query: KpiQuery, changedAfter?: number):
     const start = pointOf(bucket);
     const end = bucket.size >= size ? bucket.start + bucket.size : start + size;
     if (!query.segment) add('all', start, end, bucket.all);
-    else for (const [value, cell] of bucket.dims[query.segment]) add(value, start, end, cell);
+    else for (const [value, cell] of bucket.dims[query.segment]) add(seriesOf(value), start, end, cell);
   }
   if (!query.segment && !out.has('all')) out.set('all', { total: emptyAccumulator(), points: new Map() });
   return out;
@@ -133,7 +166,7 @@ function collect(state: AggregateState, query: KpiQuery, changedAfter?: number):
 
 /**
  * Time series of every KPI over `[from, to)`, one series per segment value
- * (biggest first) or one `all` series. With `changedAfter` (a state
+ * (biggest first; with `top`, the top values then `Other`) or one `all` series. With `changedAfter` (a state
  * version), only the points holding a bucket changed after it are listed:
  * a live delta; totals always cover the whole window.
  *
@@ -148,6 +181,11 @@ export function queryKpis(state: AggregateState, query: KpiQuery, changedAfter?:
       points: [...acc.points.entries()].sort((a, b) => a[0] - b[0]).map(([start, p]) => ({ start, end: p.end, kpis: cellKpis(p.cell) })),
     }))
     .sort((a, b) => b.total.dialogs - a.total.dialogs || (a.segment < b.segment ? -1 : 1));
+  if (query.segment && query.top !== undefined) {
+    // the merged rest goes last, whatever its size
+    const other = series.findIndex((s) => s.segment === OTHER);
+    if (other >= 0) series.push(...series.splice(other, 1));
+  }
   return {
     from: query.from,
     to: query.to,

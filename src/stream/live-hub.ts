@@ -14,11 +14,16 @@
  *   bounded whatever the client does.
  * - Heartbeats: a socket that does not answer a ping by the next one is
  *   dropped.
+ * - Top N + Other: a delta keeps a client right only while the top values
+ *   are the ones it has (`Other`'s unchanged points depend on them), so a
+ *   client whose top values changed gets a snapshot instead.
+ * - Fixed windows (`from`): a delta with no changed point is not sent (the
+ *   window did not move, so nothing in it changed).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { WebSocket } from 'ws';
-import { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, windowEnd, type KpiQuery } from '../aggregate/query.js';
+import { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, windowEnd, type KpiAnswer, type KpiQuery } from '../aggregate/query.js';
 import type { Aggregates } from '../aggregate/plugin.js';
 import { DIMENSIONS } from '../aggregate/segments.js';
 import { TEN_MINUTES } from '../aggregate/state.js';
@@ -42,28 +47,45 @@ interface Client {
   /** It overflowed: send a snapshot once it drains. */
   needsSnapshot: boolean;
   alive: boolean;
+  /** A `top` subscription: the series it was last sent (see {@link seriesKey}). */
+  series: string | undefined;
 }
 
-/** The query window of a subscription, now. */
+/** The query window of a subscription, now: sliding back from now, or fixed from `from`. */
 export function windowOf(sub: Subscription, now = Date.now()): KpiQuery {
-  const to = windowEnd(now);
-  return { from: to - sub.rangeMs, to, bucket: sub.bucket ?? bucketForRange(sub.rangeMs), segment: sub.segment };
+  const to = sub.from !== undefined ? sub.from + sub.rangeMs : windowEnd(now);
+  return {
+    from: to - sub.rangeMs,
+    to,
+    bucket: sub.bucket ?? bucketForRange(sub.rangeMs),
+    segment: sub.segment,
+    ...(sub.top !== undefined ? { top: sub.top } : {}),
+  };
 }
+
+/** The series of an answer, in order: what a client of a `top` subscription holds. */
+const seriesKey = (answer: KpiAnswer) => answer.series.map((s) => s.segment).join('\u0000');
 
 /** Checks a client's subscription; returns a message naming what is wrong, or undefined. */
 export function invalidSubscription(sub: unknown): string | undefined {
   if (typeof sub !== 'object' || sub === null) return 'subscribe must be an object';
-  const { rangeMs, bucket, segment } = sub as Record<string, unknown>;
+  const { rangeMs, from, bucket, segment, top } = sub as Record<string, unknown>;
   if (typeof rangeMs !== 'number' || !Number.isInteger(rangeMs) || rangeMs < TEN_MINUTES || rangeMs > MAX_RANGE_MS) {
     return `subscribe.rangeMs must be an integer between ${TEN_MINUTES} and ${MAX_RANGE_MS}`;
   }
   if (bucket !== undefined && !(typeof bucket === 'string' && Object.hasOwn(BUCKET_SIZES, bucket))) return 'subscribe.bucket must be 10m, 1h or 1d';
   if (bucket !== undefined && rangeMs / BUCKET_SIZES[bucket as keyof typeof BUCKET_SIZES] > MAX_POINTS) return 'subscribe.bucket is too small for this range';
   if (segment !== undefined && !(DIMENSIONS as readonly unknown[]).includes(segment)) return `subscribe.segment must be one of ${DIMENSIONS.join(', ')}`;
+  if (from !== undefined && !(typeof from === 'number' && Number.isSafeInteger(from) && from >= 0))
+    return 'subscribe.from must be a time in ms (an integer ≥ 0)';
+  if (top !== undefined) {
+    if (!(typeof top === 'number' && Number.isInteger(top) && top >= 1 && top <= MAX_TOP)) return `subscribe.top must be an integer between 1 and ${MAX_TOP}`;
+    if (segment === undefined) return 'subscribe.top needs subscribe.segment';
+  }
   return undefined;
 }
 
-const subKey = (sub: Subscription) => `${sub.rangeMs}|${sub.bucket ?? ''}|${sub.segment ?? ''}`;
+const subKey = (sub: Subscription) => `${sub.rangeMs}|${sub.from ?? ''}|${sub.bucket ?? ''}|${sub.segment ?? ''}|${sub.top ?? ''}`;
 
 export class LiveHub {
   readonly #clients = new Set<Client>();
@@ -110,7 +132,7 @@ export class LiveHub {
    * anything asynchronous, so the `hello` cannot be missed.
    */
   attach(socket: WebSocket, authorizedAtUpgrade: boolean): void {
-    const client: Client = { socket, subscription: undefined, epoch: '', version: 0, needsSnapshot: false, alive: true };
+    const client: Client = { socket, subscription: undefined, epoch: '', version: 0, needsSnapshot: false, alive: true, series: undefined };
     this.#sockets.add(socket);
     let greeted = false;
     const helloTimer = setTimeout(() => {
@@ -151,7 +173,8 @@ export class LiveHub {
       client.subscription = message.subscribe;
       const resume = message.type === 'hello' ? message.resume : undefined;
       const current = this.aggregates.version();
-      if (resume && resume.epoch === current.epoch && resume.version <= current.version) {
+      // a resumed `top` client's series are not known here: a snapshot keeps it right
+      if (resume && resume.epoch === current.epoch && resume.version <= current.version && message.subscribe.top === undefined) {
         client.epoch = resume.epoch;
         client.version = resume.version;
         this.#sendDelta(client);
@@ -191,14 +214,21 @@ export class LiveHub {
     }
     for (const group of groups.values()) {
       const first = group[0]!;
-      const message: ServerMessage = {
-        type: 'delta',
-        epoch: current.epoch,
-        version: current.version,
-        kpis: this.aggregates.kpis(windowOf(first.subscription!), first.version),
-      };
-      const text = JSON.stringify(message);
+      const sub = first.subscription!;
+      const kpis = this.aggregates.kpis(windowOf(sub), first.version);
+      if (sub.from !== undefined && kpis.series.every((s) => s.points.length === 0)) {
+        // a fixed window none of whose buckets changed: nothing to tell
+        for (const client of group) client.version = current.version;
+        continue;
+      }
+      const series = sub.top !== undefined ? seriesKey(kpis) : undefined;
+      let text: string | undefined;
       for (const client of group) {
+        if (client.series !== series) {
+          this.#sendSnapshot(client);
+          continue;
+        }
+        text ??= JSON.stringify({ type: 'delta', epoch: current.epoch, version: current.version, kpis } satisfies ServerMessage);
         client.version = current.version;
         client.socket.send(text);
       }
@@ -215,13 +245,9 @@ export class LiveHub {
     client.epoch = current.epoch;
     client.version = current.version;
     client.needsSnapshot = false;
-    this.#send(client, {
-      type: 'snapshot',
-      epoch: current.epoch,
-      version: current.version,
-      kpis: this.aggregates.kpis(window),
-      deploys: this.deploys.list(window.from, window.to),
-    });
+    const kpis = this.aggregates.kpis(window);
+    client.series = client.subscription!.top !== undefined ? seriesKey(kpis) : undefined;
+    this.#send(client, { type: 'snapshot', epoch: current.epoch, version: current.version, kpis, deploys: this.deploys.list(window.from, window.to) });
   }
 
   #sendDelta(client: Client): void {

@@ -9,7 +9,9 @@
  *    client resumes within the same epoch, a `delta` of what it missed.
  * 3. Then `delta`s: only the points holding buckets that changed (late blobs
  *    included), at most one per coalescing interval, with a growing version;
- *    `totals` always cover the whole window. The window slides with time.
+ *    `totals` always cover the whole window. The window slides with time,
+ *    unless the subscription fixes its start (`from`). A `top` subscription
+ *    gets a snapshot instead of a delta when its top values change.
  * 4. `deploy` when a deploy marker is added.
  * A client may send `subscribe` at any time to change what it shows (a new
  * snapshot follows). Close codes: 4400 bad message, 4401 bad or missing
@@ -19,11 +21,23 @@ import type { BucketName, Dimension, KpiAnswer } from '../aggregate/kpi-types.js
 import type { Deploy } from '../deploys/types.js';
 
 export interface Subscription {
-  /** Window length, ms back from now (e.g. 6 h). */
+  /** Window length, ms: back from now (e.g. 6 h), or on from `from`. */
   rangeMs: number;
+  /**
+   * A window fixed in time, `[from, from + rangeMs)` (ms), instead of one
+   * that slides with now. Its deltas carry only late or new blobs that land
+   * in it; a window wholly in the past gets none unless a late blob does.
+   */
+  from?: number;
   /** Bucket size; chosen from the range when absent. */
   bucket?: BucketName;
   segment?: Dimension;
+  /**
+   * With `segment`: the `top` values (1–20) with the most dialogs in the
+   * window as series of their own, every other value merged into `Other`.
+   * When the top values change, the next update is a snapshot.
+   */
+  top?: number;
 }
 
 export type ClientMessage =

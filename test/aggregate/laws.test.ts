@@ -5,9 +5,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyFacts, cellToJson, emptyCell, mergeCells } from '../../src/aggregate/cell.js';
 import { blobFacts } from '../../src/aggregate/facts.js';
-import { queryKpis, type BucketName } from '../../src/aggregate/query.js';
+import { queryKpis, type BucketName, type KpiAnswer, type KpiQuery, type Kpis } from '../../src/aggregate/query.js';
 import { recomputeKpis } from '../../src/aggregate/recompute.js';
-import { defaultSegmentConfig, DIMENSIONS } from '../../src/aggregate/segments.js';
+import { defaultSegmentConfig, DIMENSIONS, OTHER } from '../../src/aggregate/segments.js';
 import { AggregateState, DAY, HOUR, type RetentionConfig } from '../../src/aggregate/state.js';
 import { BASE_TIME, blobList, type TestBlob } from './blob-arbitrary.js';
 
@@ -177,6 +177,134 @@ describe('queryKpis equals a recompute from raw blobs', () => {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+});
+
+/** The counts of a KPI set (integers) and its estimates (sums of weights), to add and subtract. */
+const countsOf = (k: Kpis) => [
+  k.dialogs,
+  k.assertions,
+  k.newUsers,
+  k.timeToLoginMs.count,
+  ...Object.values(k.outcomes),
+  ...[...k.newUserFunnel, ...k.passwordResetFunnel, ...k.progress].map((s) => s.count),
+];
+const estimatesOf = (k: Kpis) => [
+  k.dialogsEstimate,
+  k.newUsersEstimate,
+  ...[...k.newUserFunnel, ...k.passwordResetFunnel, ...k.progress].map((s) => s.estimate),
+];
+const minus = (a: number[], b: number[]) => a.map((v, i) => v - b[i]!);
+
+/**
+ * The oracle of a top-N answer: the segmented recompute's N biggest values
+ * (the configured `Other` aside), and `Other` recomputed from the raw blobs of
+ * every other value as one population.
+ */
+function recomputeTop(
+  blobs: TestBlob[],
+  query: KpiQuery & { segment: NonNullable<KpiQuery['segment']>; top: number },
+  storedSize: (t: number) => number,
+): KpiAnswer {
+  const { top, ...plain } = query;
+  const segmented = recomputeKpis(blobs, config, plain, storedSize);
+  const kept = segmented.series.filter((s) => s.segment !== OTHER).slice(0, top);
+  const names = new Set(kept.map((s) => s.segment));
+  const rest = blobs.filter((b) => {
+    const value = blobFacts(b, config)?.segments[query.segment];
+    return value !== undefined && !names.has(value);
+  });
+  const { segment: _segment, ...unsegmented } = plain;
+  const other = recomputeKpis(rest, config, unsegmented, storedSize).series[0]!;
+  // a segmented series carries no new-user step times
+  const stepless = (k: Kpis): Kpis => ({ ...k, newUserStepTimesMs: k.newUserStepTimesMs.map((s) => ({ ...s, median: null, p90: null })) });
+  const otherSeries = { segment: OTHER, total: stepless(other.total), points: other.points.map((p) => ({ ...p, kpis: stepless(p.kpis) })) };
+  return { ...segmented, series: [...kept, ...(other.total.dialogs > 0 ? [otherSeries] : [])] };
+}
+
+describe('top N + Other', () => {
+  const topQuery = () =>
+    fc.record({
+      fromSlot: fc.integer({ min: 0, max: 3 * 144 }),
+      length: fc.integer({ min: 1, max: 3 * 144 }),
+      bucket: fc.constantFrom<BucketName>('10m', '1h', '1d'),
+      segment: fc.constantFrom(...DIMENSIONS),
+      top: fc.integer({ min: 1, max: 6 }),
+    });
+
+  it("Other's counts are everything's minus the top values', in total and at every point (property)", () => {
+    fc.assert(
+      fc.property(blobList(3, 80), topQuery(), (blobs, { fromSlot, length, bucket, segment, top }) => {
+        const state = stateOf(blobs);
+        const window = { from: BASE_TIME + fromSlot * 600_000, to: BASE_TIME + (fromSlot + length) * 600_000, bucket };
+        const all = queryKpis(state, window).series[0]!;
+        const answer = queryKpis(state, { ...window, segment, top });
+        const topSeries = answer.series.filter((s) => s.segment !== OTHER);
+        expect(topSeries.length).toBeLessThanOrEqual(top);
+        expect(answer.series.findIndex((s) => s.segment === OTHER)).toBeOneOf([-1, answer.series.length - 1]);
+        const other = answer.series.find((s) => s.segment === OTHER);
+        const sum = (pick: (k: Kpis) => number[], of: (Kpis | undefined)[]) =>
+          of.reduce<number[]>(
+            (acc, k) => (k ? acc.map((v, i) => v + pick(k)[i]!) : acc),
+            pick(all.total).map(() => 0),
+          );
+        expect(other ? countsOf(other.total) : countsOf(all.total).map(() => 0)).toEqual(
+          minus(
+            countsOf(all.total),
+            sum(
+              countsOf,
+              topSeries.map((s) => s.total),
+            ),
+          ),
+        );
+        const restEstimates = minus(
+          estimatesOf(all.total),
+          sum(
+            estimatesOf,
+            topSeries.map((s) => s.total),
+          ),
+        );
+        (other ? estimatesOf(other.total) : restEstimates.map(() => 0)).forEach((v, i) => expect(v).toBeCloseTo(restEstimates[i]!, 6));
+        for (const point of all.points) {
+          const at = (s: { points: { start: number; kpis: Kpis }[] } | undefined) => s?.points.find((p) => p.start === point.start)?.kpis;
+          const otherAt = at(other);
+          expect(otherAt ? countsOf(otherAt) : countsOf(point.kpis).map(() => 0)).toEqual(minus(countsOf(point.kpis), sum(countsOf, topSeries.map(at))));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('top values and Other equal a recompute from the raw blobs, downsampled or not (property)', () => {
+    fc.assert(
+      fc.property(blobList(3, 80), topQuery(), fc.boolean(), (blobs, { fromSlot, length, bucket, segment, top }, downsampled) => {
+        const state = stateOf(blobs, downsampled ? { tenMinuteHours: 12, hourlyDays: 2 } : undefined);
+        const query = { from: BASE_TIME + fromSlot * 600_000, to: BASE_TIME + (fromSlot + length) * 600_000, bucket, segment, top };
+        expect(queryKpis(state, query)).toEqual(recomputeTop(blobs, query, (t) => state.sizeFor(t)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a live delta names the same series as the full answer, with whole-window totals and only the changed points (property)', () => {
+    fc.assert(
+      fc.property(blobList(2, 60), fc.nat(), fc.constantFrom<BucketName>('10m', '1h'), fc.integer({ min: 1, max: 3 }), (blobs, split, bucket, top) => {
+        const at = blobs.length ? split % (blobs.length + 1) : 0;
+        const state = stateOf(blobs.slice(0, at));
+        const version = state.version;
+        for (const b of blobs.slice(at)) state.apply(b);
+        state.downsample();
+        const query = { from: BASE_TIME, to: BASE_TIME + 2 * DAY, bucket, segment: 'os' as const, top };
+        const full = queryKpis(state, query);
+        const delta = queryKpis(state, query, version);
+        expect(delta.series.map((s) => s.segment)).toEqual(full.series.map((s) => s.segment));
+        const changed = new Set(state.changedSince(version).map((b) => (bucket === '1h' ? Math.floor(b.start / HOUR) * HOUR : b.start)));
+        delta.series.forEach((series, i) => {
+          expect(series.total).toEqual(full.series[i]!.total);
+          expect(series.points).toEqual(full.series[i]!.points.filter((p) => changed.has(p.start)));
+        });
+      }),
     );
   });
 });

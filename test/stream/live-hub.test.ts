@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Aggregates } from '../../src/aggregate/plugin.js';
-import type { KpiAnswer, KpiQuery } from '../../src/aggregate/query.js';
+import type { KpiAnswer, KpiQuery, KpiSeries, Kpis } from '../../src/aggregate/query.js';
 import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
 import { invalidSubscription, LiveHub, windowOf } from '../../src/stream/live-hub.js';
 import type { ServerMessage } from '../../src/stream/protocol.js';
@@ -41,10 +41,17 @@ function fakeAggregates() {
   const changes = new Subject<{ version: number; keys: string[] }>();
   const state = { epoch: 'e1', version: 10 };
   const calls: { query: KpiQuery; changedAfter: number | undefined }[] = [];
+  /** What the next answers hold: series by name, with the starts of their (changed) points. */
+  const answer = { series: [] as [string, number[]][] };
   const aggregates: Aggregates = {
     kpis: (query, changedAfter) => {
       calls.push({ query, changedAfter });
-      return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: 0, segment: null, watermark: 0, series: [] } satisfies KpiAnswer;
+      const series = answer.series.map(([segment, starts]): KpiSeries => ({
+        segment,
+        total: {} as Kpis,
+        points: starts.map((start) => ({ start, end: start + 600_000, kpis: {} as Kpis })),
+      }));
+      return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: 0, segment: null, watermark: 0, series } satisfies KpiAnswer;
     },
     version: () => ({ ...state }),
     funnel: () => {
@@ -59,7 +66,7 @@ function fakeAggregates() {
     state.version = version;
     changes.next({ version, keys: [] });
   };
-  return { aggregates, state, calls, change };
+  return { aggregates, state, calls, change, answer };
 }
 
 function fakeDeploys() {
@@ -177,6 +184,76 @@ describe('LiveHub', () => {
     hub.stop();
   });
 
+  it('sends a top-N socket a snapshot instead of a delta when its top values change, deltas while they stay', () => {
+    vi.useFakeTimers();
+    const { hub, change, answer } = setup();
+    const socket = new FakeSocket();
+    const plain = new FakeSocket();
+    hub.attach(socket as never, true);
+    hub.attach(plain as never, true);
+    answer.series = [
+      ['Firefox', [0]],
+      ['Other', [0]],
+    ];
+    socket.hello({ subscribe: { rangeMs: 6 * 3_600_000, segment: 'browser', top: 1 } });
+    plain.hello({ subscribe: { rangeMs: 6 * 3_600_000, segment: 'browser' } });
+    change(11);
+    expect(socket.sent.map((m) => m.type)).toEqual(['snapshot', 'delta']);
+    // Chrome overtakes Firefox: Other's unchanged points now hold Firefox, which the socket cannot know
+    answer.series = [
+      ['Chrome', [600_000]],
+      ['Other', [600_000]],
+    ];
+    vi.advanceTimersByTime(100);
+    change(12);
+    expect(socket.sent.slice(2)).toEqual([
+      expect.objectContaining({
+        type: 'snapshot',
+        version: 12,
+        kpis: expect.objectContaining({ series: [expect.objectContaining({ segment: 'Chrome' }), expect.anything()] }),
+      }),
+    ]);
+    // without top, series are independent of each other: a delta is right
+    expect(plain.sent.map((m) => m.type)).toEqual(['snapshot', 'delta', 'delta']);
+    vi.advanceTimersByTime(100);
+    change(13);
+    expect(socket.sent.map((m) => m.type)).toEqual(['snapshot', 'delta', 'snapshot', 'delta']);
+    hub.stop();
+  });
+
+  it('resumes a top-N socket with a snapshot, since the top values it holds are not known', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    socket.hello({ subscribe: { rangeMs: 6 * 3_600_000, segment: 'os', top: 8 }, resume: { epoch: 'e1', version: 7 } });
+    expect(socket.sent.map((m) => m.type)).toEqual(['snapshot']);
+    hub.stop();
+  });
+
+  it('sends a fixed window a delta only when a bucket in it changed', () => {
+    vi.useFakeTimers();
+    const { hub, change, answer, calls } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    answer.series = [['all', [0, 600_000]]];
+    socket.hello({ subscribe: { rangeMs: 3_600_000, from: 0 } });
+    expect(calls.at(-1)?.query).toMatchObject({ from: 0, to: 3_600_000, bucket: '10m' });
+    // blobs of now land outside the window: no point of it changed
+    answer.series = [['all', []]];
+    change(11);
+    vi.advanceTimersByTime(100);
+    change(12);
+    expect(socket.sent.map((m) => m.type)).toEqual(['snapshot']);
+    // a late blob lands in it
+    answer.series = [['all', [600_000]]];
+    vi.advanceTimersByTime(100);
+    change(13);
+    expect(socket.sent.slice(1)).toEqual([expect.objectContaining({ type: 'delta', version: 13 })]);
+    expect(calls.at(-1)?.changedAfter).toBe(12);
+    hub.stop();
+  });
+
   it('checks tokens in hello when the upgrade carried none', () => {
     vi.useFakeTimers();
     const { hub } = setup();
@@ -241,12 +318,28 @@ describe('subscriptions', () => {
     expect(windowOf({ rangeMs: 30 * 86_400_000, segment: 'os' }, now)).toMatchObject({ bucket: '1d', segment: 'os' });
   });
 
+  it('fix a window from `from`, and carry top', () => {
+    const from = Date.UTC(2026, 10, 20);
+    expect(windowOf({ rangeMs: 2 * 3_600_000, from, segment: 'os', top: 8 }, Date.UTC(2026, 10, 23))).toEqual({
+      from,
+      to: from + 2 * 3_600_000,
+      bucket: '10m',
+      segment: 'os',
+      top: 8,
+    });
+  });
+
   it.each([
     [null, 'subscribe must be an object'],
     [{ rangeMs: 'x' }, /^subscribe.rangeMs/],
     [{ rangeMs: 3_600_000, bucket: '5m' }, 'subscribe.bucket must be 10m, 1h or 1d'],
     [{ rangeMs: 300 * 86_400_000, bucket: '10m' }, 'subscribe.bucket is too small for this range'],
     [{ rangeMs: 3_600_000, segment: 'planet' }, /^subscribe.segment/],
+    [{ rangeMs: 3_600_000, from: -1 }, /^subscribe.from/],
+    [{ rangeMs: 3_600_000, from: '2026-11-23' }, /^subscribe.from/],
+    [{ rangeMs: 3_600_000, segment: 'os', top: 0 }, 'subscribe.top must be an integer between 1 and 20'],
+    [{ rangeMs: 3_600_000, segment: 'os', top: 21 }, 'subscribe.top must be an integer between 1 and 20'],
+    [{ rangeMs: 3_600_000, top: 8 }, 'subscribe.top needs subscribe.segment'],
   ])('refuses %j', (sub, message) => {
     expect(invalidSubscription(sub)).toMatch(message);
   });
