@@ -66,7 +66,7 @@ describe('ingest on the real store', () => {
     expect(stored.filter((d) => String(d.rp_api).startsWith('form-'))).toHaveLength(3);
   });
 
-  it('stores the minimised document: rounded time, aliases resolved, unknown fields dropped, coarse user agent, no IP', async () => {
+  it('stores the minimised document: rounded time, aliases resolved, unknown fields dropped, coarse user agent, no IP, cookie or referrer', async () => {
     const sent = {
       timestamp: nowTimestamp() + 123_456,
       event_stream: [['screen.rp_info', 10, 3]],
@@ -77,7 +77,13 @@ describe('ingest on the real store', () => {
       email: 'person@example.com',
       rp_api: 'minimised',
     };
-    expect((await post({ data: [sent] }, { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' })).statusCode).toBe(200);
+    const headers = {
+      'content-type': 'application/json',
+      'x-forwarded-for': '203.0.113.9',
+      cookie: 'persona_session=cookie-value-1',
+      referer: 'https://rp.example/checkout?order=77',
+    };
+    expect((await post({ data: [sent] }, headers)).statusCode).toBe(200);
     const doc = (await storedBlobs(t.store)).find((d) => d.rp_api === 'minimised')!;
     const { _id, _rev, ...stored } = doc;
     expect(stored).toEqual({
@@ -94,6 +100,8 @@ describe('ingest on the real store', () => {
     expect(text).not.toContain('203.0.113.9');
     expect(text).not.toContain('127.0.0.1');
     expect(text).not.toContain('person@example.com');
+    expect(text).not.toContain('cookie-value-1');
+    expect(text).not.toContain('rp.example');
   });
 
   it('answers 400 naming the field, and stores nothing of an array with one bad blob', async () => {

@@ -212,3 +212,28 @@ describe('server-side sampling', () => {
     expect(total!.dialogsEstimate).toBeCloseTo(expectedEstimate, 6);
   });
 });
+
+describe('ingest logs', () => {
+  it('keep no address, user agent, cookie, referrer or blob content, even at debug level and on errors', async () => {
+    const lines: string[] = [];
+    const t = await startTestApp({ logLevel: 'debug' }, { logStream: { write: (line: string) => lines.push(line) } });
+    try {
+      const headers = {
+        'x-forwarded-for': '203.0.113.9',
+        'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0',
+        cookie: 'persona_session=cookie-value-2',
+        referer: 'https://rp.example/account',
+      };
+      expect((await post(t, { data: [blob({ rp_api: 'logged-blob-marker' })] }, headers)).statusCode).toBe(200);
+      expect((await post(t, { data: [blob({ number_emails: 'secret-content-marker' })] }, headers)).statusCode).toBe(400);
+      expect((await post(t, '{"data": [', headers)).statusCode).toBe(400);
+      const log = lines.join('');
+      expect(log.length).toBeGreaterThan(0);
+      for (const kept of ['203.0.113.9', 'Gecko', 'cookie-value-2', 'rp.example', 'logged-blob-marker', 'secret-content-marker']) {
+        expect(log, kept).not.toContain(kept);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
