@@ -34,6 +34,8 @@ export interface AggregatorStatus {
   lagSeconds: number;
   counted: number;
   duplicates: number;
+  /** Deletions read on the feed and left alone: removing a blob never subtracts it. */
+  deletions: number;
   watermark: number;
   lastCheckpointAt: number | null;
   lastError: string | null;
@@ -73,6 +75,7 @@ export class Aggregator {
       lagSeconds: 0,
       counted: 0,
       duplicates: 0,
+      deletions: 0,
       watermark: 0,
       lastCheckpointAt: null,
       lastError: null,
@@ -142,9 +145,10 @@ export class Aggregator {
   /** Applies one batch; returns how many changes it held. */
   #apply(batch: ChangeBatch): number {
     const before = this.state.version;
-    const { counted, duplicates } = applyChanges(this.state, batch.changes);
+    const { counted, duplicates, deletions } = applyChanges(this.state, batch.changes);
     this.#status.counted += counted;
     this.#status.duplicates += duplicates;
+    this.#status.deletions += deletions;
     this.#position = batch.lastSeq;
     this.#status.lagChanges = batch.pending ?? (batch.caughtUp ? 0 : null);
     this.#status.lastError = null;

@@ -149,18 +149,32 @@ export function followChanges(read: ChangesReader, since: unknown, options: Foll
 }
 
 /**
- * Applies a batch of changes to the state: every blob once (design
- * documents and deletions are skipped: an aggregate counts what was sent),
- * then downsamples.
+ * A change that removes a document: CouchDB flags it `deleted: true`, and with
+ * `include_docs` its doc is the tombstone `{_id, _rev, _deleted: true}`.
+ * Either sign is enough, so a store that sets only one is read the same way.
  */
-export function applyChanges(state: AggregateState, changes: FeedChange[]): { counted: number; duplicates: number } {
+export const isDeletion = (change: FeedChange): boolean => change.deleted === true || change.doc?._deleted === true;
+
+/**
+ * Applies a batch of changes to the state: every blob once, then
+ * downsamples. Design documents and deletions are skipped: an aggregate
+ * counts what was sent, so a blob removed later (retention, or by hand)
+ * stays counted, and a tombstone is never read as a blob.
+ */
+export function applyChanges(state: AggregateState, changes: FeedChange[]): { counted: number; duplicates: number; deletions: number } {
   let counted = 0;
   let duplicates = 0;
+  let deletions = 0;
   for (const change of changes) {
-    if (change.deleted || !change.doc || change.id.startsWith('_design/')) continue;
+    if (change.id.startsWith('_design/')) continue;
+    if (isDeletion(change)) {
+      deletions += 1;
+      continue;
+    }
+    if (!change.doc) continue;
     if (state.apply(change.doc as unknown as FactsInput & { _id: string }) === 'duplicate') duplicates += 1;
     else counted += 1;
   }
   state.downsample();
-  return { counted, duplicates };
+  return { counted, duplicates, deletions };
 }
