@@ -30,4 +30,37 @@ export interface AlertState {
 export interface AlertsBody {
   windowMs: number;
   alerts: AlertState[];
+  /** Webhook deliveries; null when no webhook is configured. */
+  webhook?: WebhookStatus | null;
+}
+
+/**
+ * What the alert webhook (`KPI_ALERT_WEBHOOK_URL`) receives as a JSON POST,
+ * once per transition.
+ */
+export interface AlertEvent {
+  kind: 'breached' | 'cleared';
+  key: ThresholdKey;
+  /** The value over the window that made the transition (null: a threshold removed while breached). */
+  value: number | null;
+  /** The bound crossed (for `cleared`: the one that had been breached). */
+  bound: 'min' | 'max';
+  /** That bound's value. */
+  limit: number;
+  /** The window the value is taken over. */
+  windowMs: number;
+  /** When it was judged (ms). */
+  at: number;
+  service: 'kpi-live';
+}
+
+/** How webhook deliveries fare since start (`AlertsBody.webhook`). */
+export interface WebhookStatus {
+  /** Transitions waiting to be sent (including one being retried). */
+  queued: number;
+  delivered: number;
+  /** Given up after the retries, or refused by the receiver. */
+  failed: number;
+  /** Dropped unsent, oldest first, because the queue was full. */
+  dropped: number;
 }

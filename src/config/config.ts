@@ -9,7 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { TILE_KPI_IDS, type Thresholds } from '../aggregate/kpi-types.js';
+import type { Thresholds } from '../aggregate/kpi-types.js';
+import { checkThresholds, InvalidThresholdsError } from '../alerts/thresholds.js';
 
 type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list';
 
@@ -397,7 +398,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return Object.freeze(config);
 }
 
-/** The alert thresholds of the configuration, checked; throws a ConfigError naming what is wrong. */
+/**
+ * The alert thresholds of the configuration, checked like `PUT /api/thresholds`
+ * checks them (keys: tile KPI ids and funnel steps such as `new-user.step3`);
+ * throws a ConfigError naming what is wrong.
+ */
 export function parseThresholds(text: string): Thresholds {
   let parsed: unknown;
   try {
@@ -405,17 +410,12 @@ export function parseThresholds(text: string): Thresholds {
   } catch {
     throw new ConfigError('invalid configuration: KPI_THRESHOLDS is not JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new ConfigError('invalid configuration: KPI_THRESHOLDS must be a JSON object');
-  for (const [id, bounds] of Object.entries(parsed)) {
-    if (!(TILE_KPI_IDS as readonly string[]).includes(id))
-      throw new ConfigError(`invalid configuration: KPI_THRESHOLDS names "${id}"; one of ${TILE_KPI_IDS.join(', ')}`);
-    const { min, max, ...rest } = (bounds ?? {}) as Record<string, unknown>;
-    if (Object.keys(rest).length > 0 || (min !== undefined && typeof min !== 'number') || (max !== undefined && typeof max !== 'number')) {
-      throw new ConfigError(`invalid configuration: KPI_THRESHOLDS.${id} takes numbers "min" and/or "max"`);
-    }
+  try {
+    return checkThresholds(parsed, 'KPI_THRESHOLDS');
+  } catch (err) {
+    if (err instanceof InvalidThresholdsError) throw new ConfigError(`invalid configuration: ${err.message}`);
+    throw err;
   }
-  return parsed as Thresholds;
 }
 
 /** The configuration with secrets masked, fit for a log line. */
