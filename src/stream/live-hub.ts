@@ -171,6 +171,12 @@ export class LiveHub {
         return;
       }
       client.subscription = message.subscribe;
+      // A client that does not read what it asked for gets one snapshot once
+      // it drains, not one more per request: asking is no way around the bound.
+      if (!this.#hasRoom(client)) {
+        client.needsSnapshot = true;
+        return;
+      }
       const resume = message.type === 'hello' ? message.resume : undefined;
       const current = this.aggregates.version();
       // a resumed `top` client's series are not known here: a snapshot keeps it right
@@ -200,6 +206,7 @@ export class LiveHub {
       if (client.epoch !== current.epoch) {
         // the aggregate restarted or reloaded: versions no longer compare
         if (!client.needsSnapshot && this.#hasRoom(client)) this.#sendSnapshot(client);
+        else client.needsSnapshot = true;
         continue;
       }
       if (client.version >= current.version) continue;
