@@ -1,8 +1,19 @@
 /**
- * `GET /health`: is the process up and does the store answer. 200 when both,
- * 503 + Retry-After when the store does not, so a load balancer or an
- * orchestrator can act on the status alone. It also shows how far the
- * aggregate lags behind the feed. Reveals no data and no secrets.
+ * `GET /health`: is the process up, does the store answer, and does it take
+ * writes.
+ *
+ * - `ok` (200): the store answers and takes writes.
+ * - `degraded` (200): the store answers, but its latest writes failed (it
+ *   answers 5xx, refuses them, or times out): ingest answers 503 +
+ *   Retry-After meanwhile, and reads still work, so the instance stays in
+ *   rotation and is not restarted for a fault of the store. Once nothing
+ *   has written for a while, a check probes one small write, so the state
+ *   clears by itself when the store takes writes again, even with no
+ *   traffic.
+ * - `unavailable` (503 + Retry-After): the store does not answer.
+ *
+ * It also shows how far the aggregate lags behind the feed. Reveals no data
+ * and no secrets.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -12,11 +23,17 @@ const healthSchema = {
   type: 'object',
   required: ['status', 'store', 'uptimeSeconds'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    status: { type: 'string', enum: ['ok', 'degraded', 'unavailable'] },
     store: {
       type: 'object',
-      required: ['kind', 'reachable'],
-      properties: { kind: { type: 'string' }, reachable: { type: 'boolean' } },
+      required: ['kind', 'reachable', 'writable'],
+      properties: {
+        kind: { type: 'string' },
+        reachable: { type: 'boolean' },
+        writable: { type: 'boolean' },
+        writesFailingSince: { type: 'number' },
+        writeError: { type: 'string' },
+      },
     },
     uptimeSeconds: { type: 'number' },
     aggregate: {
@@ -39,9 +56,16 @@ async function health(app: FastifyInstance, { config }: { config: Config }): Pro
   const started = Date.now();
   app.get('/health', { schema: { response: { 200: healthSchema, 503: healthSchema } } }, async (_request, reply) => {
     const reachable = await app.store.ping();
+    const writes = reachable ? await app.store.checkWrites() : app.store.writeHealth();
+    const writable = reachable && !writes.failing;
     const body = {
-      status: reachable ? ('ok' as const) : ('unavailable' as const),
-      store: { kind: app.store.kind, reachable },
+      status: !reachable ? ('unavailable' as const) : writable ? ('ok' as const) : ('degraded' as const),
+      store: {
+        kind: app.store.kind,
+        reachable,
+        writable,
+        ...(writes.failing ? { writesFailingSince: writes.failingSince!, writeError: writes.lastError! } : {}),
+      },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       aggregate: app.aggregates.status(),
     };

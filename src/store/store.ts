@@ -67,6 +67,47 @@ export function classifyStoreError(err: unknown): StoreUnavailableError | StoreR
   return new StoreRequestError(`store answered ${e.statusCode}: ${e.reason ?? e.error ?? 'request refused'}`, e.statusCode, e.error);
 }
 
+/** How the store has been taking kpi-live's writes (documents, checkpoints, markers). */
+export interface WriteHealth {
+  /** The latest write failed, and none has succeeded since. */
+  failing: boolean;
+  /** When writes started failing (ms), or null. */
+  failingSince: number | null;
+  /** Why the latest failed write failed (no URL, no credentials), or null. */
+  lastError: string | null;
+  /** When the latest write ended, either way (ms), or null. */
+  lastWriteAt: number | null;
+}
+
+/** While writes fail, a write probe is tried only after this long without any other write. */
+export const WRITE_PROBE_QUIET_MS = 2000;
+
+/** A request that changes data (a POST to `_all_docs` or a view only reads). */
+function isWrite(req: StoreRequest): boolean {
+  const method = req.method ?? 'GET';
+  if (method === 'PUT' || method === 'DELETE') return true;
+  return method === 'POST' && (!req.path || req.path === '_bulk_docs');
+}
+
+/**
+ * Whether a failed write says the store does not take writes: down, slow,
+ * overloaded, broken, or refusing us. A 404, 409 or 412 is an answer about
+ * the document (a lost race, a database that exists), not about the store.
+ */
+function refusesWrites(err: StoreUnavailableError | StoreRequestError): boolean {
+  return err instanceof StoreUnavailableError || err.statusCode === 401 || err.statusCode === 403;
+}
+
+/** The first document a `_bulk_docs` answer refuses for a reason other than a conflict. */
+function refusedDocument(answer: unknown): { error: string; reason?: string } | undefined {
+  if (!Array.isArray(answer)) return undefined;
+  return (answer as { error?: unknown; reason?: string }[]).find((r) => typeof r?.error === 'string' && r.error !== 'conflict') as
+    { error: string; reason?: string } | undefined;
+}
+
+/** Document the write probe keeps rewriting in the blob database (`_local`: never in the feed, never replicated). */
+export const WRITE_PROBE_ID = '_local/kpi-live-write-probe';
+
 export interface Store {
   /** `embedded` (pouchdb-server child) or `external` (COUCHDB_URL). */
   readonly kind: 'embedded' | 'external';
@@ -81,6 +122,16 @@ export interface Store {
   request<T>(req: StoreRequest): Promise<T>;
   /** True when CouchDB answers its root URL. */
   ping(): Promise<boolean>;
+  /** How the latest writes went: a store can answer reads and still refuse or fail writes. */
+  writeHealth(): WriteHealth;
+  /**
+   * {@link Store.writeHealth}, after learning whether writes work again when
+   * they were failing and nothing has written for {@link WRITE_PROBE_QUIET_MS}:
+   * then one small `_local` document is written (at most one such probe at a
+   * time), so an idle service does not stay "failing" after the store healed.
+   * While traffic flows, its own writes tell.
+   */
+  checkWrites(): Promise<WriteHealth>;
   /**
    * Registers work that must finish before the store closes (a feature's
    * pending writes). The store outlives its users whatever order the
@@ -123,6 +174,20 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
   const displayUrl = redactUrl(url);
   const server = nano({ url, log: () => undefined });
   const drains: (() => Promise<void>)[] = [];
+  const writes: WriteHealth = { failing: false, failingSince: null, lastError: null, lastWriteAt: null };
+  const writeFailed = (message: string) => {
+    if (!writes.failing) writes.failingSince = Date.now();
+    writes.failing = true;
+    writes.lastError = message;
+    writes.lastWriteAt = Date.now();
+  };
+  const writeSucceeded = () => {
+    writes.failing = false;
+    writes.failingSince = null;
+    writes.lastWriteAt = Date.now();
+  };
+  let probe: Promise<void> | undefined;
+  let probeRev: string | undefined;
 
   const store: Store = {
     kind: embedded ? 'embedded' : 'external',
@@ -141,11 +206,21 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
           ? AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs ?? config.couchdbTimeoutMs)])
           : AbortSignal.timeout(req.timeoutMs ?? config.couchdbTimeoutMs),
       };
+      const write = isWrite(req);
+      let answer: T;
       try {
-        return (await server.request(opts as Parameters<ServerScope['request']>[0])) as T;
+        answer = (await server.request(opts as Parameters<ServerScope['request']>[0])) as T;
       } catch (err) {
-        throw classifyStoreError(err);
+        const classified = classifyStoreError(err);
+        if (write && refusesWrites(classified)) writeFailed(classified.message);
+        throw classified;
       }
+      if (write) {
+        const refused = req.path === '_bulk_docs' ? refusedDocument(answer) : undefined;
+        if (refused) writeFailed(`store refused a document: ${refused.error}${refused.reason ? `: ${refused.reason}` : ''}`);
+        else writeSucceeded();
+      }
+      return answer;
     },
     async ping(): Promise<boolean> {
       try {
@@ -154,6 +229,36 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
       } catch {
         return false;
       }
+    },
+    writeHealth: () => ({ ...writes }),
+    async checkWrites(): Promise<WriteHealth> {
+      if (!writes.failing || Date.now() - (writes.lastWriteAt ?? 0) < WRITE_PROBE_QUIET_MS) return { ...writes };
+      const put = () =>
+        store.request<{ rev: string }>({
+          method: 'PUT',
+          db: config.dbName,
+          path: WRITE_PROBE_ID,
+          body: { checkedAt: Date.now(), ...(probeRev ? { _rev: probeRev } : {}) },
+          timeoutMs: Math.min(2000, config.couchdbTimeoutMs),
+        });
+      probe ??= (async () => {
+        try {
+          try {
+            probeRev = (await put()).rev;
+          } catch (err) {
+            // another instance (or an earlier run) moved the probe on: take its revision, write once more
+            if (!(err instanceof StoreRequestError && err.statusCode === 409)) throw err;
+            probeRev = (await store.request<{ _rev: string }>({ db: config.dbName, path: WRITE_PROBE_ID }))._rev;
+            probeRev = (await put()).rev;
+          }
+        } catch {
+          // the outcome is recorded by request()
+        } finally {
+          probe = undefined;
+        }
+      })();
+      await probe;
+      return { ...writes };
     },
     beforeClose(drain) {
       drains.push(drain);

@@ -1,0 +1,126 @@
+/**
+ * A loopback HTTP proxy in front of the store that can answer for it: fail
+ * requests (500s, refusals, per-document errors), delay them, or pass them
+ * on. Tests use it to make the store misbehave at the HTTP level whatever the
+ * backend is (embedded, container, URL); {@link TcpProxy} cuts the network.
+ */
+import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** What the proxy does with one request to the store. */
+export type FaultAction =
+  | { kind: 'pass' }
+  /** Forwarded after a pause (a slow store). */
+  | { kind: 'delay'; ms: number }
+  /** Answered by the proxy (the body may be made from the request's body); the store never sees the request. */
+  | { kind: 'answer'; status: number; body: unknown; bodyFrom?: (requestBody: string) => unknown };
+
+/** Decides per request; `path` is the URL path (no query), `method` upper-case. */
+export type FaultRule = (method: string, path: string) => FaultAction;
+
+export const pass: FaultRule = () => ({ kind: 'pass' });
+
+export interface FaultCounts {
+  /** Requests answered by the proxy instead of the store. */
+  answered: number;
+  delayed: number;
+  passed: number;
+}
+
+export class FaultProxy {
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  readonly #target: URL;
+  rule: FaultRule = pass;
+  readonly counts: FaultCounts = { answered: 0, delayed: 0, passed: 0 };
+
+  /** @param target the store's base URL (credentials are passed on by the client's own headers) */
+  constructor(target: string) {
+    this.#target = new URL(target);
+  }
+
+  async open(): Promise<void> {
+    const server = createServer((req, res) => this.#handle(req, res));
+    server.on('connection', (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.#server = server;
+  }
+
+  get port(): number {
+    const address = this.#server?.address();
+    if (!address || typeof address !== 'object') throw new Error('fault proxy not open');
+    return address.port;
+  }
+
+  /** The store URL through the proxy, keeping the target's credentials and path. */
+  get url(): string {
+    const url = new URL(this.#target.toString());
+    url.hostname = '127.0.0.1';
+    url.port = String(this.port);
+    return url.toString().replace(/\/$/, '');
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#agent.destroy();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const action = this.rule((req.method ?? 'GET').toUpperCase(), path);
+    if (action.kind === 'answer') {
+      this.counts.answered += 1;
+      // read the request fully first, as a server would, so the client sees an answer, not a reset
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const text = JSON.stringify(action.bodyFrom ? action.bodyFrom(Buffer.concat(chunks).toString('utf8')) : action.body);
+        res.writeHead(action.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      });
+      return;
+    }
+    if (action.kind === 'delay') {
+      this.counts.delayed += 1;
+      req.pause();
+      setTimeout(() => this.#forward(req, res), action.ms);
+      return;
+    }
+    this.counts.passed += 1;
+    this.#forward(req, res);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse): void {
+    const headers = { ...req.headers, host: this.#target.host };
+    const upstream = httpRequest(
+      {
+        host: this.#target.hostname,
+        port: this.#target.port || 80,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent: this.#agent,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+    req.resume();
+  }
+}
