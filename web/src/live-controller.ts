@@ -1,13 +1,18 @@
 /**
  * Owns the dashboard's WebSocket for as long as its host element is on the
  * page: connects, says hello, merges snapshots and deltas, and reconnects
- * with growing delays, resuming from the last version it saw.
+ * with growing delays, resuming from the last version it saw. The upgrade
+ * carries the session cookie; a socket refused for want of a session (4401)
+ * sends the user to sign in instead of reconnecting.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import { storedToken } from './api.js';
+import { goToLogin } from './api.js';
 import { mergeDelta, mergeDeploys, type Deploy, type KpiAnswer, type ServerMessage, type Subscription } from './model.js';
 
-export type Connection = 'connecting' | 'live' | 'reconnecting';
+export type Connection = 'connecting' | 'live' | 'reconnecting' | 'signed-out';
+
+/** Close code of a socket refused for want of a valid session or token. */
+export const UNAUTHORIZED = 4401;
 
 export class LiveController implements ReactiveController {
   answer: KpiAnswer | undefined;
@@ -24,6 +29,8 @@ export class LiveController implements ReactiveController {
   #epoch: string | undefined;
   #version = 0;
   #stopped = false;
+  /** Subscribed anew: deltas of the old subscription still on the way are ignored until the snapshot. */
+  #awaitingSnapshot = false;
 
   constructor(
     private readonly host: ReactiveControllerHost,
@@ -44,8 +51,11 @@ export class LiveController implements ReactiveController {
     this.#socket?.close(1000, 'page closed');
   }
 
-  /** Shows something else: a new snapshot follows. */
+  /** Shows something else: a new snapshot follows (now, or when the socket is back). */
   resubscribe(): void {
+    // what was seen belongs to the old subscription: the next hello must not resume from it
+    this.#epoch = undefined;
+    this.#awaitingSnapshot = true;
     if (this.#socket?.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify({ type: 'subscribe', subscribe: this.subscription() }));
   }
 
@@ -53,13 +63,18 @@ export class LiveController implements ReactiveController {
     const socket = new WebSocket(this.url());
     this.#socket = socket;
     socket.addEventListener('open', () => {
-      const token = storedToken();
-      const resume = this.#epoch ? { epoch: this.#epoch, version: this.#version } : undefined;
-      socket.send(JSON.stringify({ type: 'hello', subscribe: this.subscription(), ...(token ? { token } : {}), ...(resume ? { resume } : {}) }));
+      const resume = this.#epoch && !this.#awaitingSnapshot ? { epoch: this.#epoch, version: this.#version } : undefined;
+      socket.send(JSON.stringify({ type: 'hello', subscribe: this.subscription(), ...(resume ? { resume } : {}) }));
     });
     socket.addEventListener('message', (event) => this.#receive(JSON.parse(String(event.data)) as ServerMessage));
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (event) => {
       if (this.#socket !== socket || this.#stopped) return;
+      if (event.code === UNAUTHORIZED) {
+        this.connection = 'signed-out';
+        this.host.requestUpdate();
+        goToLogin();
+        return;
+      }
       this.connection = 'reconnecting';
       const delay = Math.min(10_000, 500 * 2 ** this.attempt);
       this.attempt += 1;
@@ -72,10 +87,12 @@ export class LiveController implements ReactiveController {
   #receive(message: ServerMessage): void {
     switch (message.type) {
       case 'snapshot':
+        this.#awaitingSnapshot = false;
         this.answer = message.kpis;
         this.deploys = message.deploys;
         break;
       case 'delta':
+        if (this.#awaitingSnapshot) return;
         this.answer = this.answer ? mergeDelta(this.answer, message.kpis) : message.kpis;
         break;
       case 'deploy':

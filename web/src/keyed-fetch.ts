@@ -1,0 +1,119 @@
+import type { ReactiveController, ReactiveControllerHost } from 'lit';
+
+export interface KeyedFetchOptions<T> {
+  /**
+   * What the host needs now, as a string; read before each host update. A
+   * new key starts a fetch (and aborts the one in flight); undefined needs
+   * nothing and clears the value.
+   */
+  key: () => string | undefined;
+  /**
+   * Fetches what a key names: undefined when there is nothing (such as a
+   * route this service lacks); a rejection keeps the value there is (a
+   * failed poll does not blank the page).
+   */
+  fetch: (key: string, signal: AbortSignal) => Promise<T | undefined>;
+  /** Fetch the same key again this often (ms), only while the page is visible. */
+  refreshMs?: number;
+}
+
+/**
+ * A fetch that belongs to a host element's lifecycle: started when what it
+ * depends on changes (its key), again every `refreshMs` while the page is
+ * visible, aborted and stopped when the host leaves the page. The host is
+ * updated when a value arrives.
+ *
+ * @example
+ * readonly previous = new KeyedFetchController(this, {
+ *   key: () => this.answer && `${this.answer.from}|${this.answer.to}`,
+ *   fetch: (_key, signal) => getJson<KpiAnswer>(url, signal),
+ * });
+ * // in render(): this.previous.value
+ */
+export class KeyedFetchController<T> implements ReactiveController {
+  /** The latest value fetched, kept while a new key is being fetched. */
+  value: T | undefined;
+  /** The key `value` belongs to. */
+  valueKey: string | undefined;
+  #key: string | undefined;
+  #abort: AbortController | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #connected = false;
+  readonly #onVisibility = () => this.#schedule();
+
+  constructor(
+    private readonly host: ReactiveControllerHost,
+    private readonly options: KeyedFetchOptions<T>,
+  ) {
+    host.addController(this);
+  }
+
+  hostConnected(): void {
+    this.#connected = true;
+    this.#key = undefined;
+    document.addEventListener('visibilitychange', this.#onVisibility);
+    this.#schedule();
+    this.host.requestUpdate();
+  }
+
+  hostUpdate(): void {
+    if (!this.#connected) return;
+    const key = this.options.key();
+    if (key === this.#key) return;
+    this.#key = key;
+    if (key === undefined) {
+      this.#abort?.abort();
+      this.value = undefined;
+      this.valueKey = undefined;
+      return;
+    }
+    this.#load(key);
+  }
+
+  hostDisconnected(): void {
+    this.#connected = false;
+    this.#abort?.abort();
+    this.#abort = undefined;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    document.removeEventListener('visibilitychange', this.#onVisibility);
+  }
+
+  /** Fetches the current key again now. */
+  refresh(): void {
+    if (this.#connected && this.#key !== undefined) this.#load(this.#key);
+  }
+
+  /** Takes a value known otherwise (the answer of a save), for the current key. */
+  set(value: T | undefined): void {
+    this.value = value;
+    this.valueKey = this.#key;
+    this.host.requestUpdate();
+  }
+
+  /** Polls only while connected and visible; coming back into view refreshes at once. */
+  #schedule(): void {
+    const every = this.options.refreshMs;
+    if (every === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (!this.#connected || document.visibilityState === 'hidden') return;
+    this.refresh();
+    this.#timer = setInterval(() => this.refresh(), every);
+  }
+
+  #load(key: string): void {
+    this.#abort?.abort();
+    const abort = new AbortController();
+    this.#abort = abort;
+    this.options.fetch(key, abort.signal).then(
+      (value) => {
+        if (abort.signal.aborted) return;
+        this.value = value;
+        this.valueKey = key;
+        this.host.requestUpdate();
+      },
+      () => undefined,
+    );
+  }
+}
