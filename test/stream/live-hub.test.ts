@@ -8,7 +8,9 @@ import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Aggregates } from '../../src/aggregate/plugin.js';
-import type { KpiAnswer, KpiQuery, KpiSeries, Kpis } from '../../src/aggregate/query.js';
+import { NEW_USER_STEPS, RESET_STEPS } from '../../src/aggregate/facts.js';
+import { bucketForRange, MAX_RANGE_MS, MAX_TOP, type KpiAnswer, type KpiQuery, type KpiSeries, type Kpis } from '../../src/aggregate/query.js';
+import * as web from '../../web/src/model.js';
 import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
 import { invalidSubscription, LiveHub, windowOf } from '../../src/stream/live-hub.js';
 import type { ServerMessage } from '../../src/stream/protocol.js';
@@ -342,5 +344,24 @@ describe('subscriptions', () => {
     [{ rangeMs: 3_600_000, top: 8 }, 'subscribe.top needs subscribe.segment'],
   ])('refuses %j', (sub, message) => {
     expect(invalidSubscription(sub)).toMatch(message);
+  });
+});
+
+describe('the dashboard asks what the service answers', () => {
+  it('picks the bucket the service would pick for any range, and knows its limits and step names', () => {
+    for (let ms = 600_000; ms <= 40 * 86_400_000; ms += 600_000) expect(web.bucketForRange(ms)).toBe(bucketForRange(ms));
+    expect(web.MAX_RANGE_MS).toBe(MAX_RANGE_MS);
+    expect(web.TOP_SEGMENTS).toBeLessThanOrEqual(MAX_TOP);
+    expect(web.NEW_USER_STEP_NAMES).toEqual(NEW_USER_STEPS);
+    expect(web.RESET_STEP_NAMES).toEqual(RESET_STEPS);
+  });
+
+  it('subscribes in a way the hub accepts', () => {
+    const views: web.View[] = [
+      { range: { kind: 'last', ms: 30 * 86_400_000 }, segment: 'locale' },
+      { range: { kind: 'custom', from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 8) }, segment: 'os' },
+      { range: { kind: 'custom', from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 1, 0, 10) } },
+    ];
+    for (const view of views) expect(invalidSubscription(web.subscriptionOf(view))).toBeUndefined();
   });
 });

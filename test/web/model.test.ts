@@ -2,15 +2,31 @@ import { describe, expect, it } from 'vitest';
 import type { KpiAnswer, KpiPoint, Kpis } from '../../src/aggregate/kpi-types.js';
 import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
 import {
+  announceAfter,
   breached,
+  breachedAlerts,
+  breachText,
   change,
   compareFunnels,
+  customRangeProblem,
   formatValue,
+  fromLocalInput,
+  kpisUrl,
   mergeDelta,
   mergeDeploys,
-  subscriptionFromUrl,
-  subscriptionToUrl,
+  rangeEnded,
+  roundRange,
+  stepKey,
+  subscriptionOf,
+  sumFunnels,
+  toLocalInput,
   twoProportionZ,
+  viewFromUrl,
+  viewToUrl,
+  watchedValues,
+  FUNNELS,
+  zoomRange,
+  zoomStep,
 } from '../../web/src/model.js';
 
 const kpis = (dialogs: number) => ({ dialogs }) as unknown as Kpis;
@@ -62,9 +78,146 @@ describe('helpers', () => {
   });
 
   it('keep the range and segmentation in the URL', () => {
-    expect(subscriptionFromUrl('?range=86400000&segment=os')).toEqual({ rangeMs: 86_400_000, segment: 'os' });
-    expect(subscriptionFromUrl('?range=12345')).toEqual({ rangeMs: 6 * 3_600_000 });
-    expect(subscriptionFromUrl(subscriptionToUrl({ rangeMs: 3_600_000, segment: 'browser' }))).toEqual({ rangeMs: 3_600_000, segment: 'browser' });
+    expect(viewFromUrl('?range=86400000&segment=os')).toEqual({ range: { kind: 'last', ms: 86_400_000 }, segment: 'os' });
+    expect(viewFromUrl('?range=12345&segment=planet')).toEqual({ range: { kind: 'last', ms: 6 * 3_600_000 } });
+    const view = { range: { kind: 'last', ms: 3_600_000 }, segment: 'browser' } as const;
+    expect(viewFromUrl(viewToUrl(view))).toEqual(view);
+  });
+
+  it('keep a custom range in the URL, next to parameters that are not theirs (tv)', () => {
+    const custom = { range: { kind: 'custom', from: 1_795_400_000_000, to: 1_795_403_600_000 }, segment: 'os' } as const;
+    const url = viewToUrl(custom, '?tv=1&range=3600000');
+    expect(new URLSearchParams(url).get('tv')).toBe('1');
+    expect(new URLSearchParams(url).has('range')).toBe(false);
+    expect(viewFromUrl(url)).toEqual(custom);
+    // an impossible custom range is not taken
+    expect(viewFromUrl('?from=10&to=5&range=3600000').range).toEqual({ kind: 'last', ms: 3_600_000 });
+    expect(viewFromUrl('?from=abc&to=1795403600000').range).toEqual({ kind: 'last', ms: 6 * 3_600_000 });
+  });
+
+  it('subscribe to the top 8 values and Other when split, to a fixed window for a custom range', () => {
+    expect(subscriptionOf({ range: { kind: 'last', ms: 3_600_000 } })).toEqual({ rangeMs: 3_600_000 });
+    expect(subscriptionOf({ range: { kind: 'last', ms: 3_600_000 }, segment: 'os' })).toEqual({ rangeMs: 3_600_000, segment: 'os', top: 8 });
+    expect(subscriptionOf({ range: { kind: 'custom', from: 6_000_000, to: 9_600_000 } })).toEqual({ rangeMs: 3_600_000, from: 6_000_000 });
+    expect(rangeEnded({ kind: 'custom', from: 0, to: 1000 }, 1000)).toBe(true);
+    expect(rangeEnded({ kind: 'custom', from: 0, to: 1001 }, 1000)).toBe(false);
+    expect(rangeEnded({ kind: 'last', ms: 1000 }, 5000)).toBe(false);
+  });
+
+  it('check and round custom ranges to whole 10-minute buckets', () => {
+    expect(roundRange(Date.UTC(2026, 0, 1, 9, 7), Date.UTC(2026, 0, 1, 10, 1))).toEqual({ from: Date.UTC(2026, 0, 1, 9), to: Date.UTC(2026, 0, 1, 10, 10) });
+    expect(customRangeProblem(2000, 1000)).toBe('The end must be after the start.');
+    expect(customRangeProblem(0, 60_000)).toBe('A window is at least 10 minutes long.');
+    expect(customRangeProblem(0, 401 * 86_400_000)).toBe('A window is at most 400 days long.');
+    expect(customRangeProblem(NaN, 1)).toBe('Give a start and an end.');
+    expect(customRangeProblem(0, 600_000)).toBeUndefined();
+    const t = new Date(2026, 10, 23, 9, 30).getTime();
+    expect(toLocalInput(t)).toBe('2026-11-23T09:30');
+    expect(fromLocalInput('2026-11-23T09:30')).toBe(t);
+    expect(fromLocalInput('')).toBeNaN();
+  });
+
+  it('ask /api/kpis for a window, split into the top values only when split', () => {
+    expect(kpisUrl({ from: 1, to: 2, bucket: '10m' })).toBe('/api/kpis?from=1&to=2&bucket=10m');
+    expect(kpisUrl({ from: 1, to: 2, segment: 'os', top: 8 })).toBe('/api/kpis?from=1&to=2&segment=os&top=8');
+    expect(kpisUrl({ from: 1, to: 2, segment: null, top: 8 })).toBe('/api/kpis?from=1&to=2');
+  });
+});
+
+describe('zoom', () => {
+  const H = 3_600_000;
+  const within = { from: 0, to: 24 * H };
+
+  it('widens a small selection to an hour around its middle, in whole buckets, inside the window', () => {
+    expect(zoomRange(10 * H + 60_000, 10 * H + 120_000, within)).toEqual({ from: 9.5 * H, to: 10.5 * H + 600_000 });
+    expect(zoomRange(2 * H + 7 * 60_000, 5 * H + 3 * 60_000, within)).toEqual({ from: 2 * H, to: 5 * H + 600_000 });
+    expect(zoomRange(-5 * H, 2 * H, within)).toEqual({ from: 0, to: 7 * H });
+    expect(zoomRange(23.9 * H, 30 * H, within)).toEqual({ from: 17 * H + 50 * 60_000, to: 24 * H });
+  });
+
+  it('steps in, earlier and later by keyboard without leaving the window', () => {
+    expect(zoomStep(within, 'in', within)).toEqual({ from: 6 * H, to: 18 * H });
+    expect(zoomStep({ from: 6 * H, to: 18 * H }, 'earlier', within)).toEqual({ from: 0, to: 12 * H });
+    expect(zoomStep({ from: 0, to: 12 * H }, 'earlier', within)).toEqual({ from: 0, to: 12 * H });
+    expect(zoomStep({ from: 6 * H, to: 18 * H }, 'later', within)).toEqual({ from: 12 * H, to: 24 * H });
+    expect(zoomStep({ from: 0, to: H }, 'in', within)).toEqual({ from: 0, to: H });
+  });
+});
+
+describe('thresholds and alerts', () => {
+  it('say a breach in words', () => {
+    expect(breachText(0.8, { max: 0.7 }, 'percent')).toBe('above max 70.0%');
+    expect(breachText(3, { min: 10, max: 100 }, 'count')).toBe('below min 10');
+    expect(breachText(0.5, { max: 0.7 }, 'percent')).toBe('');
+    expect(breachText(null, { max: 0.7 }, 'percent')).toBe('');
+  });
+
+  it('list every tile and every step conversion of both funnels', () => {
+    const keys = watchedValues(FUNNELS).map((w) => w.key);
+    expect(keys).toEqual([
+      'newUsers',
+      'newUserDropOff',
+      'sitesMedian',
+      'resetSuccess',
+      'additionalEmail',
+      'bounceRate',
+      'errorRate',
+      'new-user.step2',
+      'new-user.step3',
+      'new-user.step4',
+      'password-reset.step2',
+      'password-reset.step3',
+    ]);
+    expect(watchedValues(FUNNELS).find((w) => w.key === stepKey('new-user', 3))).toEqual({
+      key: 'new-user.step3',
+      label: 'New-user funnel: Choose password → Email verified',
+      format: 'percent',
+    });
+  });
+
+  it('keep the breached alerts by key', () => {
+    const alerts = breachedAlerts({
+      windowMs: 3_600_000,
+      alerts: [
+        { key: 'bounceRate', state: 'breached', value: 0.9, bound: 'max', limit: 0.7, since: 5 },
+        { key: 'newUsers', state: 'ok', value: 20, bound: null, limit: null, since: 1 },
+      ],
+    });
+    expect([...alerts.keys()]).toEqual(['bounceRate']);
+    expect(breachedAlerts(undefined).size).toBe(0);
+  });
+
+  it('announce at once, then at most once per gap, except a breach beginning or ending', () => {
+    expect(announceAfter(undefined, 1000, 60_000, false)).toBe(0);
+    expect(announceAfter(1000, 31_000, 60_000, false)).toBe(30_000);
+    expect(announceAfter(1000, 61_000, 60_000, false)).toBe(0);
+    expect(announceAfter(1000, 2000, 60_000, true)).toBe(0);
+  });
+});
+
+describe('sumFunnels', () => {
+  const funnel = (counts: number[]): FunnelStep[] =>
+    counts.map((count, i) => ({
+      step: i + 1,
+      name: `s${i + 1}`,
+      count,
+      estimate: count * 2,
+      conversionFromStart: null,
+      conversionFromPrevious: null,
+      dropOff: null,
+    }));
+
+  it('adds the series up and recomputes conversions from the sums', () => {
+    const sum = sumFunnels([funnel([10, 5, 2]), funnel([30, 15, 0])]);
+    expect(sum.map((s) => [s.count, s.estimate])).toEqual([
+      [40, 80],
+      [20, 40],
+      [2, 4],
+    ]);
+    expect(sum[1]).toMatchObject({ conversionFromStart: 0.5, conversionFromPrevious: 0.5, dropOff: 0.5 });
+    expect(sum[2]).toMatchObject({ conversionFromStart: 0.05, conversionFromPrevious: 0.1 });
+    expect(sumFunnels([funnel([0, 0])])[1]).toMatchObject({ conversionFromStart: null, conversionFromPrevious: null, dropOff: null });
+    expect(sumFunnels([])).toEqual([]);
   });
 });
 

@@ -1,17 +1,28 @@
-import { LitElement, css, html, unsafeCSS, type PropertyValues } from 'lit';
+import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues } from 'lit';
 import uPlot from 'uplot';
 import uplotCss from 'uplot/dist/uPlot.min.css?inline';
-import type { Deploy, KpiAnswer, TileKpi } from './model.js';
+import { controlStyles } from './styles.js';
+import { dimensionLabel, formatValue, OTHER, shortTime, TOP_SEGMENTS, type Deploy, type KpiAnswer, type TileKpi } from './model.js';
 
 const PALETTE = ['--s0', '--s1', '--s2', '--s3', '--s4', '--s5', '--s6', '--s7'];
-/** Segment values drawn at most (the biggest); the rest are left to the tiles. */
-const TOP_SERIES = 8;
+
+/** Detail of the `zoom` event: the window selected, ms. */
+export interface ZoomDetail {
+  from: number;
+  to: number;
+}
 
 /**
- * A KPI over the window as a uPlot time series, one line per segment value,
- * deploy markers as labelled vertical lines. Drag to zoom, double-click to
- * reset; the legend follows the cursor. Updates go through `setData` at most
- * once per animation frame; the chart is rebuilt only when its series change.
+ * A KPI over the window as a uPlot time series, one line per segment value
+ * (the top values and `Other`, in grey), deploy markers as labelled vertical
+ * lines; the legend follows the cursor. Dragging over the chart asks for a
+ * closer look (`zoom`), which the dashboard answers with a finer answer;
+ * double-click asks to go back (`zoom-reset`). Updates go through `setData`
+ * at most once per animation frame; the chart is rebuilt only when its
+ * series change. A visually hidden table gives the latest values in words.
+ *
+ * @fires zoom - a window was selected (detail: {@link ZoomDetail})
+ * @fires zoom-reset - double-click: back to the whole window
  */
 export class KpiChart extends LitElement {
   static override properties = { answer: { attribute: false }, kpi: { attribute: false }, deploys: { attribute: false } };
@@ -34,9 +45,11 @@ export class KpiChart extends LitElement {
   // uPlot's stylesheet goes into this shadow root: page styles do not reach it
   static override styles = [
     unsafeCSS(uplotCss),
+    controlStyles,
     css`
       :host {
         display: block;
+        position: relative;
       }
       .deploy-labels {
         list-style: none;
@@ -74,7 +87,8 @@ export class KpiChart extends LitElement {
     const answer = this.answer;
     const kpi = this.kpi;
     if (!answer || !kpi) return { names: [], data: [[]] };
-    const series = answer.series.slice(0, TOP_SERIES);
+    // the dashboard asks for the top values and Other; any other answer is cut to as many lines
+    const series = answer.series.slice(0, TOP_SEGMENTS + 1);
     const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.start)))].sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const ys = series.map((s) => {
@@ -108,9 +122,12 @@ export class KpiChart extends LitElement {
     const style = getComputedStyle(this);
     const percent = this.kpi?.format === 'percent';
     const deploys = () => this.deploys;
+    const colour = (name: string, i: number) =>
+      style.getPropertyValue(name === OTHER ? '--s-other' : PALETTE[i % PALETTE.length]!).trim() || (name === OTHER ? '#8c959f' : '#0072b2');
     const options: uPlot.Options = {
       ...this.#size(),
-      cursor: { drag: { x: true, y: false } },
+      // a drag selects; the dashboard fetches that window at a finer bucket
+      cursor: { drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true } },
       axes: [
         { stroke: style.getPropertyValue('--muted'), grid: { stroke: style.getPropertyValue('--line') } },
@@ -124,13 +141,24 @@ export class KpiChart extends LitElement {
         {},
         ...names.map((name, i) => ({
           label: name,
-          stroke: style.getPropertyValue(PALETTE[i % PALETTE.length]!).trim() || '#0072b2',
+          stroke: colour(name, i),
+          // Other is dashed as well as grey: not told apart by colour alone
+          ...(name === OTHER ? { dash: [6, 4] } : {}),
           width: thin ? 1 : 2,
           spanGaps: false,
           value: (_u: uPlot, v: number | null) => (v === null ? '–' : percent ? `${(v * 100).toFixed(1)}%` : v.toFixed(1)),
         })),
       ],
       hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width < 2) return;
+            const from = u.posToVal(u.select.left, 'x') * 1000;
+            const to = u.posToVal(u.select.left + u.select.width, 'x') * 1000;
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            this.dispatchEvent(new CustomEvent<ZoomDetail>('zoom', { detail: { from, to }, bubbles: true, composed: true }));
+          },
+        ],
         draw: [
           (u) => {
             const ctx = u.ctx;
@@ -164,10 +192,49 @@ export class KpiChart extends LitElement {
     if (this.answer && (data[0]?.length ?? 0) < 2) this.#plot?.setScale('x', { min: this.answer.from / 1000, max: this.answer.to / 1000 });
   }
 
+  /** The chart in words: per line, its latest point and its value over the whole window. */
+  #summary() {
+    const answer = this.answer;
+    const kpi = this.kpi;
+    if (!answer || !kpi) return nothing;
+    const { names } = this.#data();
+    const series = names.map((name) => answer.series.find((s) => s.segment === name)!);
+    const split = answer.segment ? ` by ${dimensionLabel(answer.segment)}` : '';
+    return html`<table class="visually-hidden summary">
+      <caption>
+        ${kpi.label}${split}, ${shortTime(answer.from)} to ${shortTime(answer.to)}: latest point and whole window
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">${answer.segment ? dimensionLabel(answer.segment) : 'Series'}</th>
+          <th scope="col">Latest point</th>
+          <th scope="col">Value</th>
+          <th scope="col">Whole window</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${series.map((s) => {
+          const last = s.points.at(-1);
+          return html`<tr>
+            <th scope="row">${s.segment}</th>
+            <td>${last ? shortTime(last.start) : '–'}</td>
+            <td>${last ? formatValue(kpi.value(last.kpis), kpi.format) : '–'}</td>
+            <td>${formatValue(kpi.value(s.total), kpi.format)}</td>
+          </tr>`;
+        })}
+      </tbody>
+    </table>`;
+  }
+
   override render() {
     // the labels of the markers drawn, for assistive technology (and tests)
     const visible = this.answer ? this.deploys.filter((d) => d.at >= this.answer!.from && d.at < this.answer!.to) : [];
-    return html`<div class="plot"></div>
+    return html`<div
+        class="plot"
+        aria-hidden="true"
+        @dblclick=${() => this.dispatchEvent(new CustomEvent('zoom-reset', { bubbles: true, composed: true }))}
+      ></div>
+      ${this.#summary()}
       <ul class="deploy-labels" aria-label="deploy markers">
         ${visible.map((d) => html`<li data-deploy=${d.id}>${d.version} at ${new Date(d.at).toLocaleTimeString()}</li>`)}
       </ul>`;

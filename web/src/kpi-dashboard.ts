@@ -1,189 +1,325 @@
 import { LitElement, css, html, nothing } from 'lit';
-import type { Dimension } from '../../src/aggregate/kpi-types.js';
-import { getJson } from './api.js';
+import type { ThresholdsBody } from '../../src/alerts/types.js';
+import { getIfPresent, getJson, loadSession, request, type SessionInfo } from './api.js';
 import './kpi-chart.js';
+import type { ZoomDetail } from './kpi-chart.js';
 import './kpi-compare.js';
 import './kpi-funnel.js';
+import type { StepStatus } from './kpi-funnel.js';
+import './kpi-range.js';
+import './kpi-thresholds.js';
+import type { KpiThresholds, SaveProblem } from './kpi-thresholds.js';
 import './kpi-tile.js';
+import { KeyedFetchController } from './keyed-fetch.js';
 import { LiveController } from './live-controller.js';
+import { controlStyles } from './styles.js';
 import {
   breached,
+  breachedAlerts,
+  breachText,
+  bucketForRange,
   change,
   formatValue,
-  RANGES,
-  subscriptionFromUrl,
-  subscriptionToUrl,
+  FUNNELS,
+  hhmm,
+  kpisUrl,
+  rangeEnded,
+  SEGMENTS,
+  shortTime,
+  stepKey,
+  subscriptionOf,
+  sumFunnels,
   TILE_KPIS,
+  TOP_SEGMENTS,
+  viewFromUrl,
+  viewToUrl,
+  watchedValues,
+  zoomRange,
+  zoomStep,
+  type AlertsBody,
   type Deploy,
-  type FunnelStep,
+  type Dimension,
   type KpiAnswer,
-  type Subscription,
+  type Kpis,
+  type Range,
+  type ThresholdKey,
   type Thresholds,
+  type View,
 } from './model.js';
-
-const SEGMENTS: { value: Dimension | ''; label: string }[] = [
-  { value: '', label: 'All' },
-  { value: 'os', label: 'OS' },
-  { value: 'browser', label: 'Browser' },
-  { value: 'screen', label: 'Screen' },
-  { value: 'emails', label: 'Emails' },
-  { value: 'locale', label: 'Locale' },
-  { value: 'api', label: 'API' },
-  { value: 'emailType', label: 'Email type' },
-];
 
 /** A count over the window as a count per hour (to compare with the hour before a deploy). */
 const perHour = (value: number | null, answer: KpiAnswer) => (value === null ? null : value / ((answer.to - answer.from) / 3_600_000));
 
+/** Two windows' totals for the funnel comparisons. */
+interface Comparison {
+  labels: [string, string];
+  baseline: Kpis | undefined;
+  current: Kpis | undefined;
+}
+
+/** The thresholds in force, and whether this service lets them be edited (it has `PUT /api/thresholds`). */
+interface ThresholdsInForce {
+  thresholds: Thresholds;
+  editable: boolean;
+}
+
+/** `GET /api/ingest-stats`: what this instance did with ingest requests since it started. */
+interface IngestStats {
+  since: number;
+  accepted: number;
+  optedOut: number;
+  sampledOut: number;
+  rejected: number;
+}
+
+/** The thresholds from `/api/thresholds`, or, on a service without it, the configured ones of `/api/settings` (read-only). */
+async function loadThresholds(signal: AbortSignal): Promise<ThresholdsInForce | undefined> {
+  const stored = await getIfPresent<ThresholdsBody>('/api/thresholds', signal);
+  if (stored) return { thresholds: stored.thresholds ?? {}, editable: true };
+  const settings = await getIfPresent<{ thresholds?: Thresholds }>('/api/settings', signal);
+  return settings ? { thresholds: settings.thresholds ?? {}, editable: false } : undefined;
+}
+
+/** Everything a threshold can watch, as the editor lists it. */
+const WATCHED = watchedValues(FUNNELS);
+
+const isIngestStats = (s: unknown): s is IngestStats =>
+  typeof s === 'object' &&
+  s !== null &&
+  ['since', 'accepted', 'optedOut', 'sampledOut', 'rejected'].every((k) => typeof (s as Record<string, unknown>)[k] === 'number');
+
 /**
- * The dashboard: KPI tiles, funnels and a time series, live from
- * `/api/live`, for the range and segmentation in the URL.
+ * The dashboard: KPI tiles, funnels, comparisons and a time series, live
+ * from `/api/live`, for the range and segmentation in the URL. Everything it
+ * fetches over HTTP is a {@link KeyedFetchController}: fetched when what it
+ * depends on changes, polled while the page is visible, stopped when the
+ * dashboard leaves the page.
  */
 export class KpiDashboard extends LitElement {
   static override properties = {
     chartKpi: { state: true },
-    previous: { state: true },
-    beforeDeploy: { state: true },
-    thresholds: { state: true },
     compareMode: { state: true },
-    comparison: { state: true },
+    zoom: { state: true },
   };
 
   declare chartKpi: string;
-  /** Totals of the period before the window (for the change on each tile). */
-  declare previous: KpiAnswer | undefined;
-  /** Totals of the hour before the latest deploy in the window. */
-  declare beforeDeploy: { deploy: Deploy; answer: KpiAnswer } | undefined;
-  declare thresholds: Thresholds;
   declare compareMode: 'deploy' | 'day';
-  declare comparison: { baseline: FunnelStep[]; current: FunnelStep[]; labels: [string, string] } | undefined;
-  subscription: Subscription = subscriptionFromUrl(location.search);
-  readonly live = new LiveController(this, () => this.subscription);
+  /** The chart's closer look, ms; undefined for the whole window. */
+  declare zoom: ZoomDetail | undefined;
+  view: View = viewFromUrl(location.search);
+  readonly live = new LiveController(this, () => subscriptionOf(this.view));
+
+  readonly session = new KeyedFetchController<SessionInfo>(this, { key: () => 'session', fetch: (_key, signal) => loadSession(signal) });
+
+  /** Totals of the period before the window (for the change on each tile; tiles show the unsplit population only). */
+  readonly previous = new KeyedFetchController<KpiAnswer>(this, {
+    key: () => {
+      const a = this.live.answer;
+      return a && !this.view.segment ? kpisUrl({ from: a.from - (a.to - a.from), to: a.from, bucket: a.bucket }) : undefined;
+    },
+    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+  });
+
+  /** Totals of the hour before the latest deploy in the window. */
+  readonly beforeDeploy = new KeyedFetchController<KpiAnswer>(this, {
+    key: () => this.#beforeDeployUrl(),
+    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+  });
+
+  /** Both funnels in two windows: before/after the latest deploy, or yesterday/the last 24 h; refreshed every 10 s. */
+  readonly comparison = new KeyedFetchController<Comparison>(this, {
+    key: () => (this.live.answer ? `${this.#effectiveCompareMode()}|${this.live.deploys.at(-1)?.id ?? ''}` : undefined),
+    fetch: (_key, signal) => this.#compare(signal),
+    refreshMs: 10_000,
+  });
+
+  readonly thresholds = new KeyedFetchController<ThresholdsInForce>(this, {
+    key: () => 'thresholds',
+    fetch: (_key, signal) => loadThresholds(signal),
+    refreshMs: 60_000,
+  });
+
+  /** The server's alert states, every 15 s; none on a service without `/api/alerts`. */
+  readonly alerts = new KeyedFetchController<AlertsBody>(this, {
+    key: () => 'alerts',
+    fetch: (_key, signal) => getIfPresent<AlertsBody>('/api/alerts', signal),
+    refreshMs: 15_000,
+  });
+
+  readonly ingestStats = new KeyedFetchController<IngestStats>(this, {
+    key: () => 'ingest-stats',
+    fetch: async (_key, signal) => {
+      const stats = await getIfPresent<unknown>('/api/ingest-stats', signal);
+      return isIngestStats(stats) ? stats : undefined;
+    },
+    refreshMs: 60_000,
+  });
+
+  /** The chart's zoomed window at the bucket the service would pick for it. */
+  readonly zoomed = new KeyedFetchController<KpiAnswer>(this, {
+    key: () => this.#zoomUrl(),
+    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+  });
+
   #clock: ReturnType<typeof setInterval> | undefined;
-  #previousFor = '';
+  readonly #save = (thresholds: Thresholds) => this.#saveThresholds(thresholds);
 
   constructor() {
     super();
     this.chartKpi = 'bounceRate';
-    this.previous = undefined;
-    this.beforeDeploy = undefined;
-    this.thresholds = {};
     this.compareMode = 'deploy';
-    this.comparison = undefined;
+    this.zoom = undefined;
   }
 
-  static override styles = css`
-    :host {
-      display: block;
-      padding: 16px 20px;
-      max-width: 1400px;
-      margin: 0 auto;
-    }
-    header {
-      display: flex;
-      flex-wrap: wrap;
-      gap: 12px;
-      align-items: center;
-      margin-bottom: 12px;
-    }
-    h1 {
-      font-size: 1.3rem;
-      margin: 0 12px 0 0;
-    }
-    .ranges button {
-      font: inherit;
-      background: var(--card);
-      color: var(--fg);
-      border: 1px solid var(--line);
-      padding: 4px 10px;
-      cursor: pointer;
-    }
-    .ranges button[aria-pressed='true'] {
-      background: var(--s0);
-      color: #fff;
-    }
-    select {
-      font: inherit;
-      background: var(--card);
-      color: var(--fg);
-      border: 1px solid var(--line);
-      padding: 3px 6px;
-    }
-    .status {
-      margin-left: auto;
-      color: var(--muted);
-      font-size: 0.85rem;
-    }
-    .dot {
-      display: inline-block;
-      width: 9px;
-      height: 9px;
-      border-radius: 50%;
-      background: var(--good);
-      margin-right: 6px;
-    }
-    .dot.off {
-      background: var(--bad);
-    }
-    .banner {
-      background: var(--bad);
-      color: #fff;
-      padding: 8px 12px;
-      border-radius: 6px;
-      margin-bottom: 12px;
-    }
-    .tiles {
-      display: grid;
-      grid-template-columns: repeat(auto-fill, minmax(170px, 1fr));
-      gap: 12px;
-    }
-    .funnels {
-      display: grid;
-      grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
-      gap: 12px;
-      margin: 12px 0;
-    }
-    .empty {
-      background: var(--card);
-      border: 1px dashed var(--line);
-      border-radius: 8px;
-      padding: 16px;
-      margin: 12px 0;
-    }
-    code {
-      background: var(--bg);
-      padding: 1px 4px;
-    }
-    :host([tv]) {
-      max-width: none;
-      font-size: 1.4rem;
-    }
-    :host([tv]) .ranges,
-    :host([tv]) label {
-      display: none;
-    }
-    :host([tv]) .tiles {
-      grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
-    }
-    .chart {
-      background: var(--card);
-      border: 1px solid var(--line);
-      border-radius: 8px;
-      padding: 12px 14px;
-    }
-  `;
+  static override styles = [
+    controlStyles,
+    css`
+      :host {
+        display: block;
+        padding: 16px 20px;
+        max-width: 1400px;
+        margin: 0 auto;
+      }
+      header {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 10px 16px;
+        align-items: center;
+        margin-bottom: 12px;
+      }
+      h1 {
+        font-size: 1.3rem;
+        margin: 0 4px 0 0;
+      }
+      h2 {
+        font-size: 1.05rem;
+        margin: 0 0 8px;
+      }
+      .status {
+        margin-left: auto;
+        color: var(--muted);
+        font-size: 0.85rem;
+      }
+      .account {
+        display: flex;
+        gap: 8px;
+        align-items: center;
+        color: var(--muted);
+        font-size: 0.85rem;
+      }
+      .account form {
+        margin: 0;
+      }
+      .account strong {
+        color: var(--fg);
+      }
+      .dot {
+        display: inline-block;
+        width: 9px;
+        height: 9px;
+        border-radius: 50%;
+        background: var(--good);
+        margin-right: 6px;
+      }
+      .dot.off {
+        background: var(--bad);
+      }
+      .banner {
+        background: var(--bad);
+        color: #fff;
+        padding: 8px 12px;
+        border-radius: 6px;
+        margin-bottom: 12px;
+      }
+      .tiles {
+        display: grid;
+        grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));
+        gap: 12px;
+      }
+      .funnels {
+        display: grid;
+        grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
+        gap: 12px;
+        margin: 12px 0;
+      }
+      .comparisons {
+        margin: 12px 0;
+      }
+      .compare-controls {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 8px 16px;
+        align-items: baseline;
+        margin-bottom: 8px;
+      }
+      .compare-controls h2 {
+        margin: 0;
+      }
+      .compare-grid {
+        display: grid;
+        grid-template-columns: repeat(auto-fit, minmax(420px, 1fr));
+        gap: 12px;
+      }
+      .empty {
+        background: var(--card);
+        border: 1px dashed var(--line);
+        border-radius: 8px;
+        padding: 16px;
+        margin: 12px 0;
+      }
+      code {
+        background: var(--bg);
+        padding: 1px 4px;
+      }
+      .chart {
+        background: var(--card);
+        border: 1px solid var(--line);
+        border-radius: 8px;
+        padding: 12px 14px;
+      }
+      .chart-controls {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 8px 12px;
+        align-items: center;
+        margin-bottom: 8px;
+      }
+      .zoom {
+        display: flex;
+        gap: 4px;
+      }
+      .zoom-note {
+        color: var(--muted);
+        font-size: 0.85rem;
+      }
+      footer {
+        margin-top: 16px;
+        color: var(--muted);
+        font-size: 0.85rem;
+      }
+      footer p {
+        margin: 4px 0;
+      }
+      :host([tv]) {
+        max-width: none;
+        font-size: 1.4rem;
+      }
+      :host([tv]) .controls,
+      :host([tv]) .account,
+      :host([tv]) .chart-controls {
+        display: none;
+      }
+      :host([tv]) .tiles {
+        grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+      }
+    `,
+  ];
 
   override connectedCallback(): void {
     super.connectedCallback();
     this.toggleAttribute('tv', new URLSearchParams(location.search).get('tv') === '1');
-    void getJson<{ thresholds: Thresholds }>('/api/settings').then((s) => (this.thresholds = s?.thresholds ?? {}));
-    // the "updated … ago" line and the reconnect countdown move every second;
-    // the comparison is refreshed every 10 s
-    let tick = 0;
-    this.#clock = setInterval(() => {
-      if (++tick % 10 === 0) void this.#compare();
-      this.requestUpdate();
-    }, 1000);
+    // the "updated … ago" line and the reconnect countdown move every second
+    this.#clock = setInterval(() => this.requestUpdate(), 1000);
   }
 
   override disconnectedCallback(): void {
@@ -191,37 +327,24 @@ export class KpiDashboard extends LitElement {
     clearInterval(this.#clock);
   }
 
-  #change(next: Subscription): void {
-    this.subscription = next;
-    history.replaceState(null, '', subscriptionToUrl(next));
-    this.previous = undefined;
+  #change(next: View): void {
+    this.view = next;
+    history.replaceState(null, '', viewToUrl(next, location.search));
+    this.zoom = undefined;
     this.live.resubscribe();
     this.requestUpdate();
   }
 
-  /** The period just before the window, fetched once per window position (10 minutes). */
-  #fetchPrevious(answer: KpiAnswer): void {
-    const key = `${answer.from}|${answer.to}|${answer.bucket}`;
-    if (key === this.#previousFor) return;
-    this.#previousFor = key;
-    const span = answer.to - answer.from;
-    fetch(`/api/kpis?from=${answer.from - span}&to=${answer.from}&bucket=${answer.bucket}`)
-      .then((r) => (r.ok ? (r.json() as Promise<KpiAnswer>) : undefined))
-      .then((previous) => (this.previous = previous))
-      .catch(() => undefined);
-  }
-
   /** The latest deploy marker inside the window, if any. */
-  #latestDeploy(answer: KpiAnswer | undefined): Deploy | undefined {
+  #latestDeploy(): Deploy | undefined {
+    const answer = this.live.answer;
     if (!answer) return undefined;
     return this.live.deploys.filter((d) => d.at >= answer.from && d.at < answer.to).at(-1);
   }
 
-  #fetchBeforeDeploy(deploy: Deploy | undefined): void {
-    if (!deploy || this.beforeDeploy?.deploy.id === deploy.id) return;
-    void getJson<KpiAnswer>(`/api/kpis?from=${deploy.at - 3_600_000}&to=${deploy.at}&bucket=10m`).then((answer) => {
-      if (answer) this.beforeDeploy = { deploy, answer };
-    });
+  #beforeDeployUrl(): string | undefined {
+    const deploy = this.#latestDeploy();
+    return deploy ? kpisUrl({ from: deploy.at - 3_600_000, to: deploy.at, bucket: '10m' }) : undefined;
   }
 
   /** The comparison made: before/after the latest deploy needs a deploy marker. */
@@ -229,146 +352,268 @@ export class KpiDashboard extends LitElement {
     return this.compareMode === 'deploy' && this.live.deploys.length > 0 ? 'deploy' : 'day';
   }
 
-  /** The new-user funnel of two windows: before/after the latest deploy, or yesterday/today. */
-  async #compare(): Promise<void> {
+  async #compare(signal: AbortSignal): Promise<Comparison> {
     const now = Date.now();
     const deploy = this.live.deploys.at(-1);
     let windows: [number, number, number, number];
     let labels: [string, string];
+    // windows are [from, to); the current one ends just after now, so that it holds the bucket now is in
     if (this.#effectiveCompareMode() === 'deploy' && deploy) {
       const span = Math.max(600_000, Math.min(now - deploy.at, 86_400_000));
-      windows = [deploy.at - span, deploy.at, deploy.at, now];
+      windows = [deploy.at - span, deploy.at, deploy.at, now + 1];
       labels = [`before ${deploy.version}`, `after ${deploy.version}`];
     } else {
-      windows = [now - 2 * 86_400_000, now - 86_400_000, now - 86_400_000, now];
+      windows = [now - 2 * 86_400_000, now - 86_400_000, now - 86_400_000, now + 1];
       labels = ['yesterday', 'last 24 h'];
     }
-    const funnel = (from: number, to: number) =>
-      getJson<{ series: { steps: FunnelStep[] }[] }>(`/api/funnels/new-user?from=${Math.floor(from)}&to=${Math.ceil(to) + 1}`).then(
-        (a) => a?.series[0]?.steps ?? [],
-      );
-    const [baseline, current] = await Promise.all([funnel(windows[0], windows[1]), funnel(windows[2], windows[3])]);
-    this.comparison = { baseline, current, labels };
+    // one answer per window holds both funnels
+    const totals = (from: number, to: number) =>
+      getIfPresent<KpiAnswer>(kpisUrl({ from: Math.floor(from), to: Math.ceil(to), bucket: '1d' }), signal).then((a) => a?.series[0]?.total);
+    const [baseline, current] = await Promise.all([totals(windows[0], windows[1]), totals(windows[2], windows[3])]);
+    return { labels, baseline, current };
+  }
+
+  #zoomUrl(): string | undefined {
+    if (!this.zoom) return undefined;
+    const { from, to } = this.zoom;
+    return kpisUrl({ from, to, bucket: bucketForRange(to - from), segment: this.view.segment ?? null, ...(this.view.segment ? { top: TOP_SEGMENTS } : {}) });
+  }
+
+  /** The window the chart may zoom within: the one shown. */
+  #window(): { from: number; to: number } | undefined {
+    const a = this.live.answer;
+    return a ? { from: a.from, to: a.to } : undefined;
+  }
+
+  #zoomTo(selection: ZoomDetail): void {
+    const within = this.#window();
+    if (within) this.zoom = zoomRange(selection.from, selection.to, within);
+  }
+
+  #zoomStep(step: 'in' | 'earlier' | 'later'): void {
+    const within = this.#window();
+    if (within) this.zoom = zoomStep(this.zoom ?? within, step, within);
+  }
+
+  async #saveThresholds(thresholds: Thresholds): Promise<SaveProblem | undefined> {
+    const { status, body } = await request<ThresholdsBody & { message?: string; field?: string }>('PUT', '/api/thresholds', { body: { thresholds } });
+    if (status === 200 && body?.thresholds) {
+      this.thresholds.set({ thresholds: body.thresholds, editable: true });
+      this.alerts.refresh();
+      return undefined;
+    }
+    if (status === 0) return { message: 'Could not save: kpi-live did not answer. Try again.' };
+    if (status === 401) return { message: 'Your session has ended: sign in again.' };
+    return { message: body?.message ?? `kpi-live refused the thresholds (${status}).`, field: body?.field };
+  }
+
+  #openThresholds(): void {
+    void this.renderRoot.querySelector<KpiThresholds>('kpi-thresholds')?.open();
   }
 
   #status() {
     const live = this.live;
     if (live.connection === 'live') {
       const age = Math.max(0, Math.round((Date.now() - live.lastUpdate) / 1000));
-      return html`<span class="dot"></span>live · updated ${age} s ago`;
+      const what = rangeEnded(this.view.range) ? 'past window' : 'live';
+      return html`<span class="dot"></span><span role="status">${what}</span> · updated ${age} s ago`;
     }
     if (live.connection === 'reconnecting') {
       const wait = Math.max(0, Math.ceil((live.retryAt - Date.now()) / 1000));
-      return html`<span class="dot off"></span>reconnecting in ${wait} s (attempt ${live.attempt})`;
+      return html`<span class="dot off"></span><span role="status">reconnecting</span> in ${wait} s (attempt ${live.attempt})`;
     }
-    return html`<span class="dot off"></span>connecting…`;
+    if (live.connection === 'signed-out') return html`<span class="dot off"></span><span role="status">signed out</span>`;
+    return html`<span class="dot off"></span><span role="status">connecting…</span>`;
+  }
+
+  #account() {
+    const session = this.session.value;
+    if (!session) return nothing;
+    const who = session.kind === 'session' && session.user ? html`Signed in as <strong>${session.user}</strong>` : html`Local access (loopback)`;
+    return html`<div class="account">
+      <span>${who}</span>
+      ${
+        session.kind === 'session'
+          ? html`<form method="post" action="/logout">
+              <button type="submit">Sign out</button>
+            </form>`
+          : nothing
+      }
+    </div>`;
+  }
+
+  #footer() {
+    const stats = this.ingestStats.value;
+    if (!stats) return nothing;
+    const n = stats.optedOut;
+    return html`<footer>
+      <p class="opt-outs">
+        ${n.toLocaleString('en-US')} ${n === 1 ? 'request' : 'requests'} not stored (Do Not Track / GPC opt-out) since ${shortTime(stats.since)}
+      </p>
+    </footer>`;
   }
 
   override render() {
     const answer = this.live.answer;
-    if (answer) this.#fetchPrevious(answer);
-    const all = answer?.series.find((s) => s.segment === 'all') ?? answer?.series[0];
-    const previousTotal = this.previous?.series[0]?.total;
+    const all = answer?.series.find((s) => s.segment === 'all');
+    const previous = this.previous.value;
+    // the previous period of the same length (it trails the window by up to 10 minutes while refetched)
+    const previousTotal = previous && answer && previous.to - previous.from === answer.to - answer.from ? previous.series[0]?.total : undefined;
     const totalOf = (a: KpiAnswer | undefined) => a?.series.reduce((n, s) => n + s.total.dialogs, 0) ?? 0;
     const chartKpi = TILE_KPIS.find((k) => k.id === this.chartKpi) ?? TILE_KPIS[0]!;
-    // with a segmentation, tiles show the whole population: the biggest series is not "all"
-    const tileSource = this.subscription.segment ? undefined : all;
-    const deploy = this.#latestDeploy(answer);
-    this.#fetchBeforeDeploy(deploy);
-    if (!this.comparison && answer) void this.#compare();
-    const beforeDeployTotal = deploy && this.beforeDeploy?.deploy.id === deploy.id ? this.beforeDeploy.answer.series[0]?.total : undefined;
+    // with a segmentation, tiles have no whole-population value to show
+    const tileSource = this.view.segment ? undefined : all;
+    const deploy = this.#latestDeploy();
+    const beforeDeployTotal = deploy && this.beforeDeploy.valueKey === this.#beforeDeployUrl() ? this.beforeDeploy.value?.series[0]?.total : undefined;
+    const thresholds = this.thresholds.value?.thresholds ?? {};
+    const alerts = breachedAlerts(this.alerts.value);
+    const comparison = this.comparison.value;
+    const zoomUrl = this.#zoomUrl();
+    const chartAnswer = zoomUrl && this.zoomed.valueKey === zoomUrl && this.zoomed.value ? this.zoomed.value : answer;
+    const session = this.session.value;
+    const canEdit = !!this.thresholds.value?.editable && (session?.kind === 'session' || session?.kind === 'loopback');
+    // funnels over every series: the whole population, split or not
+    const funnels = FUNNELS.map((f) => ({ ...f, steps: answer ? sumFunnels(answer.series.map((s) => s.total[f.field])) : [] }));
+    const current: Partial<Record<ThresholdKey, string>> = {};
+    for (const k of TILE_KPIS) if (tileSource) current[k.id] = formatValue(k.value(tileSource.total), k.format);
+    for (const f of funnels) for (const s of f.steps.slice(1)) current[stepKey(f.id, s.step)] = formatValue(s.conversionFromPrevious, 'percent');
+
     return html`
       <header>
         <h1>kpi-live</h1>
-        <div class="ranges" role="group" aria-label="time range">
-          ${RANGES.map(
-            (r) =>
-              html`<button aria-pressed=${String(r.ms === this.subscription.rangeMs)} @click=${() => this.#change({ ...this.subscription, rangeMs: r.ms })}>
-                ${r.label}
-              </button>`,
-          )}
-        </div>
-        <label
+        <kpi-range
+          class="controls"
+          .range=${this.view.range}
+          @range-change=${(e: CustomEvent<Range>) => this.#change({ ...this.view, range: e.detail })}
+        ></kpi-range>
+        <label class="controls"
           >Split by
           <select
-            aria-label="segmentation"
             @change=${(e: Event) => {
               const value = (e.target as HTMLSelectElement).value as Dimension | '';
-              const { segment: _old, ...rest } = this.subscription;
+              const { segment: _old, ...rest } = this.view;
               this.#change(value ? { ...rest, segment: value } : rest);
             }}
           >
-            ${SEGMENTS.map((s) => html`<option value=${s.value} ?selected=${(this.subscription.segment ?? '') === s.value}>${s.label}</option>`)}
+            ${SEGMENTS.map((s) => html`<option value=${s.value} ?selected=${(this.view.segment ?? '') === s.value}>${s.label}</option>`)}
           </select>
         </label>
-        <span class="status" role="status">${this.#status()}</span>
+        ${canEdit ? html`<button type="button" class="controls edit-thresholds" @click=${() => this.#openThresholds()}>Thresholds…</button>` : nothing}
+        <span class="status">${this.#status()}</span>
+        ${this.#account()}
       </header>
       ${
         this.live.connection === 'reconnecting'
           ? html`<div class="banner" role="alert">Connection to kpi-live lost: numbers are frozen until it is back.</div>`
           : nothing
       }
-      ${
-        answer && totalOf(answer) === 0
-          ? html`<div class="empty">
-              No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
-              <code>npx kpi-live simulate --rate 50 --duration 300</code>.
-            </div>`
-          : nothing
-      }
-      <section class="tiles" aria-label="KPIs">
-        ${TILE_KPIS.map((k) => {
-          const value = tileSource ? k.value(tileSource.total) : null;
-          return html`<kpi-tile
-            data-kpi=${k.id}
-            .label=${k.label}
-            .value=${tileSource ? formatValue(value, k.format) : '–'}
-            .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
-            .good=${k.better}
-            .against=${beforeDeployTotal ? deploy!.version : ''}
-            .deployChange=${beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null}
-            ?breached=${breached(value, this.thresholds[k.id])}
-            .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
-          ></kpi-tile>`;
-        })}
-      </section>
-      <section class="funnels">
-        <kpi-funnel data-funnel="new-user" .heading=${'New-user funnel'} .steps=${all?.total.newUserFunnel ?? []}></kpi-funnel>
-        <kpi-funnel data-funnel="password-reset" .heading=${'Password-reset funnel'} .steps=${all?.total.passwordResetFunnel ?? []}></kpi-funnel>
-        <div>
-          <label
-            >Compare
-            <select
-              aria-label="comparison"
-              @change=${(e: Event) => {
-                this.compareMode = (e.target as HTMLSelectElement).value as 'deploy' | 'day';
-                void this.#compare();
-              }}
+      <main>
+        ${
+          answer && totalOf(answer) === 0
+            ? html`<div class="empty">
+                No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
+                <code>npx kpi-live simulate --rate 50 --duration 300</code>.
+              </div>`
+            : nothing
+        }
+        <section class="tiles" aria-label="KPIs">
+          ${TILE_KPIS.map((k) => {
+            const value = tileSource ? k.value(tileSource.total) : null;
+            const threshold = thresholds[k.id];
+            return html`<kpi-tile
+              data-kpi=${k.id}
+              .label=${k.label}
+              .value=${tileSource ? formatValue(value, k.format) : '–'}
+              .estimate=${k.format === 'count' && !!tileSource?.total.sampled}
+              .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
+              .good=${k.better}
+              .against=${beforeDeployTotal ? deploy!.version : ''}
+              .deployChange=${
+                beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null
+              }
+              ?breached=${breached(value, threshold)}
+              .breach=${breachText(value, threshold, k.format)}
+              .alertSince=${alerts.get(k.id)?.since}
+              .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
+            ></kpi-tile>`;
+          })}
+        </section>
+        <section class="funnels" aria-label="Funnels">
+          ${funnels.map((f) => {
+            const status: Record<number, StepStatus> = {};
+            for (const s of f.steps.slice(1)) {
+              const key = stepKey(f.id, s.step);
+              status[s.step] = { breach: breachText(s.conversionFromPrevious, thresholds[key], 'percent'), alertSince: alerts.get(key)?.since };
+            }
+            return html`<kpi-funnel data-funnel=${f.id} .heading=${f.label} .steps=${f.steps} .status=${status}></kpi-funnel>`;
+          })}
+        </section>
+        <section class="comparisons" aria-labelledby="compare-heading">
+          <div class="compare-controls">
+            <h2 id="compare-heading">Funnels compared</h2>
+            <label class="controls"
+              >Compare
+              <select
+                aria-label="comparison"
+                @change=${(e: Event) => {
+                  this.compareMode = (e.target as HTMLSelectElement).value as 'deploy' | 'day';
+                }}
+              >
+                <option value="deploy" ?selected=${this.#effectiveCompareMode() === 'deploy'} ?disabled=${this.live.deploys.length === 0}>
+                  before / after the latest deploy${this.live.deploys.length === 0 ? ' (no deploy yet)' : ''}
+                </option>
+                <option value="day" ?selected=${this.#effectiveCompareMode() === 'day'}>yesterday / last 24 h</option>
+              </select>
+            </label>
+          </div>
+          <div class="compare-grid">
+            ${FUNNELS.map(
+              (f) =>
+                html`<kpi-compare
+                  data-funnel=${f.id}
+                  .heading=${`${f.label} compared`}
+                  .beforeLabel=${comparison?.labels[0] ?? ''}
+                  .afterLabel=${comparison?.labels[1] ?? ''}
+                  .baseline=${comparison?.baseline?.[f.field] ?? []}
+                  .current=${comparison?.current?.[f.field] ?? []}
+                ></kpi-compare>`,
+            )}
+          </div>
+        </section>
+        <section class="chart" aria-labelledby="chart-heading">
+          <div class="chart-controls">
+            <h2 id="chart-heading" class="visually-hidden">Time series</h2>
+            <label
+              >Chart
+              <select @change=${(e: Event) => (this.chartKpi = (e.target as HTMLSelectElement).value)}>
+                ${TILE_KPIS.map((k) => html`<option value=${k.id} ?selected=${k.id === chartKpi.id}>${k.label}</option>`)}
+              </select>
+            </label>
+            <div class="zoom" role="group" aria-label="Chart zoom">
+              <button type="button" @click=${() => this.#zoomStep('in')} ?disabled=${!answer}>Zoom in</button>
+              <button type="button" @click=${() => this.#zoomStep('earlier')} ?disabled=${!this.zoom}>Earlier</button>
+              <button type="button" @click=${() => this.#zoomStep('later')} ?disabled=${!this.zoom}>Later</button>
+              <button type="button" class="reset-zoom" @click=${() => (this.zoom = undefined)} ?disabled=${!this.zoom}>Reset zoom</button>
+            </div>
+            <span class="zoom-note" aria-live="polite"
+              >${
+                this.zoom
+                  ? `Zoomed to ${shortTime(this.zoom.from)}–${hhmm(this.zoom.to)}, ${bucketForRange(this.zoom.to - this.zoom.from)} points (not live)`
+                  : 'Drag across the chart to zoom'
+              }</span
             >
-              <option value="deploy" ?selected=${this.#effectiveCompareMode() === 'deploy'} ?disabled=${this.live.deploys.length === 0}>
-                before / after the latest deploy${this.live.deploys.length === 0 ? ' (no deploy yet)' : ''}
-              </option>
-              <option value="day" ?selected=${this.#effectiveCompareMode() === 'day'}>yesterday / last 24 h</option>
-            </select>
-          </label>
-          <kpi-compare
-            .heading=${'New-user funnel compared'}
-            .beforeLabel=${this.comparison?.labels[0] ?? ''}
-            .afterLabel=${this.comparison?.labels[1] ?? ''}
-            .baseline=${this.comparison?.baseline ?? []}
-            .current=${this.comparison?.current ?? []}
-          ></kpi-compare>
-        </div>
-      </section>
-      <section class="chart">
-        <label
-          >Chart
-          <select aria-label="KPI to chart" @change=${(e: Event) => (this.chartKpi = (e.target as HTMLSelectElement).value)}>
-            ${TILE_KPIS.map((k) => html`<option value=${k.id} ?selected=${k.id === chartKpi.id}>${k.label}</option>`)}
-          </select>
-        </label>
-        <kpi-chart .answer=${answer} .kpi=${chartKpi} .deploys=${this.live.deploys}></kpi-chart>
-      </section>
+          </div>
+          <kpi-chart
+            .answer=${chartAnswer}
+            .kpi=${chartKpi}
+            .deploys=${this.live.deploys}
+            @zoom=${(e: CustomEvent<ZoomDetail>) => this.#zoomTo(e.detail)}
+            @zoom-reset=${() => (this.zoom = undefined)}
+          ></kpi-chart>
+        </section>
+      </main>
+      ${this.#footer()}
+      <kpi-thresholds .thresholds=${thresholds} .watched=${WATCHED} .current=${current} .save=${this.#save}></kpi-thresholds>
     `;
   }
 }

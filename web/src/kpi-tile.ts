@@ -1,10 +1,17 @@
-import { cardStyles } from './styles.js';
-import { LitElement, css, html, svg, nothing } from 'lit';
+import { cardStyles, controlStyles } from './styles.js';
+import { LitElement, css, html, svg, nothing, type PropertyValues } from 'lit';
+import { announceAfter, hhmm } from './model.js';
 
 /**
  * One KPI: its value over the window, a sparkline of its points, and its
  * change against the previous period and against the hour before the latest
- * deploy.
+ * deploy. A breached threshold is said in words as well as in red, with the
+ * server's alert state ("alert since 14:05") when it has one. Counts that are
+ * estimates (sampled data) show "≈" and say "estimate".
+ *
+ * Changes are announced politely to assistive technology, at most once per
+ * `announceEveryMs` (the latest value then), except that a breach beginning
+ * or ending is announced at once.
  *
  * @csspart value - the big number
  */
@@ -18,6 +25,11 @@ export class KpiTile extends LitElement {
     good: { type: String },
     points: { type: Array },
     breached: { type: Boolean, reflect: true },
+    breach: { type: String },
+    alertSince: { type: Number },
+    estimate: { type: Boolean },
+    announceEveryMs: { type: Number },
+    announcement: { state: true },
   };
 
   declare label: string;
@@ -31,6 +43,19 @@ export class KpiTile extends LitElement {
   declare deployChange: number | null;
   declare points: (number | null)[];
   declare breached: boolean;
+  /** The breach in words, e.g. "above max 70.0%". */
+  declare breach: string;
+  /** The server's alert on this KPI is breached since then (ms). */
+  declare alertSince: number | undefined;
+  /** The value is an estimate from sampled data. */
+  declare estimate: boolean;
+  declare announceEveryMs: number;
+  /** What the live region says now. */
+  declare announcement: string;
+  #announced: string | undefined;
+  #announcedAt: number | undefined;
+  #announcedBreach = false;
+  #pending: ReturnType<typeof setTimeout> | undefined;
 
   constructor() {
     super();
@@ -42,13 +67,20 @@ export class KpiTile extends LitElement {
     this.good = 'up';
     this.points = [];
     this.breached = false;
+    this.breach = '';
+    this.alertSince = undefined;
+    this.estimate = false;
+    this.announceEveryMs = 60_000;
+    this.announcement = '';
   }
 
   static override styles = [
     cardStyles,
+    controlStyles,
     css`
       :host {
         min-width: 150px;
+        position: relative;
       }
       :host([breached]) {
         border-color: var(--bad);
@@ -64,8 +96,19 @@ export class KpiTile extends LitElement {
         margin: 4px 0;
         font-variant-numeric: tabular-nums;
       }
+      .estimate-note {
+        font-size: 0.75rem;
+        color: var(--muted);
+        margin-top: -4px;
+      }
       .change {
         font-size: 0.85rem;
+      }
+      .breach {
+        font-size: 0.85rem;
+        font-weight: 600;
+        color: var(--bad);
+        margin: 2px 0;
       }
       :host-context([tv]) .value {
         font-size: 3rem;
@@ -90,6 +133,49 @@ export class KpiTile extends LitElement {
     `,
   ];
 
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    clearTimeout(this.#pending);
+    this.#pending = undefined;
+  }
+
+  /** What the tile says when it announces itself. */
+  #spoken(): string {
+    const value = this.estimate ? `about ${this.value} (estimate)` : this.value;
+    return `${this.label}: ${value}${this.breached ? `, outside its threshold${this.breach ? ` (${this.breach})` : ''}` : ''}`;
+  }
+
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (!changed.has('value') && !changed.has('breached') && !changed.has('breach') && !changed.has('estimate')) return;
+    this.#announce();
+  }
+
+  #announce(): void {
+    const text = this.#spoken();
+    if (this.value === '–' || text === this.#announced) return;
+    if (this.#announced === undefined && !this.breached) {
+      // the first value is what the page shows on arrival, not a change
+      this.#announced = text;
+      this.#announcedBreach = this.breached;
+      return;
+    }
+    clearTimeout(this.#pending);
+    this.#pending = undefined;
+    const now = Date.now();
+    const wait = announceAfter(this.#announcedAt, now, this.announceEveryMs, this.breached !== this.#announcedBreach);
+    if (wait > 0) {
+      this.#pending = setTimeout(() => {
+        this.#pending = undefined;
+        this.#announce();
+      }, wait);
+      return;
+    }
+    this.#announced = text;
+    this.#announcedAt = now;
+    this.#announcedBreach = this.breached;
+    this.announcement = text;
+  }
+
   #sparkline() {
     const values = this.points.filter((v): v is number => v !== null);
     if (values.length < 2) return nothing;
@@ -107,15 +193,32 @@ export class KpiTile extends LitElement {
     if (c === null) return html`<div class=${cls}>&nbsp;</div>`;
     const direction = c === 0 ? '' : c > 0 ? '▲' : '▼';
     const tone = c === 0 ? '' : c > 0 === (this.good === 'up') ? 'good' : 'bad';
-    return html`<div class="${cls} ${tone}">${direction} ${(Math.abs(c) * 100).toFixed(1)}% vs ${against}</div>`;
+    // the colour says better or worse; so does the hidden text, for those who do not see it
+    return html`<div class="${cls} ${tone}">
+      ${direction} ${(Math.abs(c) * 100).toFixed(1)}% vs
+      ${against}${tone ? html`<span class="visually-hidden"> (${tone === 'good' ? 'better' : 'worse'})</span>` : nothing}
+    </div>`;
   }
 
   override render() {
+    const shown = this.estimate && this.value !== '–' ? `≈ ${this.value}` : this.value;
     return html`
-      <div class="label">${this.label}</div>
-      <div class="value" part="value" aria-label="${this.label}: ${this.value}">${this.value}</div>
+      <div class="label" id="label">${this.label}</div>
+      <div class="value" part="value" title=${this.estimate ? 'estimate: sampled counts scaled up by their sample rate' : nothing}>${shown}</div>
+      ${this.estimate && this.value !== '–' ? html`<div class="estimate-note">estimate</div>` : nothing}
+      ${
+        this.breached
+          ? html`<div class="breach">
+              ⚠ Outside threshold${this.breach ? `: ${this.breach}` : ''}
+              ${this.alertSince !== undefined ? html`<span class="badge">alert since ${hhmm(this.alertSince)}</span>` : nothing}
+            </div>`
+          : this.alertSince !== undefined
+            ? html`<div class="breach"><span class="badge">alert since ${hhmm(this.alertSince)}</span></div>`
+            : nothing
+      }
       ${this.#changeLine(this.change, 'previous period', 'change')}
       ${this.against ? this.#changeLine(this.deployChange, `the hour before ${this.against}`, 'change deploy') : nothing} ${this.#sparkline()}
+      <div class="visually-hidden" aria-live="polite" aria-atomic="true">${this.announcement}</div>
     `;
   }
 }
