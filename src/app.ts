@@ -10,6 +10,7 @@ import { LogController, type FastifyInstance, type FastifyServerOptions } from '
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
 import aggregatePlugin from './aggregate/plugin.js';
+import alertsPlugin from './alerts/plugin.js';
 import authPlugin from './auth/plugin.js';
 import dashboardPlugin from './dashboard/plugin.js';
 import deploysPlugin from './deploys/plugin.js';
@@ -56,6 +57,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(authPlugin, { config });
   await fastify.register(storePlugin, { config });
   await fastify.register(aggregatePlugin, { config });
+  await fastify.register(alertsPlugin, { config });
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });

@@ -42,6 +42,16 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', done, { once: true });
   });
 
+/** True for a URL a webhook can be posted to (http: or https:). Says nothing else of it: it is a secret. */
+export function isWebhookUrl(raw: string): boolean {
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /** The origin of a URL, the most of it that may be logged. */
 export function urlOrigin(url: string): string {
   try {

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AlertEvent } from '../../src/alerts/types.js';
-import { urlOrigin, WebhookSender } from '../../src/alerts/webhook.js';
+import { isWebhookUrl, urlOrigin, WebhookSender } from '../../src/alerts/webhook.js';
 import { waitUntil } from '../harness/process.js';
 
 const URL_WITH_SECRET = 'https://hooks.example.test/services/T000/B000/s3cr3t-path?token=s3cr3t-query';
@@ -127,5 +127,12 @@ describe('WebhookSender', () => {
     expect(text).not.toContain('/services/');
     expect(urlOrigin(URL_WITH_SECRET)).toBe('https://hooks.example.test');
     expect(urlOrigin('https://user:pw@hooks.example.test/x')).toBe('https://hooks.example.test');
+  });
+
+  it('takes only http and https URLs', () => {
+    expect(isWebhookUrl(URL_WITH_SECRET)).toBe(true);
+    expect(isWebhookUrl('http://127.0.0.1:9/hook')).toBe(true);
+    expect(isWebhookUrl('ftp://hooks.example.test/x')).toBe(false);
+    expect(isWebhookUrl('hooks.example.test/x')).toBe(false);
   });
 });
