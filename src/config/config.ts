@@ -143,7 +143,7 @@ export const configFields = {
     env: 'KPI_THRESHOLDS',
     type: 'string',
     default: '{}',
-    doc: 'Alert thresholds as JSON, e.g. `{"bounceRate":{"max":0.7},"newUsers":{"min":10}}` (ids: newUsers, newUserDropOff, sitesMedian, resetSuccess, additionalEmail, bounceRate, errorRate).',
+    doc: 'Default alert thresholds as JSON, e.g. `{"bounceRate":{"max":0.7},"new-user.step2":{"min":0.5}}`: tile ids (newUsers, newUserDropOff, sitesMedian, resetSuccess, additionalEmail, bounceRate, errorRate) or funnel steps (`new-user.step2`…`4`, `password-reset.step2`…`3`); shares in [0, 1]. `PUT /api/thresholds` replaces them.',
   },
 
   apiTokens: {

@@ -69,6 +69,7 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
       await dropDb(config.dbName);
       await dropDb(`${config.dbName}_aggregates`);
       await dropDb(`${config.dbName}_deploys`);
+      await dropDb(`${config.dbName}_alerts`);
     },
   };
 }
