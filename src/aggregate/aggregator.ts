@@ -38,6 +38,12 @@ export interface AggregatorStatus {
   deletions: number;
   watermark: number;
   lastCheckpointAt: number | null;
+  /**
+   * Every blob written before this time (ms) is counted and in the saved
+   * checkpoint, so removing it cannot lose it, even to a crash. 0 until the
+   * first read that finds the feed caught up.
+   */
+  countedThrough: number;
   lastError: string | null;
   applied: { runs: number; ranges: number; foreign: number };
 }
@@ -55,6 +61,12 @@ export class Aggregator {
   #subscription: Subscription | undefined;
   #saving: Promise<void> = Promise.resolve();
   #caughtUpAt = Date.now();
+  /** Start of the last read that found the feed caught up, once applied: every change before it is in the state. */
+  #appliedThrough = 0;
+  /** The same, for the state the last checkpoint saved. */
+  #savedThrough = 0;
+  /** When the read of each batch started. */
+  readonly #readStartedAt = new WeakMap<ChangeBatch, number>();
   #status: AggregatorStatus;
   readonly #changes = new Subject<AggregateChange>();
   readonly #checkpoints: CheckpointStore;
@@ -68,7 +80,15 @@ export class Aggregator {
     this.#options = options;
     this.state = new AggregateState(options.segments, options.retention);
     this.#checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
-    this.#reader = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
+    const read = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
+    // A read that began at t and found nothing more to read holds every
+    // change made before t (a longpoll answers as soon as there is one).
+    this.#reader = async (since, signal) => {
+      const startedAt = Date.now();
+      const batch = await read(since, signal);
+      this.#readStartedAt.set(batch, startedAt);
+      return batch;
+    };
     this.#status = {
       phase: 'starting',
       lagChanges: null,
@@ -78,6 +98,7 @@ export class Aggregator {
       deletions: 0,
       watermark: 0,
       lastCheckpointAt: null,
+      countedThrough: 0,
       lastError: null,
       applied: this.state.applied.size,
     };
@@ -86,7 +107,9 @@ export class Aggregator {
   get status(): AggregatorStatus {
     const s = this.#status;
     const lagSeconds = s.phase === 'live' ? 0 : Math.round((Date.now() - this.#caughtUpAt) / 1000);
-    return { ...s, lagSeconds, watermark: this.state.watermark, applied: this.state.applied.size };
+    // what is applied is saved too while nothing changed since the last checkpoint
+    const countedThrough = this.state.version === this.#savedVersion ? this.#appliedThrough : this.#savedThrough;
+    return { ...s, lagSeconds, countedThrough, watermark: this.state.watermark, applied: this.state.applied.size };
   }
 
   /** Feed position of the state (opaque). */
@@ -101,6 +124,8 @@ export class Aggregator {
     this.state = loaded?.state ?? new AggregateState(this.#options.segments, this.#options.retention);
     this.#position = loaded?.seq ?? 0;
     this.#savedVersion = 0;
+    this.#appliedThrough = 0;
+    this.#savedThrough = 0;
     this.#options.log.info(
       { from: loaded ? 'checkpoint' : 'the start of the feed', buckets: this.state.buckets.size, watermark: this.state.watermark },
       'aggregate starting',
@@ -155,6 +180,7 @@ export class Aggregator {
     if (batch.caughtUp) {
       this.#status.phase = 'live';
       this.#caughtUpAt = Date.now();
+      this.#appliedThrough = this.#readStartedAt.get(batch) ?? this.#appliedThrough;
     } else this.#status.phase = 'catching-up';
     if (this.state.version > before) {
       const keys = this.state.changedSince(before).map((b) => bucketKey(b.start, b.size));
@@ -170,11 +196,16 @@ export class Aggregator {
    */
   checkpoint(): Promise<void> {
     const run = async () => {
-      if (this.state.version === this.#savedVersion && this.#status.lastCheckpointAt !== null) return;
+      const through = this.#appliedThrough; // taken with the snapshot, in the same turn
+      if (this.state.version === this.#savedVersion && this.#status.lastCheckpointAt !== null) {
+        this.#savedThrough = Math.max(this.#savedThrough, through);
+        return;
+      }
       const snapshot = snapshotOf(this.state, this.#position, this.#savedVersion);
       try {
         await this.#checkpoints.save(snapshot);
         this.#savedVersion = snapshot.version;
+        this.#savedThrough = through;
         this.#status.lastCheckpointAt = Date.now();
       } catch (err) {
         if (err instanceof CheckpointConflictError) {
