@@ -18,6 +18,7 @@ import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
 import ingestPlugin from './ingest/plugin.js';
 import readPlugin from './read/plugin.js';
+import retentionPlugin from './retention/plugin.js';
 import storePlugin from './store/plugin.js';
 import streamPlugin from './stream/plugin.js';
 
@@ -57,6 +58,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(authPlugin, { config });
   await fastify.register(storePlugin, { config });
   await fastify.register(aggregatePlugin, { config });
+  await fastify.register(retentionPlugin, { config });
   await fastify.register(alertsPlugin, { config });
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });

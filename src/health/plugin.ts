@@ -12,8 +12,8 @@
  *   traffic.
  * - `unavailable` (503 + Retry-After): the store does not answer.
  *
- * It also shows how far the aggregate lags behind the feed. Reveals no data
- * and no secrets.
+ * It also shows how far the aggregate lags behind the feed, and the last
+ * retention pass. Reveals no data and no secrets.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -44,9 +44,25 @@ const healthSchema = {
         lagSeconds: { type: 'number' },
         counted: { type: 'integer' },
         duplicates: { type: 'integer' },
+        deletions: { type: 'integer' },
         watermark: { type: 'number' },
         lastCheckpointAt: { type: ['number', 'null'] },
+        countedThrough: { type: 'number' },
         lastError: { type: ['string', 'null'] },
+      },
+    },
+    retention: {
+      type: 'object',
+      properties: {
+        running: { type: 'boolean' },
+        lastRunAt: { type: ['number', 'null'] },
+        removed: { type: 'integer' },
+        removedTotal: { type: 'integer' },
+        purged: { type: ['integer', 'null'] },
+        purge: { type: 'string', enum: ['supported', 'unsupported', 'unknown'] },
+        cutoff: { type: ['number', 'null'] },
+        lastError: { type: ['string', 'null'] },
+        nextRunAt: { type: ['number', 'null'] },
       },
     },
   },
@@ -68,10 +84,11 @@ async function health(app: FastifyInstance, { config }: { config: Config }): Pro
       },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       aggregate: app.aggregates.status(),
+      retention: app.retention.status(),
     };
     if (!reachable) reply.code(503).header('retry-after', String(config.retryAfterSeconds));
     return body;
   });
 }
 
-export default fp(health, { name: 'kpi-health', dependencies: ['kpi-store', 'kpi-aggregates'], encapsulate: true, fastify: '5.x' });
+export default fp(health, { name: 'kpi-health', dependencies: ['kpi-store', 'kpi-aggregates', 'kpi-retention'], encapsulate: true, fastify: '5.x' });
