@@ -13,7 +13,9 @@ export type FaultAction =
   /** Forwarded after a pause (a slow store). */
   | { kind: 'delay'; ms: number }
   /** Answered by the proxy (the body may be made from the request's body); the store never sees the request. */
-  | { kind: 'answer'; status: number; body: unknown; bodyFrom?: (requestBody: string) => unknown };
+  | { kind: 'answer'; status: number; body: unknown; bodyFrom?: (requestBody: string) => unknown }
+  /** Read first, then answered by the proxy when `decide` gives an answer, else forwarded (after `delayMs`). */
+  | { kind: 'inspect'; decide: (requestBody: string) => { status: number; body: unknown } | undefined; delayMs?: number };
 
 /** Decides per request; `path` is the URL path (no query), `method` upper-case. */
 export type FaultRule = (method: string, path: string) => FaultAction;
@@ -90,6 +92,24 @@ export class FaultProxy {
       });
       return;
     }
+    if (action.kind === 'inspect') {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const answer = action.decide(body.toString('utf8'));
+        if (answer) {
+          this.counts.answered += 1;
+          const text = JSON.stringify(answer.body);
+          res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+          return;
+        }
+        this.counts.passed += 1;
+        setTimeout(() => this.#forward(req, res, body), action.delayMs ?? 0);
+      });
+      return;
+    }
     if (action.kind === 'delay') {
       this.counts.delayed += 1;
       req.pause();
@@ -100,7 +120,8 @@ export class FaultProxy {
     this.#forward(req, res);
   }
 
-  #forward(req: IncomingMessage, res: ServerResponse): void {
+  /** Sends the request on to the store; `body` when it was read already. */
+  #forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
     const headers = { ...req.headers, host: this.#target.host };
     const upstream = httpRequest(
       {
@@ -120,6 +141,10 @@ export class FaultProxy {
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
+    if (body) {
+      upstream.end(body);
+      return;
+    }
     req.pipe(upstream);
     req.resume();
   }
