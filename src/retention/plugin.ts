@@ -31,6 +31,7 @@ async function retention(app: FastifyInstance, { config }: { config: Config }): 
     intervalMs: config.retentionIntervalMinutes * 60_000,
     log: app.log,
     aggregate: () => app.aggregates.status(),
+    maxBlobAgeMs: config.maxBlobAgeHours * 60 * 60_000,
   });
   if (config.retentionDays * 24 < config.maxBlobAgeHours) {
     // allowed (retention leaves such a blob until the aggregate has counted it), but it is stored only to be removed

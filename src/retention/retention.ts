@@ -16,10 +16,10 @@
  * 3. move the retention horizon (horizon.ts) to the cutoff, so a rebuild
  *    knows which history only the checkpoint still holds;
  * 4. delete a page per `_bulk_docs` write, and purge the tombstones where the
- *    store can (purge.ts). An expired blob written after step 1 (a late
- *    blob, where KPI_MAX_BLOB_AGE_HOURS reaches past the retention) may not
- *    be counted yet: the `_changes` since step 1 name such blobs, and they
- *    are left for the next pass.
+ *    store can (purge.ts). Where KPI_MAX_BLOB_AGE_HOURS reaches past the
+ *    retention, a late blob may be written in the expired range after step
+ *    1, and may not be counted yet: the `_changes` since step 1 name such
+ *    blobs, and they are left for the next pass.
  *
  * One pass at a time; a store that fails ends the pass, and the next interval
  * tries again. Deletions reach the aggregate on `_changes`, which ignores
@@ -36,6 +36,7 @@ const DAY = 24 * 60 * 60 * 1000;
 export const DEFAULT_BATCH = 500;
 /** Changes per `_changes` read while looking for expired blobs written during a pass. */
 const CHANGES_PAGE = 5000;
+const CLOCK_MARGIN_MS = 60 * 60 * 1000;
 
 /**
  * The time key below which blobs are expired: the start of the 10-minute
@@ -64,6 +65,12 @@ export interface RetentionOptions {
   aggregate?: () => { countedThrough: number; phase: string };
   /** How long a pass waits for the aggregate; by default the interval, at most 5 minutes. */
   waitMs?: number;
+  /**
+   * Ingest refuses blobs older than this (KPI_MAX_BLOB_AGE_HOURS). When the
+   * expired range lies beyond it, no blob can arrive there during a pass,
+   * and the pass does not watch `_changes` for one. Unset: always watch.
+   */
+  maxBlobAgeMs?: number;
   /** Blobs per page and per delete write. */
   batchSize?: number;
   now?: () => number;
@@ -220,8 +227,9 @@ export class Retention {
         let writes = 0;
         let since = listedSeq;
         const fresh = new Set<string>();
+        const lateBlobsPossible = this.#lateBlobsPossible(cutoff, started);
         while (page.length > 0) {
-          since = await this.#noteFresh(since, cutoff, fresh);
+          if (lateBlobsPossible) since = await this.#noteFresh(since, cutoff, fresh);
           const doomed = page.filter((row) => !fresh.has(row.id));
           if (doomed.length < page.length) pass.deferred = (pass.deferred ?? 0) + page.length - doomed.length;
           const { tombstones, refused } = await this.#delete(doomed);
@@ -273,6 +281,16 @@ export class Retention {
       signal: this.#abort.signal,
     });
     return answer.rows.filter((row) => row.id !== after && row.value?.rev && !row.id.startsWith('_design/')).slice(0, this.#batch);
+  }
+
+  /**
+   * Whether ingest may still store a blob in the expired range: its oldest
+   * accepted time, rounded down to 10 minutes, with an hour to spare for
+   * clocks that differ between instances, is before the cutoff.
+   */
+  #lateBlobsPossible(cutoff: number, now: number): boolean {
+    const maxAge = this.#options.maxBlobAgeMs;
+    return maxAge === undefined || floorToBucket(now - maxAge) - CLOCK_MARGIN_MS < cutoff;
   }
 
   /**

@@ -266,6 +266,37 @@ describe('retention of raw blobs', () => {
     expect(await whileTrafficFlows(t, () => t.app.retention.runNow())).toMatchObject({ removed: docs.length });
   });
 
+  it('does not watch the feed for late blobs where ingest refuses blobs that old', async () => {
+    const run = newRunId();
+    const docs = [0, 1].map((i) => {
+      const timestamp = Math.floor((NOW - 9 * DAY + i * HOUR) / 600_000) * 600_000;
+      return { _id: blobDocId(timestamp, run, i), timestamp, event_stream: [['screen.rp_info', 6]] };
+    });
+    await t.store.request({ method: 'POST', db: t.store.blobsDb, path: '_bulk_docs', body: { docs } });
+    const request = t.store.request.bind(t.store);
+    let changesReads = 0;
+    const watching = {
+      ...t.store,
+      request: <T>(req: StoreRequest): Promise<T> => {
+        if (req.path === '_changes') changesReads += 1;
+        return request<T>(req);
+      },
+    };
+    const runner = new Retention({
+      store: watching,
+      db: t.store.blobsDb,
+      retentionDays: RETENTION_DAYS,
+      intervalMs: 60_000,
+      log: silent,
+      aggregate: () => t.app.aggregates.status(),
+      maxBlobAgeMs: 2 * DAY, // ingest refuses anything before the retention cutoff
+    });
+    const pass = await whileTrafficFlows(t, () => runner.runNow());
+    await runner.stop();
+    expect(pass).toMatchObject({ removed: docs.length });
+    expect(changesReads).toBe(0);
+  });
+
   it('rebuild after retention gives the aggregate from before it, and the running service reloads it', async () => {
     const live = seriesOf(t);
     const settings = {
