@@ -202,5 +202,5 @@ describe('ingest at twice the benchmark rate', () => {
     } finally {
       await store.close();
     }
-  });
+  }, 120_000);
 });

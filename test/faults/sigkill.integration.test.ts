@@ -102,5 +102,5 @@ describe('kpi-live serve killed with SIGKILL at random moments under load', () =
       service.child.kill('SIGTERM');
       await service.exited;
     }
-  });
+  }, 120_000);
 });

@@ -143,5 +143,5 @@ describe('live stream clients that do not read', () => {
     expect(silent.messages.filter((m) => m.type === 'snapshot').length).toBeGreaterThanOrEqual(2);
     expect(totalDialogs(reader.messages.at(-1)!)).toBe(posted);
     for (const peer of [reader, silent, greedy]) peer.socket.close();
-  });
+  }, 120_000);
 });

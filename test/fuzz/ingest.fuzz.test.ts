@@ -102,7 +102,7 @@ describe('ingest under hostile input', () => {
         .map(([s, n]) => `${s}: ${n}`)
         .join(', ')}), nothing stored; ${kinds.size} kinds of fault`,
     );
-  });
+  }, 120_000);
 
   it(`refuses ${OVER_SOCKET} more over a real socket (keep-alive, some chunked), storing nothing`, async () => {
     const { port } = t.app.server.address() as { port: number };
