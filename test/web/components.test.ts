@@ -340,5 +340,22 @@ describe('<kpi-chart>', () => {
       ['Other', shortTime(600_000), '70.0%', '60.0%'],
     ]);
     expect(chart.shadowRoot!.querySelector('.plot')!.getAttribute('aria-hidden')).toBe('true');
+    expect(chart.shadowRoot!.querySelector('.no-data')).toBeNull();
+  });
+
+  it('says so when the window holds nothing to draw', async () => {
+    vi.stubGlobal('requestAnimationFrame', () => 0);
+    const empty: KpiAnswer = {
+      from: 0,
+      to: 3_600_000,
+      bucket: '10m',
+      bucketMs: 600_000,
+      segment: null,
+      watermark: 0,
+      series: [{ segment: 'all', total: kpis(0), points: [] }],
+    };
+    const chart = await mount('kpi-chart', { answer: empty, kpi: TILE_KPIS.find((k) => k.id === 'bounceRate'), deploys: [] });
+    vi.unstubAllGlobals();
+    expect(text(chart, '.no-data')).toBe('No bounce rate to draw in this window.');
   });
 });

@@ -293,7 +293,7 @@ describe('<kpi-dashboard>', () => {
     await dashboard.updateComplete;
     const zoomFrom = Math.floor(from / 600_000) * 600_000;
     expect(callsTo(calls, '/api/kpis').at(-1)!.path).toBe(`/api/kpis?from=${zoomFrom}&to=${to}&bucket=10m&segment=browser&top=8`);
-    expect(root(dashboard).querySelector('.zoom-note')!.textContent).toMatch(/^Zoomed to .*, 10m points \(not live\)$/);
+    expect(root(dashboard).querySelector('.zoom-note')!.textContent).toMatch(/^Zoomed to .*, 10-minute points \(not live\)$/);
     const reset = root(dashboard).querySelector<HTMLButtonElement>('button.reset-zoom')!;
     expect(reset.disabled).toBe(false);
     reset.click();

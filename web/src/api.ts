@@ -65,6 +65,8 @@ export async function request<T>(method: string, path: string, options: { body?:
       method,
       headers,
       credentials: 'same-origin',
+      // a change must carry this page's Origin (the service refuses others); under no-referrer it would be "null"
+      referrerPolicy: 'same-origin',
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -51,6 +51,16 @@ export class KpiChart extends LitElement {
         display: block;
         position: relative;
       }
+      .no-data {
+        position: absolute;
+        top: 110px;
+        left: 0;
+        right: 0;
+        text-align: center;
+        color: var(--muted);
+        margin: 0;
+        pointer-events: none;
+      }
       .deploy-labels {
         list-style: none;
         margin: 4px 0 0;
@@ -79,6 +89,12 @@ export class KpiChart extends LitElement {
     this.#seriesKey = '';
   }
 
+  /** The time range drawn now, ms (undefined before the first draw). */
+  get drawnRange(): { from: number; to: number } | undefined {
+    const x = this.#plot?.scales.x;
+    return x?.min == null || x.max == null ? undefined : { from: x.min * 1000, to: x.max * 1000 };
+  }
+
   #size() {
     return { width: Math.max(300, this.clientWidth), height: 280 };
   }
@@ -89,7 +105,9 @@ export class KpiChart extends LitElement {
     if (!answer || !kpi) return { names: [], data: [[]] };
     // the dashboard asks for the top values and Other; any other answer is cut to as many lines
     const series = answer.series.slice(0, TOP_SEGMENTS + 1);
-    const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.start)))].sort((a, b) => a - b);
+    // the window's ends as empty points: the time axis always spans the window shown (zoomed or not),
+    // however few points hold data (one point alone would auto-range over years)
+    const xs = [...new Set([answer.from, ...series.flatMap((s) => s.points.map((p) => p.start)), answer.to])].sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const ys = series.map((s) => {
       const column: (number | null)[] = new Array(xs.length).fill(null);
@@ -113,8 +131,6 @@ export class KpiChart extends LitElement {
     const key = `${this.kpi?.id}|${names.join('|')}|${thin}`;
     if (this.#plot && key === this.#seriesKey) {
       this.#plot.setData(data);
-      this.#fitWindow(data);
-      this.#plot.redraw();
       return;
     }
     this.#plot?.destroy();
@@ -184,12 +200,6 @@ export class KpiChart extends LitElement {
       },
     };
     this.#plot = new uPlot(options, data, this.renderRoot.querySelector('.plot') as HTMLElement);
-    this.#fitWindow(data);
-  }
-
-  /** One point (or none) would auto-range over years (uPlot widens a lone time by 86,400 units): show the window. */
-  #fitWindow(data: uPlot.AlignedData): void {
-    if (this.answer && (data[0]?.length ?? 0) < 2) this.#plot?.setScale('x', { min: this.answer.from / 1000, max: this.answer.to / 1000 });
   }
 
   /** The chart in words: per line, its latest point and its value over the whole window. */
@@ -229,12 +239,14 @@ export class KpiChart extends LitElement {
   override render() {
     // the labels of the markers drawn, for assistive technology (and tests)
     const visible = this.answer ? this.deploys.filter((d) => d.at >= this.answer!.from && d.at < this.answer!.to) : [];
+    const kpi = this.kpi;
+    const empty = !!this.answer && !!kpi && this.answer.series.every((s) => s.points.every((p) => kpi.value(p.kpis) === null));
     return html`<div
         class="plot"
         aria-hidden="true"
         @dblclick=${() => this.dispatchEvent(new CustomEvent('zoom-reset', { bubbles: true, composed: true }))}
       ></div>
-      ${this.#summary()}
+      ${empty ? html`<p class="no-data">No ${kpi.label.toLowerCase()} to draw in this window.</p>` : nothing} ${this.#summary()}
       <ul class="deploy-labels" aria-label="deploy markers">
         ${visible.map((d) => html`<li data-deploy=${d.id}>${d.version} at ${new Date(d.at).toLocaleTimeString()}</li>`)}
       </ul>`;

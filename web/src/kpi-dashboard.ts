@@ -18,6 +18,7 @@ import {
   breachedAlerts,
   breachText,
   bucketForRange,
+  bucketWords,
   change,
   formatValue,
   FUNNELS,
@@ -233,7 +234,7 @@ export class KpiDashboard extends LitElement {
       }
       .tiles {
         display: grid;
-        grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));
+        grid-template-columns: repeat(auto-fill, minmax(160px, 1fr));
         gap: 12px;
       }
       .funnels {
@@ -510,10 +511,12 @@ export class KpiDashboard extends LitElement {
       <main>
         ${
           answer && totalOf(answer) === 0
-            ? html`<div class="empty">
-                No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
-                <code>npx kpi-live simulate --rate 50 --duration 300</code>.
-              </div>`
+            ? rangeEnded(this.view.range)
+              ? html`<div class="empty">No sign-in dialogs in this window.</div>`
+              : html`<div class="empty">
+                  No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
+                  <code>npx kpi-live simulate --rate 50 --duration 300</code>.
+                </div>`
             : nothing
         }
         <section class="tiles" aria-label="KPIs">
@@ -598,7 +601,7 @@ export class KpiDashboard extends LitElement {
             <span class="zoom-note" aria-live="polite"
               >${
                 this.zoom
-                  ? `Zoomed to ${shortTime(this.zoom.from)}–${hhmm(this.zoom.to)}, ${bucketForRange(this.zoom.to - this.zoom.from)} points (not live)`
+                  ? `Zoomed to ${shortTime(this.zoom.from)}–${hhmm(this.zoom.to)}, ${bucketWords(bucketForRange(this.zoom.to - this.zoom.from))} points (not live)`
                   : 'Drag across the chart to zoom'
               }</span
             >

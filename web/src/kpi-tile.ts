@@ -79,7 +79,8 @@ export class KpiTile extends LitElement {
     controlStyles,
     css`
       :host {
-        min-width: 150px;
+        box-sizing: border-box;
+        min-width: 0;
         position: relative;
       }
       :host([breached]) {

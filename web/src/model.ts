@@ -207,6 +207,9 @@ export function bucketForRange(rangeMs: number): BucketName {
   return rangeMs <= 12 * HOUR ? '10m' : rangeMs <= 7 * DAY ? '1h' : '1d';
 }
 
+/** A bucket size in words: `10-minute`, `hourly`, `daily`. */
+export const bucketWords = (bucket: BucketName): string => ({ '10m': '10-minute', '1h': 'hourly', '1d': 'daily' })[bucket];
+
 /** `GET /api/kpis` of a window. */
 export function kpisUrl(q: { from: number; to: number; bucket?: BucketName; segment?: Dimension | null; top?: number }): string {
   const params = new URLSearchParams({ from: String(q.from), to: String(q.to) });
