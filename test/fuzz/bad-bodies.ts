@@ -318,23 +318,19 @@ const oversized: fc.Arbitrary<BadRequest> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc
-      .integer({ min: 1, max: 64 * 1024 })
-      .map((extra) => ({
-        kind: 'body too large',
-        body: JSON.stringify({ data: [siblingBlob(0)], pad: 'x'.repeat(LIMITS.bodyBytes + extra) }),
-        contentType: JSON_TYPE,
-      })),
+    arbitrary: fc.integer({ min: 1, max: 64 * 1024 }).map((extra) => ({
+      kind: 'body too large',
+      body: JSON.stringify({ data: [siblingBlob(0)], pad: 'x'.repeat(LIMITS.bodyBytes + extra) }),
+      contentType: JSON_TYPE,
+    })),
   },
   {
     weight: 1,
-    arbitrary: fc
-      .integer({ min: 1, max: 64 * 1024 })
-      .map((extra) => ({
-        kind: 'form too large',
-        body: `data=${encodeURIComponent(JSON.stringify(siblingBlob(0)))}&pad=${'x'.repeat(LIMITS.bodyBytes + extra)}`,
-        contentType: FORM_TYPE,
-      })),
+    arbitrary: fc.integer({ min: 1, max: 64 * 1024 }).map((extra) => ({
+      kind: 'form too large',
+      body: `data=${encodeURIComponent(JSON.stringify(siblingBlob(0)))}&pad=${'x'.repeat(LIMITS.bodyBytes + extra)}`,
+      contentType: FORM_TYPE,
+    })),
   },
 );
 
