@@ -83,6 +83,7 @@ export interface RetentionPass {
   removed: number;
   /** Tombstones purged; null where the store cannot purge. */
   purged: number | null;
+  /** How long the pass took, ms. */
   ms: number;
   /** Of which deleting (and purging), after the wait for the aggregate. */
   deleteMs?: number;
@@ -92,6 +93,7 @@ export interface RetentionPass {
   refused?: number;
   /** Expired blobs written during the pass, left for the next one (the aggregate may not have counted them yet). */
   deferred?: number;
+  /** Why the pass ended early (the store failed); the next interval tries again. */
   error?: string;
 }
 
@@ -216,6 +218,7 @@ export class Retention {
         const blocked = await this.#waitForAggregate(listedAt);
         if (blocked) {
           pass.skipped = blocked;
+          pass.ms = this.#now() - started;
           this.#status.lastError = `expired blobs kept until the next pass: ${blocked}`;
           log.warn({ cutoff: timeKey(cutoff), reason: blocked }, 'retention: expired blobs kept until the next pass');
           return pass;
