@@ -51,6 +51,10 @@ export interface CouchChangesOptions {
 /** A {@link ChangesReader} over one database of the store, docs included. */
 export function couchChangesReader(store: Store, db: string, options: CouchChangesOptions): ChangesReader {
   return async (since, signal) => {
+    const started = Date.now();
+    // A caught-up longpoll that pouchdb-server holds past our deadline ends
+    // as a timeout, or as a cut-off body: either way, nothing new yet.
+    const heldPastLongpoll = () => options.longpollMs > 0 && !signal.aborted && Date.now() - started >= options.longpollMs;
     try {
       const answer = await store.request<{ results: FeedChange[]; last_seq: unknown; pending?: number }>({
         db,
@@ -61,11 +65,16 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
           limit: options.limit,
           ...(options.longpollMs > 0 ? { feed: 'longpoll', timeout: options.longpollMs } : {}),
         },
-        timeoutMs: options.longpollMs > 0 ? options.longpollMs + 5000 : undefined,
+        // CouchDB answers at `timeout`; a store that holds the request is cut a
+        // little later (a fifth more, at most 5 s).
+        timeoutMs: options.longpollMs > 0 ? options.longpollMs + Math.min(5000, Math.max(100, options.longpollMs / 5)) : undefined,
         signal,
       });
       // a connection cut mid-answer can leave a body of another shape
-      if (!answer || !Array.isArray(answer.results)) throw new StoreUnavailableError('store unreachable: incomplete _changes answer');
+      if (!answer || !Array.isArray(answer.results)) {
+        if (heldPastLongpoll()) return { changes: [], lastSeq: since, pending: 0, caughtUp: true };
+        throw new StoreUnavailableError('store unreachable: incomplete _changes answer');
+      }
       const pending = typeof answer.pending === 'number' ? answer.pending : undefined;
       return {
         changes: answer.results,
@@ -74,7 +83,7 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
         caughtUp: pending !== undefined ? pending === 0 : answer.results.length < options.limit,
       };
     } catch (err) {
-      if (err instanceof StoreUnavailableError && err.timedOut && !signal.aborted) {
+      if (err instanceof StoreUnavailableError && (err.timedOut || heldPastLongpoll()) && !signal.aborted) {
         return { changes: [], lastSeq: since, pending: 0, caughtUp: true };
       }
       throw err;

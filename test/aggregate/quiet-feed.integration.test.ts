@@ -1,0 +1,33 @@
+/**
+ * A restart with nothing new on the feed still reaches `live`: on the
+ * embedded store a caught-up longpoll is held until a change comes, and must
+ * read as "nothing yet", not as the store being away.
+ */
+import { describe, expect, it } from 'vitest';
+import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { waitUntil } from '../harness/process.js';
+
+const phase = async (t: TestApp) => ((await t.app.inject({ url: '/health' })).json() as { aggregate: { phase: string } }).aggregate.phase;
+
+describe('a quiet feed', () => {
+  it('is live after a restart from the checkpoint with no new blob', async () => {
+    const settings = { feedLongpollMs: 300, checkpointEveryMs: 50 };
+    const first = await startTestApp(settings);
+    const dbName = first.config.dbName;
+    let second: TestApp | undefined;
+    try {
+      await ingest(first, [{ timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 5]] }]);
+      await waitUntil(async () => (await phase(first)) === 'live', 20_000, 'the first instance to be live');
+      await first.app.close();
+      second = await startTestApp({ ...settings, dbName });
+      await waitUntil(async () => (await phase(second!)) === 'live', 20_000, 'the restarted instance to be live');
+      // and it stays live across several held longpolls
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(await phase(second)).toBe('live');
+      }
+    } finally {
+      await (second ?? first).close();
+    }
+  });
+});
