@@ -219,11 +219,16 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Headers of the login page: nothing inline, never framed, never cached. */
+/**
+ * Headers of the login page: nothing inline, never framed, never cached. The
+ * referrer stays same-origin (not `no-referrer`): under `no-referrer` a
+ * browser's form post carries `Origin: null`, and the same-origin check
+ * would refuse every sign-in.
+ */
 const PAGE_HEADERS = {
   'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 

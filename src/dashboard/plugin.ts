@@ -26,7 +26,7 @@ export const DASHBOARD_CSP = [
 ].join('; ');
 
 /** Headers of every dashboard answer. */
-const DASHBOARD_HEADERS = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+const DASHBOARD_HEADERS = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin' };
 
 async function dashboard(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   // What the dashboard needs to know of the configuration (nothing secret).
