@@ -15,6 +15,8 @@ import type {
   TileKpiId,
 } from '../../src/aggregate/kpi-types.js';
 import type { AlertsBody, AlertState } from '../../src/alerts/types.js';
+// The one definition of what a tile shows, shared with the service's alerts (pure, types only).
+import { tileValue } from '../../src/alerts/values.js';
 import type { Deploy } from '../../src/deploys/types.js';
 import type { ServerMessage, Subscription } from '../../src/stream/protocol.js';
 
@@ -80,21 +82,17 @@ export interface TileKpi {
   better: 'up' | 'down';
 }
 
-export const TILE_KPIS: TileKpi[] = [
-  { id: 'newUsers', label: 'New users', value: (k) => k.newUsersEstimate, format: 'count', better: 'up' },
-  {
-    id: 'newUserDropOff',
-    label: 'New-user drop-off',
-    value: (k) => (k.newUserFunnel[3]!.conversionFromStart === null ? null : 1 - k.newUserFunnel[3]!.conversionFromStart),
-    format: 'percent',
-    better: 'down',
-  },
-  { id: 'sitesMedian', label: 'Median sites logged in', value: (k) => k.sitesLoggedIn.median, format: 'number', better: 'up' },
-  { id: 'resetSuccess', label: 'Password-reset success', value: (k) => k.passwordResetSuccess, format: 'percent', better: 'up' },
-  { id: 'additionalEmail', label: 'Additional-email share', value: (k) => k.additionalEmailShare, format: 'percent', better: 'up' },
-  { id: 'bounceRate', label: 'Bounce rate', value: (k) => k.bounceRate, format: 'percent', better: 'down' },
-  { id: 'errorRate', label: 'Error-screen rate', value: (k) => k.errorScreenRate, format: 'percent', better: 'down' },
+const TILES: Omit<TileKpi, 'value'>[] = [
+  { id: 'newUsers', label: 'New users', format: 'count', better: 'up' },
+  { id: 'newUserDropOff', label: 'New-user drop-off', format: 'percent', better: 'down' },
+  { id: 'sitesMedian', label: 'Median sites logged in', format: 'number', better: 'up' },
+  { id: 'resetSuccess', label: 'Password-reset success', format: 'percent', better: 'up' },
+  { id: 'additionalEmail', label: 'Additional-email share', format: 'percent', better: 'up' },
+  { id: 'bounceRate', label: 'Bounce rate', format: 'percent', better: 'down' },
+  { id: 'errorRate', label: 'Error-screen rate', format: 'percent', better: 'down' },
 ];
+
+export const TILE_KPIS: TileKpi[] = TILES.map((tile) => ({ ...tile, value: (k: Kpis) => tileValue(tile.id, k) }));
 
 export function formatValue(value: number | null | undefined, format: TileKpi['format']): string {
   if (value === null || value === undefined || Number.isNaN(value)) return '–';
