@@ -69,6 +69,11 @@ export class FaultProxy {
     return url.toString().replace(/\/$/, '');
   }
 
+  /** Ends every open connection (requests in flight get no answer); new ones are taken as before. */
+  dropConnections(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
   async close(): Promise<void> {
     for (const socket of this.#sockets) socket.destroy();
     this.#agent.destroy();
