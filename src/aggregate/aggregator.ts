@@ -24,6 +24,22 @@ export interface AggregatorOptions extends AggregateSettings {
   reader?: ChangesReader;
 }
 
+const RELOAD_BACKOFF_MS = 250;
+const RELOAD_BACKOFF_MAX_MS = 10_000;
+
+/** Waits `ms`, or less when `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
 export type Phase = 'starting' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stopped';
 
 export interface AggregatorStatus {
@@ -69,6 +85,8 @@ export class Aggregator {
   readonly #readStartedAt = new WeakMap<ChangeBatch, number>();
   #status: AggregatorStatus;
   readonly #changes = new Subject<AggregateChange>();
+  /** Aborted by stop(): no reload follows the feed after it. */
+  readonly #stopping = new AbortController();
   readonly #checkpoints: CheckpointStore;
   readonly #reader: ChangesReader;
   readonly #options: AggregatorOptions;
@@ -138,7 +156,7 @@ export class Aggregator {
         (n) => void (n > 0 && this.#options.log.info({ removed: n }, 'removed checkpoint documents left by an interrupted checkpoint')),
         (err: Error) => this.#options.log.warn({ err: err.message }, 'could not look for orphaned checkpoint documents'),
       );
-    this.#follow();
+    if (!this.#stopping.signal.aborted) this.#follow();
   }
 
   #follow(): void {
@@ -221,14 +239,35 @@ export class Aggregator {
     return this.#saving;
   }
 
+  /**
+   * Starts over from the checkpoint another writer saved. A store that fails
+   * meanwhile is retried with capped backoff (the aggregate shows
+   * `retrying`) until it answers or the aggregate stops; a stopping aggregate
+   * does not follow the feed again.
+   */
   async #reload(): Promise<void> {
     this.#subscription?.unsubscribe();
-    await this.start();
+    this.#subscription = undefined;
+    const stopping = this.#stopping.signal;
+    for (let attempt = 0; !stopping.aborted; attempt++) {
+      try {
+        await this.start();
+        break;
+      } catch (err) {
+        const delayMs = Math.min(RELOAD_BACKOFF_MS * 2 ** attempt, RELOAD_BACKOFF_MAX_MS);
+        this.#status.phase = 'retrying';
+        this.#status.lastError = (err as Error).message;
+        this.#options.log.warn({ err: (err as Error).message, attempt: attempt + 1, delayMs }, 'could not reload the aggregate; retrying');
+        await abortableDelay(delayMs, stopping);
+      }
+    }
+    if (stopping.aborted) return;
     this.#changes.next({ version: this.state.version, keys: [...this.state.buckets.keys()] });
   }
 
   /** Stops following and saves a last checkpoint. */
   async stop(): Promise<void> {
+    this.#stopping.abort();
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
     await this.checkpoint().catch(() => undefined);

@@ -1,14 +1,10 @@
 /**
- * Known bugs (aggregate) around a replaced checkpoint (a rebuild, a restored
- * backup), each shown with a proxy in front of the harness's store:
- * - if the store fails the one read of the reload, the aggregate stops
- *   following the feed for good, with nothing retrying and `/health` still
- *   saying `live`: blobs stored afterwards are never counted until kpi-live
- *   restarts;
- * - if the service is closed before its next checkpoint, the final
- *   checkpoint of `stop()` meets the replaced one, reloads, and starts
- *   following the feed again: the closed service keeps reading `_changes`.
- * The `fails` tests state what should happen; remove `.fails` once fixed.
+ * A replaced checkpoint (a rebuild, a restored backup) meeting faults, each
+ * shown with a proxy in front of the harness's store:
+ * - the store fails the reload's read: the aggregate retries (phase
+ *   `retrying`) and, once the store answers, counts every blob;
+ * - the service closes before its next checkpoint, so the final checkpoint of
+ *   `stop()` meets the replaced one: it does not follow the feed again.
  * A closed service's feed is answered by the proxy, never the store, so that
  * dropping the test's databases cannot meet one of its reads.
  */
@@ -80,7 +76,7 @@ describe('a checkpoint reload that meets a store error', () => {
     expect(refusedReads).toBeGreaterThan(0);
   });
 
-  it.fails('known bug (aggregate): once the store answers again, the aggregate goes on counting every blob', async () => {
+  it('once the store answers again, the aggregate goes on counting every blob', async () => {
     await waitUntil(() => dialogs(t) === 40, 5000, `the aggregate to count 40 blobs (has ${dialogs(t)})`);
   });
 });
@@ -129,7 +125,7 @@ describe('closing the service right after a rebuild replaced its checkpoint', ()
     expect(rootWritesWhileClosing).toBeGreaterThan(0);
   });
 
-  it.fails('known bug (aggregate): a closed service reads the feed no more', () => {
+  it('a closed service reads the feed no more', () => {
     expect(feedReadsAfterClose).toBe(0);
   });
 });
