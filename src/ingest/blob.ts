@@ -35,6 +35,11 @@ export const PLAUSIBLE = {
  */
 export const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_-]*(?:(?:\.|::?)[A-Za-z0-9_-]+)*$/;
 
+/** Free-text fields kept in the stored document (event names are ASCII by their pattern). */
+const TEXT_FIELDS = [['lang'], ['language'], ['rp_api'], ['user_agent', 'os'], ['user_agent', 'browser'], ['user_agent', 'version']] as const;
+/** A UTF-16 surrogate without its pair: JSON allows it (`"\\ud800"`), UTF-8 cannot encode it, CouchDB refuses it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 const count = (maximum: number) => ({ type: ['integer', 'null'], minimum: 0, maximum }) as const;
 const shortText = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
 
@@ -182,6 +187,13 @@ export function normalizeBlob(raw: unknown, prefix: string, ctx: NormalizeContex
     screen_size?: { width?: number; height?: number } | null;
     user_agent?: { os?: string; browser?: string; version?: string | number } | null;
   };
+
+  for (const path of TEXT_FIELDS) {
+    const value = path.reduce<unknown>((v, key) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), blob);
+    if (typeof value === 'string' && LONE_SURROGATE.test(value)) {
+      throw new BlobFieldError(fieldPath(prefix, `/${path.join('/')}`), 'is not well-formed Unicode (a lone UTF-16 surrogate)');
+    }
+  }
 
   const events = blob.event_stream ?? [];
   for (let i = 1; i < events.length; i++) {

@@ -16,6 +16,43 @@ export interface RawBlobs {
 
 const csrfOf = (value: unknown): string | undefined => (typeof value === 'string' && value.length <= 512 ? value : undefined);
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A body's text, refusing bytes that are not UTF-8: decoding them leniently
+ * would store U+FFFD in place of what the client sent.
+ */
+export function utf8(body: Buffer): string {
+  try {
+    return strictUtf8.decode(body);
+  } catch {
+    throw new HttpError(400, 'body is not valid UTF-8', 'body');
+  }
+}
+
+/**
+ * A form body's fields. Unlike URLSearchParams, a percent-encoding that is
+ * not UTF-8 (`%FF`) is refused rather than replaced by U+FFFD.
+ */
+export function parseFormStrictly(text: string): URLSearchParams {
+  const form = new URLSearchParams();
+  for (const pair of text.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const [rawName, rawValue] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    const decode = (part: string, what: string) => {
+      try {
+        return decodeURIComponent(part.replace(/\+/g, ' '));
+      } catch {
+        throw new HttpError(400, `${what} is not valid percent-encoded UTF-8`, what);
+      }
+    };
+    const name = decode(rawName, 'body');
+    form.append(name, decode(rawValue, name));
+  }
+  return form;
+}
+
 /** JSON.parse that refuses `__proto__` and `constructor.prototype` keys. */
 export function parseJsonSafely(text: string, field: string): unknown {
   try {

@@ -26,7 +26,7 @@ import { normalizeBlob, type NewBlobDoc } from './blob.js';
 import { NonceKeeper } from './nonce.js';
 import { sampled } from './sampling.js';
 import { GroupCommitter, type BulkDocResult } from './group-commit.js';
-import { blobsFromForm, blobsFromJson, parseJsonSafely, type RawBlobs } from './parse.js';
+import { blobsFromForm, blobsFromJson, parseFormStrictly, parseJsonSafely, utf8, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
 
 export const INGEST_PATH = '/wsapi/interaction_data';
@@ -88,15 +88,19 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
 
   // Only the two wire forms of the original store; anything else is 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     try {
-      done(null, parseJsonSafely(body as string, 'body'));
+      done(null, parseJsonSafely(utf8(body as Buffer), 'body'));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, new URLSearchParams(body as string));
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseFormStrictly(utf8(body as Buffer)));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
   });
 
   await app.register(rateLimit, {

@@ -181,12 +181,12 @@ describe('ingest under hostile input', () => {
     return { statusCode: res.statusCode, stored };
   };
 
-  it.fails('known bug (ingest): a body that is not UTF-8 is refused with a 400, not stored with U+FFFD in its place', async () => {
+  it('refuses a body that is not UTF-8 with a 400, rather than storing U+FFFD in its place', async () => {
     const [head, tail] = good('@').split('@') as [string, string];
     expect(await refused(Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xfe]), Buffer.from(tail)]))).toMatchObject({ statusCode: 400, stored: 0 });
   });
 
-  it.fails('known bug (ingest): a string with a lone UTF-16 surrogate is refused with a 400 (CouchDB refuses it; see test/faults/poison-blob)', async () => {
+  it('refuses a string with a lone UTF-16 surrogate with a 400 (CouchDB refuses it; see test/faults/poison-blob)', async () => {
     expect(await refused(good('\\ud800'))).toMatchObject({ statusCode: 400, stored: 0 });
   });
 });

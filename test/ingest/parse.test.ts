@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HttpError } from '../../src/http/errors.js';
-import { blobsFromForm, blobsFromJson, parseJsonSafely } from '../../src/ingest/parse.js';
+import { blobsFromForm, blobsFromJson, parseFormStrictly, parseJsonSafely, utf8 } from '../../src/ingest/parse.js';
 
 const names = (raw: { blobs: unknown[]; nameOf(i: number): string }) => raw.blobs.map((_, i) => raw.nameOf(i));
 
@@ -45,5 +45,19 @@ describe('wire forms', () => {
   it('refuses prototype pollution keys', () => {
     expect(() => parseJsonSafely('{"__proto__": {"admin": true}}', 'data')).toThrow(HttpError);
     expect(() => parseJsonSafely('{"constructor": {"prototype": {"x": 1}}}', 'data')).toThrow(HttpError);
+  });
+});
+
+describe('strict decoding', () => {
+  it('refuses bytes that are not UTF-8, naming the body', () => {
+    expect(utf8(Buffer.from('{"data":"é"}'))).toBe('{"data":"é"}');
+    expect(() => utf8(Buffer.from([0x7b, 0xff, 0x7d]))).toThrow(expect.objectContaining({ statusCode: 400, field: 'body' }));
+  });
+
+  it('reads form fields like URLSearchParams, but refuses percent-encodings that are not UTF-8', () => {
+    const form = parseFormStrictly('data=%7B%22a%22%3A1%7D&csrf=x+y&flag');
+    expect([...form]).toEqual([...new URLSearchParams('data=%7B%22a%22%3A1%7D&csrf=x+y&flag')]);
+    expect(() => parseFormStrictly('data=%FF')).toThrow(expect.objectContaining({ statusCode: 400, field: 'data' }));
+    expect(() => parseFormStrictly('%E2%82=1')).toThrow(expect.objectContaining({ statusCode: 400, field: 'body' }));
   });
 });
