@@ -50,13 +50,31 @@ export interface CouchChangesOptions {
 
 /** A {@link ChangesReader} over one database of the store, docs included. */
 export function couchChangesReader(store: Store, db: string, options: CouchChangesOptions): ChangesReader {
+  // CouchDB answers a longpoll at `timeout`; a store that holds the request
+  // (pouchdb-server ignores `timeout`) is cut a little later: a fifth more,
+  // at most 5 s.
+  const deadlineMs = options.longpollMs > 0 ? options.longpollMs + Math.min(5000, Math.max(100, options.longpollMs / 5)) : undefined;
+  const nothingNew = (since: unknown): ChangeBatch => ({ changes: [], lastSeq: since, pending: 0, caughtUp: true });
   return async (since, signal) => {
     const started = Date.now();
-    // A caught-up longpoll that pouchdb-server holds past our deadline ends
-    // as a timeout, or as a cut-off body: either way, nothing new yet.
-    const heldPastLongpoll = () => options.longpollMs > 0 && !signal.aborted && Date.now() - started >= options.longpollMs;
+    // A caught-up longpoll held past our deadline ends as a timeout, a cut-off
+    // body, or (seen under load) not at all: each means "nothing new yet".
+    const heldPastLongpoll = () => deadlineMs !== undefined && !signal.aborted && Date.now() - started >= options.longpollMs;
+    const cut = new AbortController();
+    const onAbort = () => cut.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const held =
+      deadlineMs === undefined
+        ? undefined
+        : new Promise<typeof HELD>((resolve) => {
+            timer = setTimeout(() => {
+              cut.abort();
+              resolve(HELD);
+            }, deadlineMs + 1000);
+          });
     try {
-      const answer = await store.request<{ results: FeedChange[]; last_seq: unknown; pending?: number }>({
+      const request = store.request<{ results: FeedChange[]; last_seq: unknown; pending?: number }>({
         db,
         path: '_changes',
         qs: {
@@ -65,14 +83,17 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
           limit: options.limit,
           ...(options.longpollMs > 0 ? { feed: 'longpoll', timeout: options.longpollMs } : {}),
         },
-        // CouchDB answers at `timeout`; a store that holds the request is cut a
-        // little later (a fifth more, at most 5 s).
-        timeoutMs: options.longpollMs > 0 ? options.longpollMs + Math.min(5000, Math.max(100, options.longpollMs / 5)) : undefined,
-        signal,
+        timeoutMs: deadlineMs,
+        signal: cut.signal,
       });
+      const answer = held ? await Promise.race([request, held]) : await request;
+      if (answer === HELD) {
+        request.catch(() => undefined);
+        return nothingNew(since);
+      }
       // a connection cut mid-answer can leave a body of another shape
       if (!answer || !Array.isArray(answer.results)) {
-        if (heldPastLongpoll()) return { changes: [], lastSeq: since, pending: 0, caughtUp: true };
+        if (heldPastLongpoll()) return nothingNew(since);
         throw new StoreUnavailableError('store unreachable: incomplete _changes answer');
       }
       const pending = typeof answer.pending === 'number' ? answer.pending : undefined;
@@ -83,13 +104,16 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
         caughtUp: pending !== undefined ? pending === 0 : answer.results.length < options.limit,
       };
     } catch (err) {
-      if (err instanceof StoreUnavailableError && (err.timedOut || heldPastLongpoll()) && !signal.aborted) {
-        return { changes: [], lastSeq: since, pending: 0, caughtUp: true };
-      }
+      if (err instanceof StoreUnavailableError && (err.timedOut || heldPastLongpoll()) && !signal.aborted) return nothingNew(since);
       throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     }
   };
 }
+
+const HELD = Symbol('held');
 
 /** Errors worth retrying: the store is down, slow or overloaded. */
 export const isTransient = (err: unknown): boolean => err instanceof StoreUnavailableError || !(err instanceof StoreRequestError);
