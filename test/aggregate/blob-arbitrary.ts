@@ -64,3 +64,15 @@ export const blobList = (spanDays = 3, maxLength = 60) =>
       return { ...clean, _id: blobDocId(timestamp, RUNS[i % RUNS.length]!, i), timestamp } as TestBlob;
     }),
   );
+
+/** A deterministic shuffle (seeded LCG), for feeds in any order. */
+export const shuffled = <T>(items: T[], seed: number): T[] => {
+  const out = [...items];
+  let s = seed >>> 0 || 1;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+};

@@ -9,7 +9,7 @@ import { queryKpis, type BucketName, type KpiAnswer, type KpiQuery, type Kpis } 
 import { recomputeKpis } from '../../src/aggregate/recompute.js';
 import { defaultSegmentConfig, DIMENSIONS, OTHER } from '../../src/aggregate/segments.js';
 import { AggregateState, DAY, HOUR, type RetentionConfig } from '../../src/aggregate/state.js';
-import { BASE_TIME, blobList, type TestBlob } from './blob-arbitrary.js';
+import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
 
 const config = defaultSegmentConfig;
 const cellOf = (blobs: TestBlob[]) => {
@@ -29,17 +29,6 @@ function stateOf(blobs: TestBlob[], retention?: RetentionConfig): AggregateState
 }
 
 const json = (state: AggregateState) => JSON.stringify(state.toJSON());
-const shuffled = <T>(items: T[], seed: number): T[] => {
-  const out = [...items];
-  let s = seed >>> 0 || 1;
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    const j = s % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-};
-
 describe('merge', () => {
   it('is associative and commutative, and equals applying the union (property)', () => {
     fc.assert(

@@ -12,7 +12,7 @@ import { KeptHistory, unionApplied } from '../../src/aggregate/rebuild.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { AggregateState, type RetentionConfig } from '../../src/aggregate/state.js';
 import { blobDocId } from '../../src/store/blob-ids.js';
-import { BASE_TIME, blobList, type TestBlob } from './blob-arbitrary.js';
+import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
 
 const config = defaultSegmentConfig;
 // short spans, so that 10-minute, hourly and daily buckets all occur and straddle the horizon
@@ -51,17 +51,6 @@ const scenarios = fc.record({
   batch: fc.integer({ min: 1, max: 20 }),
   seed: fc.integer(),
 });
-
-const shuffled = <T>(items: T[], seed: number): T[] => {
-  const out = [...items];
-  let s = seed >>> 0 || 1;
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    const j = s % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-};
 
 /** Runs a rebuild the way src/aggregate/rebuild.ts does, on a scenario; the rebuilt state and how many buckets it kept. */
 function rebuildAfterRetention({ blobs, horizon, removed, inCheckpoint, batch, seed }: Scenario) {
