@@ -94,6 +94,12 @@ export interface KpiAnswer {
   /** Latest blob time counted. */
   watermark: number;
   series: KpiSeries[];
+  /**
+   * With a segmentation: every KPI over the whole window and every value,
+   * exact (medians included; not a sum of the series). Absent without one,
+   * where the `all` series is the same thing.
+   */
+  overall?: Kpis;
 }
 
 export interface FunnelAnswer {

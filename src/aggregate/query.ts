@@ -126,7 +126,7 @@ function topSeriesNames(state: AggregateState, segment: Dimension, window: { fro
 }
 
 /** The cells of the window merged per point and per segment value (or per top value and `Other`). */
-function collect(state: AggregateState, query: KpiQuery, changedAfter?: number): Map<string, SeriesAccumulator> {
+function collect(state: AggregateState, query: KpiQuery, changedAfter?: number): { series: Map<string, SeriesAccumulator>; overall: Accumulator | undefined } {
   const size = BUCKET_SIZES[query.bucket];
   // With changedAfter, only points holding a bucket changed after that version are kept (totals stay whole).
   const pointOf = (bucket: { start: number; size: number }) => (bucket.size >= size ? bucket.start : Math.floor(bucket.start / size) * size);
@@ -153,15 +153,19 @@ function collect(state: AggregateState, query: KpiQuery, changedAfter?: number):
       point.end = Math.max(point.end, end);
     } else acc.points.set(start, { end, cell: accumulate(emptyAccumulator(), cell) });
   };
+  const overall = query.segment ? emptyAccumulator() : undefined;
   for (const bucket of state.buckets.values()) {
     if (bucket.start < query.from || bucket.start >= query.to) continue;
     const start = pointOf(bucket);
     const end = bucket.size >= size ? bucket.start + bucket.size : start + size;
     if (!query.segment) add('all', start, end, bucket.all);
-    else for (const [value, cell] of bucket.dims[query.segment]) add(seriesOf(value), start, end, cell);
+    else {
+      accumulate(overall!, bucket.all);
+      for (const [value, cell] of bucket.dims[query.segment]) add(seriesOf(value), start, end, cell);
+    }
   }
   if (!query.segment && !out.has('all')) out.set('all', { total: emptyAccumulator(), points: new Map() });
-  return out;
+  return { series: out, overall };
 }
 
 /**
@@ -174,7 +178,8 @@ function collect(state: AggregateState, query: KpiQuery, changedAfter?: number):
  * queryKpis(state, { from: Date.now() - 6 * HOUR, to: Date.now(), bucket: '10m' }).series[0].total.bounceRate;
  */
 export function queryKpis(state: AggregateState, query: KpiQuery, changedAfter?: number): KpiAnswer {
-  const series = [...collect(state, query, changedAfter).entries()]
+  const collected = collect(state, query, changedAfter);
+  const series = [...collected.series.entries()]
     .map(([segment, acc]) => ({
       segment,
       total: cellKpis(acc.total),
@@ -194,6 +199,7 @@ export function queryKpis(state: AggregateState, query: KpiQuery, changedAfter?:
     segment: query.segment ?? null,
     watermark: state.watermark,
     series,
+    ...(collected.overall ? { overall: cellKpis(collected.overall) } : {}),
   };
 }
 

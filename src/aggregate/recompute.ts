@@ -105,6 +105,7 @@ export function recomputeKpis(
   const size = BUCKET_SIZES[query.bucket];
   const groups = new Map<string, Map<number, { end: number; facts: BlobFacts[] }>>();
   let watermark = 0;
+  const inWindow: BlobFacts[] = [];
   for (const blob of blobs) {
     const facts = blobFacts(blob, segments);
     if (!facts) continue;
@@ -114,6 +115,7 @@ export function recomputeKpis(
     if (storedStart < query.from || storedStart >= query.to) continue;
     const start = stored >= size ? storedStart : Math.floor(storedStart / size) * size;
     const end = stored >= size ? storedStart + stored : start + size;
+    inWindow.push(facts);
     const segment = query.segment ? facts.segments[query.segment] : 'all';
     let points = groups.get(segment);
     if (!points) groups.set(segment, (points = new Map()));
@@ -134,5 +136,14 @@ export function recomputeKpis(
       points: [...points.entries()].sort((a, b) => a[0] - b[0]).map(([start, p]) => ({ start, end: p.end, kpis: kpisOf(p.facts, !query.segment) })),
     }))
     .sort((a, b) => b.total.dialogs - a.total.dialogs || (a.segment < b.segment ? -1 : 1));
-  return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: size, segment: query.segment ?? null, watermark, series };
+  return {
+    from: query.from,
+    to: query.to,
+    bucket: query.bucket,
+    bucketMs: size,
+    segment: query.segment ?? null,
+    watermark,
+    series,
+    ...(query.segment ? { overall: kpisOf(inWindow) } : {}),
+  };
 }

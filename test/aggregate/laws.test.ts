@@ -8,7 +8,7 @@ import { blobFacts } from '../../src/aggregate/facts.js';
 import { queryKpis, type BucketName, type KpiAnswer, type KpiQuery, type Kpis } from '../../src/aggregate/query.js';
 import { recomputeKpis } from '../../src/aggregate/recompute.js';
 import { defaultSegmentConfig, DIMENSIONS, OTHER } from '../../src/aggregate/segments.js';
-import { AggregateState, DAY, HOUR, type RetentionConfig } from '../../src/aggregate/state.js';
+import { AggregateState, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from '../../src/aggregate/state.js';
 import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
 
 const config = defaultSegmentConfig;
@@ -294,6 +294,33 @@ describe('top N + Other', () => {
           expect(series.points).toEqual(full.series[i]!.points.filter((p) => changed.has(p.start)));
         });
       }),
+    );
+  });
+});
+
+describe('the overall of a segmented answer', () => {
+  it('equals the unsegmented total, live and in deltas, with or without top (property)', () => {
+    fc.assert(
+      fc.property(
+        blobList(3, 60),
+        fc.record({
+          fromSlot: fc.integer({ min: 0, max: 400 }),
+          length: fc.integer({ min: 1, max: 500 }),
+          bucket: fc.constantFrom<BucketName>('10m', '1h', '1d'),
+          segment: fc.constantFrom(...DIMENSIONS),
+          top: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+        }),
+        (blobs, { fromSlot, length, bucket, segment, top }) => {
+          const state = stateOf(blobs);
+          const from = BASE_TIME + fromSlot * TEN_MINUTES;
+          const window = { from, to: from + length * TEN_MINUTES, bucket };
+          const plain = queryKpis(state, window);
+          expect(plain.overall).toBeUndefined();
+          const split = queryKpis(state, { ...window, segment, top });
+          expect(split.overall).toEqual(plain.series[0]!.total);
+          expect(queryKpis(state, { ...window, segment, top }, state.version).overall).toEqual(plain.series[0]!.total);
+        },
+      ),
     );
   });
 });

@@ -157,8 +157,10 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     await expect.poll(async () => new URL(page.url()).searchParams.get('segment')).toBe('locale');
     const rows = page.locator('kpi-chart table.summary tbody th');
     await expect.poll(async () => rows.allTextContents(), { timeout: 3000 }).toEqual(top.series.map((s) => s.segment));
-    // the funnels still count everybody
+    // the funnels and tiles still count everybody
     expect(await step('new-user', 1).textContent()).toBe(String(all.newUserFunnel[0]!.count));
+    expect(top.overall).toEqual(all);
+    await expect.poll(async () => tile('bounceRate').textContent(), { timeout: 3000 }).toBe(`${(all.bounceRate! * 100).toFixed(1)}%`);
     await page.screenshot({ path: join(SHOTS, 'dashboard-split.png'), fullPage: true });
     await page.locator('select').first().selectOption('');
     await expect.poll(async () => rows.allTextContents(), { timeout: 3000 }).toEqual(['all']);

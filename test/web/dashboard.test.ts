@@ -12,7 +12,7 @@ import '../../web/src/kpi-dashboard.js';
 import type { KpiDashboard } from '../../web/src/kpi-dashboard.js';
 import type { KpiThresholds } from '../../web/src/kpi-thresholds.js';
 import type { KpiTile } from '../../web/src/kpi-tile.js';
-import { hhmm } from '../../web/src/model.js';
+import { formatValue, hhmm } from '../../web/src/model.js';
 import { FakeWebSocket, setVisibility, stubFetch, type Route } from './fakes.js';
 
 const HOUR = 3_600_000;
@@ -306,28 +306,32 @@ describe('<kpi-dashboard>', () => {
     expect(dashboard.zoom).toEqual({ from: TO - 126 * HOUR, to: TO - 42 * HOUR });
   });
 
-  it('shows the whole population in the funnels when split', async () => {
+  it('shows the whole population in the funnels and tiles when split', async () => {
     const { dashboard, socket } = await mount('?range=3600000&segment=os', loopback);
     socket.deliver({
       type: 'snapshot',
       epoch: 'e',
       version: 1,
-      kpis: answer(
-        TO - HOUR,
-        TO,
-        [
-          ['Windows 7', kpis([10, 8, 6, 5])],
-          ['Other', kpis([30, 20, 10, 5])],
-        ],
-        'os',
-      ),
+      kpis: {
+        ...answer(
+          TO - HOUR,
+          TO,
+          [
+            ['Windows 7', kpis([10, 8, 6, 5])],
+            ['Other', kpis([30, 20, 10, 5])],
+          ],
+          'os',
+        ),
+        overall: kpis([40, 28, 16, 10]),
+      },
       deploys: [],
     });
     await dashboard.updateComplete;
     const counts = [...root(dashboard).querySelector('kpi-funnel[data-funnel="new-user"]')!.shadowRoot!.querySelectorAll('.count')].map((c) => c.textContent);
     expect(counts).toEqual(['40', '28', '16', '10']);
-    // split, tiles have no whole-population value
-    expect(inTile(dashboard, 'newUsers', '.value')).toBe('–');
+    // split, tiles show the service's exact overall
+    expect(inTile(dashboard, 'newUsers', '.value')).toBe(formatValue(kpis([40, 28, 16, 10]).newUsersEstimate, 'count'));
+    expect(inTile(dashboard, 'newUsers', '.value')).not.toBe('–');
   });
 
   it('shows sampled counts on tiles as estimates', async () => {

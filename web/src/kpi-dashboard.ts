@@ -41,6 +41,7 @@ import {
   type Deploy,
   type Dimension,
   type KpiAnswer,
+  type KpiSeries,
   type Kpis,
   type Range,
   type ThresholdKey,
@@ -112,11 +113,11 @@ export class KpiDashboard extends LitElement {
 
   readonly session = new KeyedFetchController<SessionInfo>(this, { key: () => 'session', fetch: (_key, signal) => loadSession(signal) });
 
-  /** Totals of the period before the window (for the change on each tile; tiles show the unsplit population only). */
+  /** Totals of the period before the window (for the change on each tile; tiles show the whole population, split or not). */
   readonly previous = new KeyedFetchController<KpiAnswer>(this, {
     key: () => {
       const a = this.live.answer;
-      return a && !this.view.segment ? kpisUrl({ from: a.from - (a.to - a.from), to: a.from, bucket: a.bucket }) : undefined;
+      return a ? kpisUrl({ from: a.from - (a.to - a.from), to: a.from, bucket: a.bucket }) : undefined;
     },
     fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
   });
@@ -462,8 +463,9 @@ export class KpiDashboard extends LitElement {
     const previousTotal = previous && answer && previous.to - previous.from === answer.to - answer.from ? previous.series[0]?.total : undefined;
     const totalOf = (a: KpiAnswer | undefined) => a?.series.reduce((n, s) => n + s.total.dialogs, 0) ?? 0;
     const chartKpi = TILE_KPIS.find((k) => k.id === this.chartKpi) ?? TILE_KPIS[0]!;
-    // with a segmentation, tiles have no whole-population value to show
-    const tileSource = this.view.segment ? undefined : all;
+    // with a segmentation, tiles show the whole population from the answer's
+    // exact overall (no sparkline there: points are per segment value)
+    const tileSource: KpiSeries | undefined = this.view.segment ? (answer?.overall ? { segment: 'all', total: answer.overall, points: [] } : undefined) : all;
     const deploy = this.#latestDeploy();
     const beforeDeployTotal = deploy && this.beforeDeploy.valueKey === this.#beforeDeployUrl() ? this.beforeDeploy.value?.series[0]?.total : undefined;
     const thresholds = this.thresholds.value?.thresholds ?? {};
