@@ -243,6 +243,20 @@ export const configFields = {
     minimum: 0,
     doc: 'No alert is judged on fewer dialogs than this in the window.',
   },
+
+  metricsPublic: {
+    env: 'KPI_METRICS_PUBLIC',
+    type: 'boolean',
+    default: false,
+    doc: 'Serve `GET /metrics` to anyone (a scraper on a private network). Off: it needs a reader, e.g. an API token as `Authorization: Bearer`.',
+  },
+  readyMaxLagSeconds: {
+    env: 'KPI_READY_MAX_LAG_SECONDS',
+    type: 'number',
+    default: 60,
+    minimum: 1,
+    doc: '`GET /health/ready` answers 503 once the aggregate has been behind the feed for this long.',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 type Fields = typeof configFields;
