@@ -17,6 +17,7 @@ import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
 import ingestPlugin from './ingest/plugin.js';
+import metricsPlugin from './metrics/plugin.js';
 import readPlugin from './read/plugin.js';
 import retentionPlugin from './retention/plugin.js';
 import storePlugin from './store/plugin.js';
@@ -56,6 +57,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
     if (closing) reply.header('connection', 'close');
   });
   await fastify.register(authPlugin, { config });
+  await fastify.register(metricsPlugin, { config });
   await fastify.register(storePlugin, { config });
   await fastify.register(aggregatePlugin, { config });
   await fastify.register(retentionPlugin, { config });
