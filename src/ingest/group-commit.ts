@@ -37,6 +37,8 @@ export interface GroupCommitOptions<D extends { _id?: string }> {
   maxWaitMs: number;
   maxInFlight: number;
   maxQueuedDocs: number;
+  /** Told of each write once it ended (metrics); must not throw. */
+  onWrite?: (write: { docs: number; seconds: number; ok: boolean }) => void;
 }
 
 /** The queue is full or the committer is closing: try again later (503). */
@@ -163,9 +165,12 @@ export class GroupCommitter<D extends { _id?: string }> {
   async #write(batch: Pending<D>[]): Promise<void> {
     this.#inFlight += 1;
     const docs = batch.flatMap((p) => p.docs);
+    const started = performance.now();
+    let ok = false;
     try {
       this.#options.prepare?.(docs);
       const results = await this.#options.write(docs);
+      ok = true;
       this.#writes += 1;
       // Match results by id: CouchDB answers in request order, pouchdb-server
       // does not, and neither promises it.
@@ -189,6 +194,7 @@ export class GroupCommitter<D extends { _id?: string }> {
       this.#inFlight -= 1;
       if (this.#queuedDocs > 0) this.#schedule();
       if (this.#queue.length === 0 && this.#inFlight === 0) for (const wake of this.#idle.splice(0)) wake();
+      this.#options.onWrite?.({ docs: docs.length, seconds: (performance.now() - started) / 1000, ok });
     }
   }
 

@@ -32,6 +32,10 @@ import { coarseUserAgent } from './user-agent.js';
 export const INGEST_PATH = '/wsapi/interaction_data';
 export const NONCE_PATH = '/wsapi/interaction_nonce';
 
+/** Upper bounds of the metrics' histograms: blobs per write, seconds per write. */
+const BATCH_DOCS_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+const FLUSH_SECONDS_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** What ingest did since this instance started (`GET /api/ingest-stats`). */
 export interface IngestStats {
   since: number;
@@ -69,6 +73,10 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   const store = app.store;
   const ids = new BlobIdAllocator();
   app.log.info({ run: ids.run }, 'ingest run started');
+  const batchDocs = app.metrics.histogram('kpi_ingest_batch_docs', 'Blobs per _bulk_docs write of the group commit.', BATCH_DOCS_BOUNDS);
+  const flushSeconds = app.metrics.histogram('kpi_ingest_flush_seconds', "One _bulk_docs write, from sending it to the store's answer.", FLUSH_SECONDS_BOUNDS);
+  const writeErrors = app.metrics.counter('kpi_ingest_write_errors_total', '_bulk_docs writes that failed as a whole (every request in them got a 503).');
+  const requests = app.metrics.counter('kpi_ingest_requests_total', 'Ingest POSTs answered, by HTTP status.', ['status']);
   const committer = new GroupCommitter<NewBlobDoc>({
     // Ids are given per write batch: only blobs actually sent to the store use
     // up counters, so the aggregate's record of applied blobs stays compact.
@@ -78,7 +86,14 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
     maxWaitMs: config.commitMaxWaitMs,
     maxInFlight: config.commitMaxInFlight,
     maxQueuedDocs: config.commitMaxQueuedDocs,
+    onWrite: ({ docs, seconds, ok }) => {
+      batchDocs.observe(docs);
+      flushSeconds.observe(seconds);
+      if (!ok) writeErrors.inc();
+    },
   });
+  app.metrics.gauge('kpi_ingest_queue_docs', 'Blobs waiting for a write.', () => committer.stats.queuedDocs);
+  app.metrics.gauge('kpi_ingest_writes_in_flight', '_bulk_docs writes running now.', () => committer.stats.inFlight);
   // Closing: write every blob that waits, so each request already accepted
   // gets its answer; the store closes only after this.
   store.beforeClose(async () => {
@@ -118,6 +133,9 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   const nonces = config.ingestNonceSecret ? new NonceKeeper(config.ingestNonceSecret) : undefined;
   if (nonces && config.ingestNonceSecret!.length < 32) throw new Error('invalid configuration: KPI_INGEST_NONCE_SECRET must have at least 32 characters');
   const stats: IngestStats = { since: Date.now(), accepted: 0, optedOut: 0, sampledOut: 0, rejected: 0 };
+  app.metrics.counterFrom('kpi_ingest_blobs_stored_total', 'Blobs stored and acknowledged.', () => stats.accepted);
+  app.metrics.counterFrom('kpi_ingest_blobs_sampled_out_total', "Valid blobs not stored by the server's sample rate.", () => stats.sampledOut);
+  app.metrics.counterFrom('kpi_ingest_opted_out_requests_total', 'Requests acknowledged and not read (DNT: 1 or Sec-GPC: 1).', () => stats.optedOut);
 
   // Origin first: a page of another site gets 403 (and no CORS grant), before
   // its body is read. Posts without Origin (no browser) pass: the allowlist
@@ -131,7 +149,8 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
     reply.header('access-control-allow-origin', allowedOrigins.size > 0 ? origin : '*');
     reply.header('vary', 'origin');
   };
-  const countRejected: onResponseHookHandler = async (_request, reply) => {
+  const countAnswer: onResponseHookHandler = async (_request, reply) => {
+    requests.labels(String(reply.statusCode)).inc();
     if (reply.statusCode >= 400 && reply.statusCode < 500) stats.rejected++;
   };
 
@@ -197,7 +216,7 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
           return reply.code(200).send({ success: true, stored: 0, optedOut: true });
         },
       ],
-      onResponse: countRejected,
+      onResponse: countAnswer,
     },
     async (request) => {
       const raw: RawBlobs = request.body instanceof URLSearchParams ? blobsFromForm(request.body) : blobsFromJson(request.body);
@@ -221,4 +240,4 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   );
 }
 
-export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-auth', 'kpi-store'], encapsulate: true, fastify: '5.x' });
+export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-auth', 'kpi-store', 'kpi-metrics'], encapsulate: true, fastify: '5.x' });
