@@ -85,6 +85,23 @@ export function invalidSubscription(sub: unknown): string | undefined {
   return undefined;
 }
 
+/** What the hub has done since it started (metrics): counts only go up. */
+export interface LiveHubStats {
+  /** Sockets that sent their hello. */
+  clients: number;
+  /** Open sockets, greeted or not. */
+  sockets: number;
+  /** Sockets taken. */
+  connections: number;
+  snapshots: number;
+  /** Deltas sent, one per socket. */
+  deltas: number;
+  /** Times a socket had too much unsent: it got nothing more until drained, then a snapshot. */
+  overflows: number;
+  /** Sockets dropped for missing a heartbeat. */
+  heartbeatDrops: number;
+}
+
 const subKey = (sub: Subscription) => `${sub.rangeMs}|${sub.from ?? ''}|${sub.bucket ?? ''}|${sub.segment ?? ''}|${sub.top ?? ''}`;
 
 export class LiveHub {
@@ -94,6 +111,7 @@ export class LiveHub {
   readonly #subscriptions: RxSubscription[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #drainCheck: NodeJS.Timeout | undefined;
+  readonly #counts = { connections: 0, snapshots: 0, deltas: 0, overflows: 0, heartbeatDrops: 0 };
 
   constructor(
     readonly aggregates: Aggregates,
@@ -104,6 +122,10 @@ export class LiveHub {
 
   get size(): number {
     return this.#clients.size;
+  }
+
+  get stats(): LiveHubStats {
+    return { clients: this.#clients.size, sockets: this.#sockets.size, ...this.#counts };
   }
 
   start(): void {
@@ -134,6 +156,7 @@ export class LiveHub {
   attach(socket: WebSocket, authorizedAtUpgrade: boolean): void {
     const client: Client = { socket, subscription: undefined, epoch: '', version: 0, needsSnapshot: false, alive: true, series: undefined };
     this.#sockets.add(socket);
+    this.#counts.connections++;
     let greeted = false;
     const helloTimer = setTimeout(() => {
       if (!greeted) socket.close(CLOSE.helloTimeout, 'no hello received');
@@ -174,7 +197,7 @@ export class LiveHub {
       // A client that does not read what it asked for gets one snapshot once
       // it drains, not one more per request: asking is no way around the bound.
       if (!this.#hasRoom(client)) {
-        client.needsSnapshot = true;
+        this.#overflow(client);
         return;
       }
       const resume = message.type === 'hello' ? message.resume : undefined;
@@ -206,12 +229,12 @@ export class LiveHub {
       if (client.epoch !== current.epoch) {
         // the aggregate restarted or reloaded: versions no longer compare
         if (!client.needsSnapshot && this.#hasRoom(client)) this.#sendSnapshot(client);
-        else client.needsSnapshot = true;
+        else this.#overflow(client);
         continue;
       }
       if (client.version >= current.version) continue;
       if (client.needsSnapshot || !this.#hasRoom(client)) {
-        client.needsSnapshot = true;
+        this.#overflow(client);
         continue;
       }
       const key = `${subKey(client.subscription)}@${client.version}`;
@@ -238,12 +261,20 @@ export class LiveHub {
         text ??= JSON.stringify({ type: 'delta', epoch: current.epoch, version: current.version, kpis } satisfies ServerMessage);
         client.version = current.version;
         client.socket.send(text);
+        this.#counts.deltas++;
       }
     }
   }
 
   #hasRoom(client: Client): boolean {
     return client.socket.bufferedAmount <= this.options.maxBufferedBytes;
+  }
+
+  /** The client gets nothing more until it drains, then a snapshot (counted once per overflow). */
+  #overflow(client: Client): void {
+    if (client.needsSnapshot) return;
+    client.needsSnapshot = true;
+    this.#counts.overflows++;
   }
 
   #sendSnapshot(client: Client): void {
@@ -255,6 +286,7 @@ export class LiveHub {
     const kpis = this.aggregates.kpis(window);
     client.series = client.subscription!.top !== undefined ? seriesKey(kpis) : undefined;
     this.#send(client, { type: 'snapshot', epoch: current.epoch, version: current.version, kpis, deploys: this.deploys.list(window.from, window.to) });
+    this.#counts.snapshots++;
   }
 
   #sendDelta(client: Client): void {
@@ -262,6 +294,7 @@ export class LiveHub {
     const kpis = this.aggregates.kpis(windowOf(client.subscription!), client.version);
     client.version = current.version;
     this.#send(client, { type: 'delta', epoch: current.epoch, version: current.version, kpis });
+    this.#counts.deltas++;
   }
 
   #sendDrainedSnapshots(): void {
@@ -278,7 +311,7 @@ export class LiveHub {
       if (!client.subscription) continue;
       // a full socket gets it with its next snapshot (snapshots list the window's markers)
       if (this.#hasRoom(client)) client.socket.send(text);
-      else client.needsSnapshot = true;
+      else this.#overflow(client);
     }
   }
 
@@ -287,6 +320,7 @@ export class LiveHub {
       if (!client.alive) {
         this.log.debug('live socket missed a heartbeat: dropped');
         client.socket.terminate();
+        this.#counts.heartbeatDrops++;
         this.#clients.delete(client);
         this.#sockets.delete(client.socket);
         continue;

@@ -30,6 +30,18 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
     app.log,
   );
   hub.start();
+  const m = app.metrics;
+  m.gauge('kpi_live_clients', 'Live-stream sockets that sent their hello.', () => hub.stats.clients);
+  m.gauge('kpi_live_sockets', 'Open live-stream sockets, greeted or not.', () => hub.stats.sockets);
+  m.counterFrom('kpi_live_connections_total', 'Live-stream sockets taken.', () => hub.stats.connections);
+  m.counterFrom('kpi_live_snapshots_sent_total', 'Snapshots sent to live-stream clients.', () => hub.stats.snapshots);
+  m.counterFrom('kpi_live_deltas_sent_total', 'Deltas sent to live-stream clients, one per socket.', () => hub.stats.deltas);
+  m.counterFrom(
+    'kpi_live_overflows_total',
+    'Times a live-stream socket had too much unsent (KPI_STREAM_MAX_BUFFER_BYTES): updates held back for a snapshot once it drains.',
+    () => hub.stats.overflows,
+  );
+  m.counterFrom('kpi_live_heartbeat_drops_total', 'Live-stream sockets dropped for missing a heartbeat.', () => hub.stats.heartbeatDrops);
   // On close, every dashboard is told why (1001) before the server waits for
   // connections to end; this replaces the plugin's own close-without-code.
   await app.register(websocket, { options: { maxPayload: 64 * 1024 }, preClose: async () => hub.stop() });
@@ -49,4 +61,4 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
   });
 }
 
-export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys'], fastify: '5.x' });
+export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys', 'kpi-metrics'], fastify: '5.x' });
