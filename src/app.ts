@@ -17,6 +17,7 @@ import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
 import ingestPlugin from './ingest/plugin.js';
+import featureMetricsPlugin from './metrics/features.js';
 import metricsPlugin from './metrics/plugin.js';
 import readPlugin from './read/plugin.js';
 import retentionPlugin from './retention/plugin.js';
@@ -68,6 +69,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(deploysPlugin, { config });
   await fastify.register(streamPlugin, { config });
   await fastify.register(dashboardPlugin, { config });
+  await fastify.register(featureMetricsPlugin);
 }
 
 /** Not encapsulated: the error handler and `app.store` belong to the instance that registers kpi-live. */

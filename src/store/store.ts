@@ -79,6 +79,20 @@ export interface WriteHealth {
   lastWriteAt: number | null;
 }
 
+/**
+ * Why a store request failed, as counted by {@link Store.requestErrors}:
+ * `connection` (no answer), `timeout`, `unavailable` (5xx, 429, 408), or
+ * `client` (another 4xx: often expected, such as a 404 for a document not
+ * made yet or a 409 for a lost race).
+ */
+export type StoreErrorKind = 'connection' | 'timeout' | 'unavailable' | 'client';
+
+function errorKind(err: unknown, classified: StoreUnavailableError | StoreRequestError): StoreErrorKind {
+  if (classified instanceof StoreRequestError) return 'client';
+  if (classified.timedOut) return 'timeout';
+  return typeof (err as { statusCode?: unknown }).statusCode === 'number' ? 'unavailable' : 'connection';
+}
+
 /** While writes fail, a write probe is tried only after this long without any other write. */
 export const WRITE_PROBE_QUIET_MS = 2000;
 
@@ -124,6 +138,8 @@ export interface Store {
   ping(): Promise<boolean>;
   /** How the latest writes went: a store can answer reads and still refuse or fail writes. */
   writeHealth(): WriteHealth;
+  /** Failed requests by kind since the store opened (requests aborted by kpi-live itself not counted). */
+  requestErrors(): Readonly<Record<StoreErrorKind, number>>;
   /**
    * {@link Store.writeHealth}, after learning whether writes work again when
    * they were failing and nothing has written for {@link WRITE_PROBE_QUIET_MS}:
@@ -186,6 +202,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
     writes.failingSince = null;
     writes.lastWriteAt = Date.now();
   };
+  const errors: Record<StoreErrorKind, number> = { connection: 0, timeout: 0, unavailable: 0, client: 0 };
   let probe: Promise<void> | undefined;
   let probeRev: string | undefined;
 
@@ -212,6 +229,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
         answer = (await server.request(opts as Parameters<ServerScope['request']>[0])) as T;
       } catch (err) {
         const classified = classifyStoreError(err);
+        if (!req.signal?.aborted) errors[errorKind(err, classified)]++;
         if (write && refusesWrites(classified)) writeFailed(classified.message);
         throw classified;
       }
@@ -231,6 +249,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
       }
     },
     writeHealth: () => ({ ...writes }),
+    requestErrors: () => ({ ...errors }),
     async checkWrites(): Promise<WriteHealth> {
       if (!writes.failing || Date.now() - (writes.lastWriteAt ?? 0) < WRITE_PROBE_QUIET_MS) return { ...writes };
       const put = () =>
