@@ -16,6 +16,7 @@ import dashboardPlugin from './dashboard/plugin.js';
 import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
 import { installErrorHandling } from './http/errors.js';
+import probesPlugin from './health/probes.js';
 import ingestPlugin from './ingest/plugin.js';
 import featureMetricsPlugin from './metrics/features.js';
 import metricsPlugin from './metrics/plugin.js';
@@ -69,6 +70,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(deploysPlugin, { config });
   await fastify.register(streamPlugin, { config });
   await fastify.register(dashboardPlugin, { config });
+  await fastify.register(probesPlugin, { config });
   await fastify.register(featureMetricsPlugin);
 }
 
