@@ -1,7 +1,8 @@
 /**
  * The `kpi-live` command: `serve` runs the service, `simulate` sends it
- * synthetic dialog traffic, `rebuild` recomputes the aggregate, `token` and
- * `user` make credentials, `config` lists the settings.
+ * synthetic dialog traffic, `rebuild` recomputes the aggregate, `import` and
+ * `export` move blobs in and out, `token` and `user` make credentials,
+ * `config` lists the settings.
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import { parseBreaks } from '../simulate/generator.js';
 import { simulate } from '../simulate/run.js';
 import { openStore } from '../store/store.js';
 import { Progress } from './progress.js';
+import { exportCommand, importCommand } from './transfer.js';
 
 const USAGE = `kpi-live: live KPIs from sign-in dialog interaction data
 
@@ -31,6 +33,26 @@ Usage:
       Recompute every KPI aggregate from the stored blobs and replace the
       checkpoint atomically (a running service reloads from it). --dry-run
       only recomputes and prints totals.
+  kpi-live import --from-url <base url> [--start <ms|ISO>] [--end <ms|ISO>]
+                  [--token <t> | --token-file <path>]
+  kpi-live import --file <path|->
+         [--max-age-hours <h>] [--max-future-minutes <m>] [--source-label <name>]
+         [--batch <blobs per write>] [--config <file.json>]
+      Load blobs into the configured store from a range API (the original
+      store's JSON arrays, or another kpi-live's NDJSON pages; --start
+      defaults to the retention cutoff, --end to now) or from an NDJSON file
+      (- for stdin). Each blob is validated as ingest does; blobs older than
+      --max-age-hours (default: no limit), further ahead than
+      --max-future-minutes (default KPI_MAX_BLOB_FUTURE_MINUTES) or already
+      past KPI_RETENTION_DAYS are refused. Refused lines are reported and
+      skipped. Re-running an import stores nothing twice. Exit 0 when every
+      blob read is stored or already there, 1 otherwise.
+  kpi-live export [--from <ms|ISO>] [--to <ms|ISO>] [--out <file>]
+                  [--url <service>] [--token <t> | --token-file <path>]
+  kpi-live export --direct [--from …] [--to …] [--out <file>] [--config <file.json>]
+      Write the stored blobs of [from, to) as NDJSON (stdout without --out),
+      through the service's read API (default http://127.0.0.1:PORT, with an
+      API token), or with --direct straight from the configured store.
   kpi-live token
       Make an API token for a machine (CI/CD, scripts): prints the token once,
       and the digest to add to KPI_API_TOKENS (the service keeps only that).
@@ -171,6 +193,10 @@ export async function main(argv: string[]): Promise<number> {
         return await simulateCommand(rest);
       case 'rebuild':
         return await rebuildCommand(rest);
+      case 'import':
+        return await importCommand(rest);
+      case 'export':
+        return await exportCommand(rest);
       case 'token':
         return tokenCommand();
       case 'user':

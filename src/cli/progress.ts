@@ -1,7 +1,7 @@
 /**
- * A one-line progress display for long CLI runs (simulate, rebuild): done,
- * total, rate and ETA. Redrawn in place on a terminal; on a pipe or in CI,
- * one plain line every few seconds instead.
+ * A one-line progress display for long CLI runs (simulate, rebuild, import,
+ * export): done, total, rate and ETA. Redrawn in place on a terminal; on a
+ * pipe or in CI, one plain line every few seconds instead.
  */
 export interface ProgressOptions {
   label: string;
@@ -43,6 +43,13 @@ export class Progress {
   /** Extra text after the counters (e.g. accepted/rejected). */
   note(extra: string): void {
     this.#extra = extra;
+  }
+
+  /** Writes a line of its own (a warning, a refused item) without garbling the display. */
+  log(text: string): void {
+    const tty = this.#options.stream.isTTY === true;
+    this.#options.stream.write(tty ? `\r\x1b[2K${text}\n` : `${text}\n`);
+    if (tty) this.#lastDraw = 0; // redraw the line the text replaced
   }
 
   update(done: number): void {
