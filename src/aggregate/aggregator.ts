@@ -87,6 +87,8 @@ export class Aggregator {
   readonly #changes = new Subject<AggregateChange>();
   /** Aborted by stop(): no reload follows the feed after it. */
   readonly #stopping = new AbortController();
+  /** Set by abandon(): no checkpoint starts after it. */
+  #abandoned = false;
   readonly #checkpoints: CheckpointStore;
   readonly #reader: ChangesReader;
   readonly #options: AggregatorOptions;
@@ -214,6 +216,7 @@ export class Aggregator {
    */
   checkpoint(): Promise<void> {
     const run = async () => {
+      if (this.#abandoned) return;
       const through = this.#appliedThrough; // taken with the snapshot, in the same turn
       if (this.state.version === this.#savedVersion && this.#status.lastCheckpointAt !== null) {
         this.#savedThrough = Math.max(this.#savedThrough, through);
@@ -263,6 +266,28 @@ export class Aggregator {
     }
     if (stopping.aborted) return;
     this.#changes.next({ version: this.state.version, keys: [...this.state.buckets.keys()] });
+  }
+
+  /**
+   * Stops following at once and saves nothing more: this instance no longer
+   * holds the follower lease (src/cluster/lease.ts), so another may already
+   * be writing the checkpoint. A save already in flight may still land; if
+   * the new follower saved first, it conflicts on the root's revision and is
+   * thrown away, and if not, the new follower's next save conflicts and it
+   * reloads from that checkpoint: either way every blob counts once.
+   */
+  abandon(): void {
+    this.#abandoned = true;
+    this.#stopping.abort();
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
+    this.#status.phase = 'stopped';
+    this.#changes.complete();
+  }
+
+  /** Whether {@link abandon} was called. */
+  get abandoned(): boolean {
+    return this.#abandoned;
   }
 
   /** Stops following and saves a last checkpoint. */

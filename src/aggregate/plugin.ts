@@ -8,13 +8,21 @@
  *   name ∈ new-user, password-reset, progress
  *
  * Both are guarded like the read API.
+ *
+ * Several instances may share one store: the lease (src/cluster/) elects the
+ * one that follows the feed and writes the checkpoint; the others answer from
+ * the state it published (elected.ts). `app.leadership` tells other features
+ * whether this instance holds the lease, so that work that must happen once
+ * (retention passes, alert webhooks) runs on the holder only.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Observable } from 'rxjs';
+import { defaultInstanceId, LeaseElector, type LeaseStatus } from '../cluster/elector.js';
 import type { Config } from '../config/config.js';
+import { ensureDatabase } from '../store/setup.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
-import { Aggregator, type AggregateChange, type AggregatorStatus } from './aggregator.js';
+import type { AggregateChange, AggregatorStatus } from './aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import {
   BUCKET_SIZES,
@@ -32,6 +40,7 @@ import {
   type KpiAnswer,
   type KpiQuery,
 } from './query.js';
+import { ElectedAggregate } from './elected.js';
 import { DIMENSIONS, type Dimension } from './segments.js';
 import { aggregateSettings } from './settings.js';
 import { DAY } from './state.js';
@@ -48,9 +57,20 @@ export interface Aggregates {
   changes$: Observable<AggregateChange>;
 }
 
+/** Whether this instance holds the follower lease: what must run once per store runs where it does. */
+export interface Leadership {
+  readonly instanceId: string;
+  /** True while this instance holds the lease. */
+  isLeader(): boolean;
+  /** The current value at once, then each change. */
+  readonly leader$: Observable<boolean>;
+  status(): LeaseStatus;
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     aggregates: Aggregates;
+    leadership: Leadership;
   }
 }
 
@@ -101,23 +121,51 @@ export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
 }
 
 async function aggregates(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
-  const aggregator = new Aggregator({
-    ...aggregateSettings(config, app.store, app.log),
-    longpollMs: config.feedLongpollMs,
-    checkpointEveryChanges: config.checkpointEveryChanges,
-    checkpointEveryMs: config.checkpointEveryMs,
+  const settings = aggregateSettings(config, app.store, app.log);
+  // the lease lives in the aggregates database
+  await ensureDatabase(app.store, settings.stateDb);
+  const self: { aggregate?: ElectedAggregate } = {}; // what the follower says of itself in the lease document
+  const elector = new LeaseElector({
+    store: app.store,
+    db: settings.stateDb,
+    instanceId: config.instanceId ?? defaultInstanceId(),
+    ttlMs: config.leaseTtlMs,
+    mode: config.role === 'standby' ? 'standby' : 'auto',
+    log: app.log,
+    status: () => {
+      const status = self.aggregate?.status;
+      return status ? { phase: status.phase, lagSeconds: status.lagSeconds, watermark: status.watermark } : {};
+    },
   });
-  await aggregator.start();
-  // Stop following and save a last checkpoint before the store closes.
-  app.store.beforeClose(() => aggregator.stop());
+  const running = new ElectedAggregate({
+    aggregator: {
+      ...settings,
+      longpollMs: config.feedLongpollMs,
+      checkpointEveryChanges: config.checkpointEveryChanges,
+      checkpointEveryMs: config.checkpointEveryMs,
+    },
+    published: { ...settings, pollMs: elector.timings.pollMs },
+    elector,
+    log: app.log,
+  });
+  self.aggregate = running;
+  await running.start();
+  // Stop following, save a last checkpoint and give the lease up before the store closes.
+  app.store.beforeClose(() => running.stop());
 
   app.decorate('aggregates', {
-    kpis: (query: KpiQuery, changedAfter?: number) => queryKpis(aggregator.state, query, changedAfter),
-    version: () => ({ epoch: aggregator.state.epoch, version: aggregator.state.version }),
-    funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(aggregator.state, name, query),
-    status: () => aggregator.status,
-    changes$: aggregator.changes$,
+    kpis: (query: KpiQuery, changedAfter?: number) => queryKpis(running.state, query, changedAfter),
+    version: () => ({ epoch: running.state.epoch, version: running.state.version }),
+    funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(running.state, name, query),
+    status: () => running.status,
+    changes$: running.changes$,
   } satisfies Aggregates);
+  app.decorate('leadership', {
+    instanceId: elector.instanceId,
+    isLeader: () => elector.isLeader,
+    leader$: elector.leader$,
+    status: () => elector.status(),
+  } satisfies Leadership);
 
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);
@@ -126,7 +174,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
       '/api/kpis',
       { schema: { querystring: windowSchema, response: { 200: answerSchema, ...errors } } },
       async (request, reply) => {
-        const answer = queryKpis(aggregator.state, resolveWindow(request.query));
+        const answer = queryKpis(running.state, resolveWindow(request.query));
         if (request.query.format === 'csv')
           return reply
             .type('text/csv; charset=utf-8')
@@ -149,7 +197,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
         const name = request.params.name;
         if (!Object.hasOwn(FUNNELS, name)) throw new HttpError(404, `no funnel "${name}"; one of ${Object.keys(FUNNELS).join(', ')}`, 'name');
         const { bucket: _bucket, ...window } = resolveWindow(request.query);
-        const answer = queryFunnel(aggregator.state, name as FunnelName, window);
+        const answer = queryFunnel(running.state, name as FunnelName, window);
         if (request.query.format === 'csv')
           return reply
             .type('text/csv; charset=utf-8')

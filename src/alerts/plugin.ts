@@ -18,11 +18,18 @@
  * restart with a backlog) its window may lack blobs, and it would page for a
  * drop that is not there. Once caught up, a feed being retried still counts:
  * a store that stopped taking blobs is worth an alert.
+ *
+ * Every instance judges (so `GET /api/alerts` answers the same everywhere),
+ * but only the holder of the aggregate follower lease (`app.leadership`)
+ * posts to the webhook and saves the standing breaches: one post per
+ * transition, however many instances run. A new holder starts as a
+ * restarted instance does: from the breaches the previous holder saved, once
+ * its own aggregate has caught up.
  */
 import fp from 'fastify-plugin';
 import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
-import { asyncScheduler, interval, merge, observeOn, Subject, throttleTime } from 'rxjs';
+import { asyncScheduler, interval, merge, observeOn, skip, Subject, throttleTime } from 'rxjs';
 import { ConfigError, parseThresholds, type Config } from '../config/config.js';
 import { windowEnd } from '../aggregate/query.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
@@ -142,6 +149,8 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
   };
 
   const announce = (transitions: Transition[]) => {
+    // a standby judges for its own /api/alerts; the lease holder speaks for all
+    if (!app.leadership.isLeader()) return;
     for (const t of transitions) {
       const event: AlertEvent = { ...t, windowMs, service: 'kpi-live' };
       app.log[t.kind === 'breached' ? 'warn' : 'info'](
@@ -155,9 +164,12 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
 
   // Until the aggregate has caught up once, its window may be missing blobs.
   let caughtUp = false;
+  // A new lease holder takes over the standing breaches first.
+  let takingOver = false;
   /** Judges every watched key over the trailing window ending now. */
   const evaluate = (now = Date.now()) => {
     const phase = app.aggregates.status().phase;
+    if (takingOver) return;
     if (phase === 'live') caughtUp = true;
     if (!caughtUp || phase === 'failed' || phase === 'stopped' || watches.size === 0) return;
     const to = windowEnd(now);
@@ -211,7 +223,24 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
       }
     });
 
+  // Becoming the lease holder: start from what the previous holder saved, as a restart does.
+  const leadership = app.leadership.leader$.pipe(skip(1)).subscribe((leader) => {
+    if (!leader) return;
+    takingOver = true;
+    caughtUp = false;
+    alertsDb
+      .loadBreaches()
+      .then((saved) => {
+        const at = Date.now();
+        for (const key of watches.keys()) watches.set(key, initialWatch(key, at, saved[key] ?? null));
+        savedBreaches = JSON.stringify(saved);
+      })
+      .catch((err: Error) => app.log.warn({ err: err.message }, "could not read the standing alert breaches; judging from this instance's own"))
+      .finally(() => (takingOver = false));
+  });
+
   app.addHook('onClose', async () => {
+    leadership.unsubscribe();
     subscription.unsubscribe();
     poller.stop();
     await webhook?.close();

@@ -257,6 +257,26 @@ export const configFields = {
     minimum: 1,
     doc: '`GET /health/ready` answers 503 once the aggregate has been behind the feed for this long.',
   },
+
+  instanceId: {
+    env: 'KPI_INSTANCE_ID',
+    type: 'string',
+    doc: 'Names this instance in the aggregate follower lease; unique per running instance. Unset: host name, process id and a random suffix.',
+  },
+  leaseTtlMs: {
+    env: 'KPI_LEASE_TTL_MS',
+    type: 'integer',
+    default: 15000,
+    minimum: 3000,
+    doc: 'The aggregate follower lease lasts this long unless renewed (every third of it); a standby takes over within about this plus 5 s after the follower dies.',
+  },
+  role: {
+    env: 'KPI_ROLE',
+    type: 'string',
+    default: 'auto',
+    enum: ['auto', 'standby'],
+    doc: '`auto`: take part in electing the one instance that follows `_changes` and writes the aggregate (alone, it is elected at once); `standby`: never follow, serve the published aggregate.',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 type Fields = typeof configFields;

@@ -14,6 +14,12 @@
  *
  * It also shows how far the aggregate lags behind the feed, and the last
  * retention pass. Reveals no data and no secrets.
+ *
+ * With several instances, `lease` says whether this one follows the feed
+ * (`role: follower`) or serves the published aggregate (`standby`), who
+ * holds the lease and what the holder says of its aggregate; a standby's
+ * `aggregate.lagSeconds` is how long since its copy last equalled the
+ * published checkpoint.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -51,6 +57,24 @@ const healthSchema = {
         lastError: { type: ['string', 'null'] },
       },
     },
+    lease: {
+      type: 'object',
+      properties: {
+        instanceId: { type: 'string' },
+        mode: { type: 'string', enum: ['auto', 'standby'] },
+        role: { type: 'string', enum: ['follower', 'standby'] },
+        holder: { type: ['string', 'null'] },
+        expiresInMs: { type: ['integer', 'null'] },
+        ttlMs: { type: 'integer' },
+        takeovers: { type: 'integer' },
+        roleSince: { type: ['number', 'null'] },
+        holderStatus: {
+          type: ['object', 'null'],
+          properties: { phase: { type: 'string' }, lagSeconds: { type: 'number' }, watermark: { type: 'number' } },
+        },
+        lastError: { type: ['string', 'null'] },
+      },
+    },
     retention: {
       type: 'object',
       properties: {
@@ -84,6 +108,7 @@ async function health(app: FastifyInstance, { config }: { config: Config }): Pro
       },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       aggregate: app.aggregates.status(),
+      lease: app.leadership.status(),
       retention: app.retention.status(),
     };
     if (!reachable) reply.code(503).header('retry-after', String(config.retryAfterSeconds));
