@@ -1,0 +1,138 @@
+/**
+ * Two `kpi-live serve` processes on one store and one database, under dialog
+ * load spread over both. The first is elected and follows the feed; the
+ * second stands by and answers `/api/kpis` from the published aggregate.
+ * The follower is killed with SIGKILL (no release, no last checkpoint): the
+ * standby takes the lease within the bound (ttl + the renew interval + a
+ * margin) and follows the feed from the checkpoint while blobs keep flowing.
+ * Every acknowledged blob is stored, and the aggregate equals a rebuild:
+ * nothing lost, nothing counted twice.
+ */
+import { pino } from 'pino';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { queryKpis, type KpiAnswer } from '../../src/aggregate/query.js';
+import { HOUR } from '../../src/aggregate/state.js';
+import type { LeaseStatus } from '../../src/cluster/elector.js';
+import { leaseTimings } from '../../src/cluster/lease.js';
+import { loadConfig } from '../../src/config/config.js';
+import { freeLoopbackPort } from '../../src/store/embedded.js';
+import { openStore } from '../../src/store/store.js';
+import { dropDb, uniqueDbName } from '../harness/app.js';
+import { startMarkedLoad } from '../harness/marked-load.js';
+import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
+import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+
+const TTL = 3000;
+const timings = leaseTimings(TTL);
+const TAKEOVER_BOUND_MS = TTL + timings.renewMs + 5000;
+
+const dbName = uniqueDbName('failover');
+afterAll(async () => {
+  for (const suffix of ['', '_aggregates', '_deploys', '_alerts']) await dropDb(`${dbName}${suffix}`);
+});
+
+interface Health {
+  lease: LeaseStatus;
+  aggregate: { phase: string; lagSeconds: number };
+}
+
+describe('the follower process killed with SIGKILL, a standby process on the same store', () => {
+  it('takes over within the bound; nothing acknowledged is lost, and the aggregate equals a rebuild', async () => {
+    const env = (port: number) => ({
+      COUCHDB_URL: inject('couchUrl'),
+      KPI_DB: dbName,
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      KPI_RATE_LIMIT_MAX: '1000000',
+      KPI_LEASE_TTL_MS: String(TTL),
+      KPI_CHECKPOINT_MS: '200',
+      KPI_CHECKPOINT_CHANGES: '100',
+      KPI_FEED_LONGPOLL_MS: '1000',
+    });
+    const ports = [await freeLoopbackPort(), await freeLoopbackPort()] as const;
+    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+    const health = async (i: number) => (await fetch(`${urls[i]}/health`).then((r) => r.json())) as Health;
+    const start = async (i: number) => {
+      const service = startServiceProcess(['serve'], env(ports[i]!));
+      await service.waitForLog((l) => l.msg === 'kpi-live listening');
+      return service;
+    };
+    const first: ServiceProcess = await start(0);
+    const second: ServiceProcess = await start(1);
+    let firstDead = false;
+    let turn = 0;
+    const load = startMarkedLoad({
+      url: () => urls[firstDead ? 1 : turn++ % 2]!,
+      concurrency: 8,
+      prefix: 'failover',
+      seed: 31,
+      timeoutMs: 20_000,
+    });
+    try {
+      expect((await health(0)).lease).toMatchObject({ role: 'follower', takeovers: 1 });
+      expect((await health(1)).lease).toMatchObject({ role: 'standby', holder: (await health(0)).lease.instanceId });
+
+      // the standby answers from the published aggregate before any takeover
+      const kpisOf = async (i: number, w = window()) =>
+        (await fetch(`${urls[i]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`).then((r) => r.json())) as KpiAnswer;
+      await waitUntil(async () => ((await kpisOf(1)).series[0]?.total.dialogs ?? 0) >= 100, 15_000, 'the standby to serve 100 dialogs');
+      expect((await health(1)).lease.role).toBe('standby');
+
+      const killedAt = Date.now();
+      firstDead = true;
+      first.child.kill('SIGKILL');
+      await first.exited;
+      let leaseAt = 0;
+      await waitUntil(
+        async () => {
+          const h = await health(1);
+          if (h.lease.role === 'follower' && leaseAt === 0) leaseAt = Date.now();
+          return leaseAt > 0 && h.aggregate.phase === 'live';
+        },
+        TAKEOVER_BOUND_MS + 15_000,
+        'the standby to take over and catch up',
+      );
+      const takeoverMs = leaseAt - killedAt;
+      const liveMs = Date.now() - killedAt;
+      console.log(
+        `failover: lease taken ${takeoverMs} ms after SIGKILL, following live after ${liveMs} ms ` +
+          `(bound ${TAKEOVER_BOUND_MS} ms = ttl ${TTL} + renew ${timings.renewMs} + 5000)`,
+      );
+      expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
+      expect((await health(1)).lease).toMatchObject({ role: 'follower', takeovers: 1 });
+      const acked = load.acked.length;
+      await waitUntil(() => load.acked.length >= acked + 100, 15_000, 'blobs after the takeover');
+    } finally {
+      await load.stop();
+    }
+
+    const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
+    const store = await openStore(config, pino({ level: 'silent' }), { setup: false });
+    try {
+      const stored = await storedMarkers(store);
+      console.log(
+        `failover: ${load.sent} requests, answers ${JSON.stringify(load.statuses)}; ${load.acked.length} acknowledged, ${storedCount(stored)} stored`,
+      );
+      expect(missingMarkers(load.acked, stored)).toEqual([]);
+      expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
+      const total = storedCount(stored);
+      const w = window();
+      const kpis = async (segment?: string) =>
+        (await fetch(`${urls[1]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`).then((r) => r.json())) as KpiAnswer;
+      await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, 30_000, `the new follower to count ${total} blobs`);
+      const rebuilt = await rebuiltState(store);
+      expect(rebuilt.counted).toBe(total);
+      for (const segment of [undefined, 'os'] as const) {
+        expect(await kpis(segment)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...w, segment }))));
+      }
+    } finally {
+      await store.close();
+      second.child.kill('SIGTERM');
+      await second.exited;
+    }
+  }, 90_000);
+});
+
+function window() {
+  return { from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const };
+}
