@@ -64,7 +64,8 @@ export interface Leadership {
   isLeader(): boolean;
   /** The current value at once, then each change. */
   readonly leader$: Observable<boolean>;
-  status(): LeaseStatus;
+  /** The lease, and whether this instance follows the feed now (the holder loads the checkpoint first). */
+  status(): LeaseStatus & { following: boolean };
 }
 
 declare module 'fastify' {
@@ -164,7 +165,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
     instanceId: elector.instanceId,
     isLeader: () => elector.isLeader,
     leader$: elector.leader$,
-    status: () => elector.status(),
+    status: () => ({ ...elector.status(), following: running.following }),
   } satisfies Leadership);
 
   await app.register(async (api) => {

@@ -162,7 +162,9 @@ export class LeaseElector {
   async #step(): Promise<void> {
     let plan = this.#plan();
     if (plan.op === 'wait') {
-      await this.#sleep(plan.ms);
+      // up to a quarter earlier, never later: readings of the store's clock land at
+      // varied fractions of its second (tighter bounds), and standbys do not poll in step
+      await this.#sleep(plan.ms * (0.75 + 0.25 * Math.random()));
       return;
     }
     if (this.#machine.clock.samples < CLOCK_WARM_SAMPLES || this.#now() - this.#lastSampleAt >= CLOCK_SAMPLE_EVERY_MS) {

@@ -15,8 +15,9 @@
  * It also shows how far the aggregate lags behind the feed, and the last
  * retention pass. Reveals no data and no secrets.
  *
- * With several instances, `lease` says whether this one follows the feed
- * (`role: follower`) or serves the published aggregate (`standby`), who
+ * With several instances, `lease` says whether this one holds the lease
+ * (`role: follower`; `following` once it has loaded the checkpoint and reads
+ * the feed) or serves the published aggregate (`standby`), who
  * holds the lease and what the holder says of its aggregate; a standby's
  * `aggregate.lagSeconds` is how long since its copy last equalled the
  * published checkpoint.
@@ -63,6 +64,7 @@ const healthSchema = {
         instanceId: { type: 'string' },
         mode: { type: 'string', enum: ['auto', 'standby'] },
         role: { type: 'string', enum: ['follower', 'standby'] },
+        following: { type: 'boolean' },
         holder: { type: ['string', 'null'] },
         expiresInMs: { type: ['integer', 'null'] },
         ttlMs: { type: 'integer' },

@@ -54,7 +54,7 @@ async function startReceiver(): Promise<{ server: Server; url: string; received:
 }
 
 const urlOf = (t: TestApp) => `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-const lease = async (t: TestApp) => ((await t.app.inject('/health')).json() as { lease: LeaseStatus }).lease;
+const lease = async (t: TestApp) => ((await t.app.inject('/health')).json() as { lease: LeaseStatus & { following: boolean } }).lease;
 const window = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const });
 const kpis = async (t: TestApp, w = window()) =>
   (await t.app.inject({ url: `/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`, headers: bearer })).json() as KpiAnswer;
@@ -91,8 +91,8 @@ describe('two instances on one store: election, standby, failover', () => {
   });
 
   it('elects the first instance at once; the second stands by and serves the published aggregate', async () => {
-    expect(await lease(a)).toMatchObject({ role: 'follower', mode: 'auto', takeovers: 1, holder: a.app.leadership.instanceId });
-    expect(await lease(b)).toMatchObject({ role: 'standby', takeovers: 0, holder: a.app.leadership.instanceId });
+    expect(await lease(a)).toMatchObject({ role: 'follower', following: true, mode: 'auto', takeovers: 1, holder: a.app.leadership.instanceId });
+    expect(await lease(b)).toMatchObject({ role: 'standby', following: false, takeovers: 0, holder: a.app.leadership.instanceId });
     expect(a.app.leadership.isLeader()).toBe(true);
     expect(b.app.leadership.isLeader()).toBe(false);
 
@@ -148,7 +148,7 @@ describe('two instances on one store: election, standby, failover', () => {
       expect(a.app.leadership.isLeader()).toBe(false);
       expect(['stopped', 'retrying']).toContain(a.app.aggregates.status().phase); // it reads the feed no more
       expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
-      await waitUntil(() => b.app.aggregates.status().phase === 'live', 10_000, 'the new follower to catch up');
+      await waitUntil(async () => (await lease(b)).following && b.app.aggregates.status().phase === 'live', 10_000, 'the new follower to catch up');
       const acked = load.acked.length;
       await waitUntil(() => load.acked.length >= acked + 50, 10_000, 'blobs after the takeover');
 
@@ -179,7 +179,7 @@ describe('two instances on one store: election, standby, failover', () => {
     const handoverMs = Date.now() - closedAt;
     console.log(`cluster: graceful handover in ${handoverMs} ms`);
     expect(handoverMs).toBeLessThan(timings.pollMs + 2000);
-    await waitUntil(() => a.app.aggregates.status().phase === 'live', 10_000, 'a to follow the feed');
+    await waitUntil(async () => (await lease(a)).following && a.app.aggregates.status().phase === 'live', 10_000, 'a to follow the feed');
     const rebuilt = await rebuiltState(a.store);
     const w = window();
     expect(await kpis(a, w)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, w))));

@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 interface Health {
-  lease: LeaseStatus;
+  lease: LeaseStatus & { following: boolean };
   aggregate: { phase: string; lagSeconds: number };
 }
 
@@ -87,7 +87,7 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
         async () => {
           const h = await health(1);
           if (h.lease.role === 'follower' && leaseAt === 0) leaseAt = Date.now();
-          return leaseAt > 0 && h.aggregate.phase === 'live';
+          return leaseAt > 0 && h.lease.following && h.aggregate.phase === 'live';
         },
         TAKEOVER_BOUND_MS + 15_000,
         'the standby to take over and catch up',
