@@ -99,6 +99,10 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
           `(bound ${TAKEOVER_BOUND_MS} ms = ttl ${TTL} + renew ${timings.renewMs} + 5000)`,
       );
       expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
+      // by the store's clock (Date headers) or by an unchanged revision: never a guess
+      const acquired = await second.waitForLog((l) => l.msg === 'aggregate follower lease acquired', 5000);
+      console.log(`failover: takeover rule: ${String(acquired.reason)}`);
+      expect(acquired.reason).toMatch(/^expired \((store clock|unchanged)\)$/);
       expect((await health(1)).lease).toMatchObject({ role: 'follower', takeovers: 1 });
       const acked = load.acked.length;
       await waitUntil(() => load.acked.length >= acked + 100, 15_000, 'blobs after the takeover');
