@@ -10,11 +10,10 @@ import { parseArgs } from 'node:util';
 import { loadConfig, redactUrl, type Config } from '../config/config.js';
 import { createLogger } from '../logger.js';
 import { retentionCutoff } from '../retention/retention.js';
-import { countBlobs } from '../store/blob-reader.js';
-import { openStore } from '../store/store.js';
+import { openStore, type Store } from '../store/store.js';
 import { exportFromApi, exportFromStore, type ExportSummary } from '../transfer/exporter.js';
 import { importBlobs, type ImportSummary } from '../transfer/importer.js';
-import { fileSource, rangeApiSource, rangeCount, type SourceItem } from '../transfer/sources.js';
+import { fileSource, rangeApiSource, type SourceItem } from '../transfer/sources.js';
 import { Progress } from './progress.js';
 
 /** Where a command writes; the process's streams unless a caller (a test) gives others. */
@@ -26,6 +25,9 @@ export interface Io {
 }
 
 const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, data: process.stdout });
+
+/** How long a count for the progress bar may take. */
+const COUNT_TIMEOUT_MS = 3000;
 
 /** Refused items shown one by one; the rest are counted. */
 export const MAX_REPORTED = 100;
@@ -54,8 +56,27 @@ function tokenFrom(values: { token?: string; 'token-file'?: string }): string | 
   return token;
 }
 
+/**
+ * The store's log lines, on stderr (stdout carries the summary, or the
+ * exported data), and at the default level none: the command reports what
+ * went wrong itself. LOG_LEVEL=warn or lower shows them.
+ */
 function quietLogger(config: Config) {
-  return createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  return createLogger({ logLevel: config.logLevel === 'info' ? 'fatal' : config.logLevel }, process.stderr);
+}
+
+/** The configured store; says plainly when the embedded one is held by a running service. */
+async function openConfiguredStore(config: Config, log: ReturnType<typeof createLogger>): Promise<Store> {
+  try {
+    return await openStore(config, log);
+  } catch (err) {
+    if (!config.couchdbUrl && /IO error: lock/.test((err as Error).message)) {
+      throw new Error(
+        `the embedded store in ${config.dataDir} is in use by a running kpi-live: stop it first (it counts what was imported when it starts again), or run both on a CouchDB (COUCHDB_URL)`,
+      );
+    }
+    throw err;
+  }
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -104,7 +125,6 @@ export async function importCommand(args: string[], io: Io = processIo()): Promi
 
   let source: AsyncIterable<SourceItem>;
   let from: string;
-  let total: Promise<number | undefined> = Promise.resolve(undefined);
   if (values['from-url'] !== undefined) {
     const baseUrl = values['from-url'];
     try {
@@ -118,7 +138,6 @@ export async function importCommand(args: string[], io: Io = processIo()): Promi
     if (end <= start) throw new Error('--end must be after --start');
     source = rangeApiSource({ baseUrl, start, end, token });
     from = redactUrl(baseUrl);
-    total = rangeCount({ baseUrl, start, end, token });
   } else {
     if (start !== undefined && end !== undefined && end <= start) throw new Error('--end must be after --start');
     source = fileSource(values.file!);
@@ -126,14 +145,14 @@ export async function importCommand(args: string[], io: Io = processIo()): Promi
   }
 
   const log = quietLogger(config);
-  const store = await openStore(config, log);
+  const store = await openConfiguredStore(config, log);
   const stop = new AbortController();
   const interrupt = () => stop.abort();
   process.once('SIGINT', interrupt);
   let summary: ImportSummary;
   let reported = 0;
   try {
-    const progress = new Progress({ label: 'import', unit: 'blobs', total: await total, stream: io.stderr as NodeJS.WriteStream });
+    const progress = new Progress({ label: 'import', unit: 'blobs', stream: io.stderr as NodeJS.WriteStream });
     summary = await importBlobs(source, {
       store,
       range: { start, end },
@@ -166,6 +185,28 @@ export async function importCommand(args: string[], io: Io = processIo()): Promi
     );
   }
   return summary.error === undefined && summary.refused === 0 && summary.failed === 0 ? 0 : 1;
+}
+
+/**
+ * About how many blobs the store holds in a range, for the progress bar:
+ * the count view as it stands (`stale=ok`: a count must not make the store
+ * build the view over every blob while the export reads them), or undefined.
+ */
+async function storeCount(store: Store, start: number | undefined, end: number | undefined): Promise<number | undefined> {
+  const qs: Record<string, unknown> = { reduce: true, stale: 'ok' };
+  if (start !== undefined) qs.startkey = start;
+  if (end !== undefined) Object.assign(qs, { endkey: end, inclusive_end: false });
+  try {
+    const answer = await store.request<{ rows: { value: number }[] }>({
+      db: store.blobsDb,
+      path: '_design/kpi-live/_view/by_time',
+      qs,
+      timeoutMs: COUNT_TIMEOUT_MS,
+    });
+    return answer.rows[0]?.value || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function exportCommand(args: string[], io: Io = processIo()): Promise<number> {
@@ -202,9 +243,9 @@ export async function exportCommand(args: string[], io: Io = processIo()): Promi
   try {
     if (values.direct) {
       const log = quietLogger(config);
-      const store = await openStore(config, log);
+      const store = await openConfiguredStore(config, log);
       try {
-        const shown = (progress = progressOf(await countBlobs(store, { start, end })));
+        const shown = (progress = progressOf(await storeCount(store, start, end)));
         summary = await exportFromStore({ store, start, end, out, onProgress: (n) => shown.update(n) });
       } finally {
         await store.close();
@@ -212,7 +253,7 @@ export async function exportCommand(args: string[], io: Io = processIo()): Promi
       }
     } else {
       const url = values.url ?? `http://127.0.0.1:${config.port}`;
-      const shown = (progress = progressOf(await rangeCount({ baseUrl: url, start, end, token })));
+      const shown = (progress = progressOf(undefined));
       summary = await exportFromApi({ url, token, start, end, out, onProgress: (n) => shown.update(n) });
     }
     if (file) {

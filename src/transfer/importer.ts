@@ -35,7 +35,7 @@
  */
 import { BlobFieldError, normalizeBlob, type BlobDoc, type NewBlobDoc } from '../ingest/blob.js';
 import { retentionCutoff } from '../retention/retention.js';
-import { blobDocId, runAndCounter, timeKey } from '../store/blob-ids.js';
+import { BUCKET_MS, blobDocId, parseBlobDocId, runAndCounter, timeKey } from '../store/blob-ids.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { blobDigest, importRun, runKeys } from './import-ids.js';
 import type { SourceItem } from './sources.js';
@@ -122,6 +122,8 @@ interface Ledger {
 
 const LOAD_PAGE = 5000;
 const LOAD_CONCURRENCY = 4;
+/** Ids one span read may list before the importer reads bucket by bucket instead. */
+const SPAN_LIMIT = 10_000;
 const CONFLICT_ROUNDS = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,26 +204,71 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     }
   }
 
-  async function loadLedger(bucket: number): Promise<void> {
-    const run = importRun(bucket, label);
-    const ledger: Ledger = { run, next: 0, unmatched: new Map() };
-    await readRun(bucket, run, true, (row) => {
-      const parsed = runAndCounter(row.id);
-      if (parsed) ledger.next = Math.max(ledger.next, parsed.counter + 1);
-      if (row.doc) {
-        const digest = blobDigest(row.doc);
-        ledger.unmatched.set(digest, (ledger.unmatched.get(digest) ?? 0) + 1);
-      }
-    });
-    ledgers.set(bucket, ledger);
-  }
+  const newLedger = (bucket: number): Ledger => ({ run: importRun(bucket, label), next: 0, unmatched: new Map() });
+  const note = (ledger: Ledger, row: { id: string; doc?: object | null }) => {
+    const parsed = runAndCounter(row.id);
+    if (parsed) ledger.next = Math.max(ledger.next, parsed.counter + 1);
+    if (row.doc) {
+      const digest = blobDigest(row.doc);
+      ledger.unmatched.set(digest, (ledger.unmatched.get(digest) ?? 0) + 1);
+    }
+  };
 
+  /**
+   * Loads the ledgers of buckets met for the first time. Usually one
+   * ids-only `_all_docs` read over their time span finds the few imported
+   * documents there (none, in a database that is new to the period), and
+   * only those are read whole. Where the span holds many other blobs, each
+   * bucket's run is read on its own instead.
+   */
   async function loadLedgers(buckets: number[]): Promise<void> {
-    const queue = buckets.filter((b) => !ledgers.has(b));
-    const workers = Array.from({ length: Math.min(LOAD_CONCURRENCY, queue.length) }, async () => {
-      for (let bucket = queue.shift(); bucket !== undefined; bucket = queue.shift()) await loadLedger(bucket);
-    });
-    await Promise.all(workers);
+    const missing = buckets.filter((b) => !ledgers.has(b)).sort((a, b) => a - b);
+    if (missing.length === 0) return;
+    const spanKeys = { startkey: timeKey(missing[0]!), endkey: timeKey(missing[missing.length - 1]! + BUCKET_MS), inclusive_end: false };
+    const span = await withRetries(() => store.request<{ rows: { id: string }[] }>({ db, path: '_all_docs', qs: { ...spanKeys, limit: SPAN_LIMIT + 1 } }));
+    // ledgers join the map only once read whole
+    const loaded = new Map(missing.map((bucket) => [bucket, newLedger(bucket)]));
+    if (span.rows.length <= SPAN_LIMIT) {
+      const ours = span.rows.filter((row) => {
+        const parsed = parseBlobDocId(row.id);
+        return parsed !== undefined && loaded.get(parsed.time)?.run === parsed.run;
+      });
+      if (ours.length > 0 && ours.length >= span.rows.length / 2) {
+        // mostly imported blobs (a re-run): one range read with bodies beats looking each up
+        const whole = await withRetries(() =>
+          store.request<{ rows: { id: string; doc?: object }[] }>({ db, path: '_all_docs', qs: { ...spanKeys, include_docs: true } }),
+        );
+        for (const row of whole.rows) {
+          const parsed = parseBlobDocId(row.id);
+          const ledger = parsed && loaded.get(parsed.time);
+          if (ledger && ledger.run === parsed.run) note(ledger, row);
+        }
+      } else {
+        for (let i = 0; i < ours.length; i += LOAD_PAGE) {
+          const keys = ours.slice(i, i + LOAD_PAGE).map((row) => row.id);
+          const answer = await withRetries(() =>
+            store.request<{ rows: { key: string; doc?: object | null }[] }>({
+              db,
+              method: 'POST',
+              path: '_all_docs',
+              qs: { include_docs: true },
+              body: { keys },
+            }),
+          );
+          for (const row of answer.rows) note(loaded.get(parseBlobDocId(row.key)!.time)!, { id: row.key, doc: row.doc });
+        }
+      }
+    } else {
+      const queue = [...loaded.entries()];
+      const workers = Array.from({ length: Math.min(LOAD_CONCURRENCY, queue.length) }, async () => {
+        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+          const [bucket, ledger] = next;
+          await readRun(bucket, ledger.run, true, (row) => note(ledger, row));
+        }
+      });
+      await Promise.all(workers);
+    }
+    for (const [bucket, ledger] of loaded) ledgers.set(bucket, ledger);
   }
 
   const assign = (p: Pending) => {
@@ -292,9 +339,7 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     await write(again, round + 1);
   }
 
-  async function flush(): Promise<void> {
-    const batch = pending;
-    pending = [];
+  async function flush(batch: Pending[]): Promise<void> {
     if (batch.length === 0) return;
     const settledBefore = counts.stored + counts.alreadyThere + counts.failed;
     try {
@@ -319,6 +364,20 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
       throw err;
     }
     options.onProgress?.({ ...counts });
+  }
+
+  // One batch is written while the next is read: at most two in memory, and
+  // batches are settled in order (a bucket's ledger is never loaded twice).
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: Error | undefined;
+  async function queueFlush(): Promise<void> {
+    await writing;
+    if (writeError) throw writeError;
+    const batch = pending;
+    pending = [];
+    writing = flush(batch).catch((err: Error) => {
+      writeError = err;
+    });
   }
 
   try {
@@ -353,7 +412,7 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
           }
         }
       }
-      if (pending.length >= batchSize) await flush();
+      if (pending.length >= batchSize) await queueFlush();
       else if (counts.read % 1000 === 0) options.onProgress?.({ ...counts });
       if (options.signal?.aborted) {
         error = 'interrupted';
@@ -364,9 +423,12 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     error = (err as Error).message;
   }
   try {
-    await flush();
+    if (!writeError) await queueFlush();
+    await writing;
+    if (writeError) throw writeError;
   } catch (err) {
-    error ??= (err as Error).message;
+    error = (err as Error).message;
+    counts.failed += pending.length; // read, valid, never written
   }
   options.onProgress?.({ ...counts });
   const seconds = Math.max((now() - started) / 1000, 1e-3);

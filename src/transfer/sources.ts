@@ -280,24 +280,3 @@ export async function* rangeApiSource(options: RangeApiOptions): AsyncGenerator<
     from = to;
   }
 }
-
-/** How many blobs a kpi-live source holds in `[start, end)` (its `/count`), or undefined where that is not known. */
-export async function rangeCount(options: { baseUrl: string; start?: number; end?: number; token?: string }): Promise<number | undefined> {
-  try {
-    const url = endpointUrl(options.baseUrl, '/count');
-    url.search = new URLSearchParams({
-      ...(options.start !== undefined ? { start: String(options.start) } : {}),
-      ...(options.end !== undefined ? { end: String(options.end) } : {}),
-    }).toString();
-    const res = await fetch(url, { headers: { ...headersFor(options.token), accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    const body = (await res.json()) as unknown;
-    const count = body !== null && typeof body === 'object' ? (body as { count?: unknown }).count : undefined;
-    return typeof count === 'number' ? count : undefined;
-  } catch {
-    return undefined;
-  }
-}
