@@ -52,8 +52,21 @@ export interface ApiExportOptions extends ExportRange {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Writes with backpressure; an output that failed (a closed pipe, a full disk) ends the export with its error. */
 async function write(out: Writable, chunk: Buffer | string): Promise<void> {
+  if (out.errored) throw out.errored;
   if (!out.write(chunk)) await once(out, 'drain');
+}
+
+/** Runs an export with the output's errors caught (one emitted between writes would otherwise end the process). */
+async function guarded<T>(out: Writable, run: () => Promise<T>): Promise<T> {
+  const ignore = () => undefined; // write() reports it through out.errored
+  out.on('error', ignore);
+  try {
+    return await run();
+  } finally {
+    out.off('error', ignore);
+  }
 }
 
 function countLines(buf: Buffer): number {
@@ -78,7 +91,11 @@ function rangeParams(range: ExportRange): Record<string, string> {
  * @example
  * await exportFromApi({ url: 'http://127.0.0.1:3434', token, start: Date.UTC(2026, 0, 1), out: createWriteStream('jan.ndjson') });
  */
-export async function exportFromApi(options: ApiExportOptions): Promise<ExportSummary> {
+export function exportFromApi(options: ApiExportOptions): Promise<ExportSummary> {
+  return guarded(options.out, () => apiExport(options));
+}
+
+async function apiExport(options: ApiExportOptions): Promise<ExportSummary> {
   const started = Date.now();
   const pageSize = options.pageSize ?? 5000;
   const retries = options.retries ?? 5;
@@ -156,7 +173,11 @@ export interface StoreExportOptions extends ExportRange {
  * @example
  * await exportFromStore({ store, start: 0, out: process.stdout });
  */
-export async function exportFromStore(options: StoreExportOptions): Promise<ExportSummary> {
+export function exportFromStore(options: StoreExportOptions): Promise<ExportSummary> {
+  return guarded(options.out, () => storeExport(options));
+}
+
+async function storeExport(options: StoreExportOptions): Promise<ExportSummary> {
   const started = Date.now();
   let exported = 0;
   let bytes = 0;
