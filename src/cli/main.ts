@@ -33,11 +33,10 @@ Usage:
       Recompute every KPI aggregate from the stored blobs and replace the
       checkpoint atomically (a running service reloads from it). --dry-run
       only recomputes and prints totals.
-  kpi-live import --from-url <base url> [--start <ms|ISO>] [--end <ms|ISO>]
-                  [--token <t> | --token-file <path>]
-  kpi-live import --file <path|->
-         [--max-age-hours <h>] [--max-future-minutes <m>] [--source-label <name>]
-         [--batch <blobs per write>] [--config <file.json>]
+  kpi-live import (--from-url <base url> [--token <t> | --token-file <path>] | --file <path|->)
+                  [--start <ms|ISO>] [--end <ms|ISO>] [--max-age-hours <h>]
+                  [--max-future-minutes <m>] [--source-label <name>]
+                  [--batch <blobs per write>] [--config <file.json>]
       Load blobs into the configured store from a range API (the original
       store's JSON arrays, or another kpi-live's NDJSON pages; --start
       defaults to the retention cutoff, --end to now) or from an NDJSON file

@@ -32,11 +32,14 @@ const COUNT_TIMEOUT_MS = 3000;
 /** Refused items shown one by one; the rest are counted. */
 export const MAX_REPORTED = 100;
 
-/** A time option: ms since the epoch, or an ISO 8601 date/time. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+/** A time option: ms since the epoch, or an ISO 8601 date or date-time (UTC unless it names an offset). */
 export function parseTime(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms) || ms < 0) throw new Error(`--${name} must be ms since the epoch or an ISO date, got "${value}"`);
+  const iso = ISO_TIME.exec(value);
+  const ms = /^\d+$/.test(value) ? Number(value) : iso ? Date.parse(iso[1] === undefined && value.includes('T') ? `${value}Z` : value) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new Error(`--${name} must be ms since the epoch or an ISO date (2026-11-01, 2026-11-01T12:30Z), got "${value}"`);
   return ms;
 }
 
