@@ -31,7 +31,8 @@
  * Prints a table; the last line is JSON: baselineBlobsPerSec, baselineP99Ms,
  * clusterBlobsPerSec, clusterP99Ms, ratio, offeredBlobsPerSec,
  * failoverBlobsPerSec, failoverP99Ms, takeoverMs, liveMs, standbyMaxLagSeconds,
- * stored, lost, equal, avgDocBytes, diskBytesPerDoc.
+ * stored, lost, equal, avgDocBytes, diskBytesPerDoc, loadAverage (the machine's
+ * 1-minute load average at start: other work moves every number here).
  *
  * Knobs (environment): BENCH_CONNECTIONS (default 64), BENCH_LEASE_TTL_MS
  * (default 15000, the service's default).
@@ -39,7 +40,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { intFromEnv, verdict } from './common.js';
@@ -230,6 +231,8 @@ async function main(): Promise<void> {
   const ttlMs = intFromEnv('BENCH_LEASE_TTL_MS', 15_000);
   const failoverSeconds = Math.ceil(ttlMs / 1000) + 12;
   const started = Date.now();
+  // other work on the machine moves every number here: say how busy it was
+  const loadAtStart = loadavg()[0]!;
   const log = pino({ level: 'warn' }, pino.destination(2));
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
   const say = (line: string) => process.stderr.write(`[${elapsed()}] ${line}\n`);
@@ -461,7 +464,8 @@ async function main(): Promise<void> {
     ];
     const lines = [
       '',
-      `kpi-live cluster on one embedded store (2 cores shared by the store, 5 services, the load generator): ` +
+      `kpi-live cluster on one embedded store (${cpus().length} cores shared by the store, 5 services and the load generator; ` +
+        `load average ${loadAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at the end): ` +
         `3 ingest instances (KPI_ROLE=standby) + 2 in the election; lease ttl ${ttlMs} ms; ${connections} connections; 1 blob per POST`,
       table([
         ['run', 'offered/s', 'blobs/s', 'p50 ms', 'p99 ms', 'non-2xx'],
@@ -502,6 +506,7 @@ async function main(): Promise<void> {
         equal,
         avgDocBytes,
         diskBytesPerDoc,
+        loadAverage: Number(loadAtStart.toFixed(2)),
       }) + '\n',
     );
     if (!equal || lost > 0 || takeoverMs === null) process.exitCode = 1;
