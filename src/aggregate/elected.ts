@@ -102,12 +102,12 @@ export class ElectedAggregate {
 
   /** The follower saves a last checkpoint while it still holds the lease, then gives the lease up. */
   async stop(): Promise<void> {
-    this.#closing = true;
-    this.#roleSubscription?.unsubscribe();
+    this.#closing = true; // no more role changes; the fence still abandons the follower
     await this.#transition.catch(() => undefined);
     if (this.#follower && !this.#follower.abandoned) await this.#follower.stop();
     this.#standby?.stop();
     await this.#options.elector.release();
+    this.#roleSubscription?.unsubscribe();
     this.#sourceSubscription?.unsubscribe();
     this.#changes.complete();
   }
