@@ -37,6 +37,8 @@ describe('kpi-live serve killed with SIGKILL under load', () => {
       KPI_CHECKPOINT_CHANGES: '40',
       KPI_FEED_LONGPOLL_MS: '1000',
       KPI_FEED_BATCH: '25',
+      // a restart after SIGKILL waits for the dead instance's lease to expire
+      KPI_LEASE_TTL_MS: '3000',
     };
     const url = `http://127.0.0.1:${port}`;
     const first = startServiceProcess(['serve'], { ...env, LOG_LEVEL: 'info' });

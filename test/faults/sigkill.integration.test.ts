@@ -47,6 +47,8 @@ describe('kpi-live serve killed with SIGKILL at random moments under load', () =
       KPI_CHECKPOINT_CHANGES: '30',
       KPI_FEED_LONGPOLL_MS: '1000',
       KPI_FEED_BATCH: '25',
+      // a restart after SIGKILL waits for the dead instance's lease to expire
+      KPI_LEASE_TTL_MS: '3000',
     };
     const start = async () => {
       const service = startServiceProcess(['serve'], env);
