@@ -43,43 +43,19 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { intFromEnv, verdict } from './common.js';
+import {
+  intFromEnv,
+  verdict,
+  type Autocannon,
+  type AutocannonOptions,
+  type AutocannonRequestData,
+  type AutocannonResult,
+  type PooledRequest,
+} from './common.js';
 
 // ---------------------------------------------------------------------------
 // Load generator (worker thread)
 // ---------------------------------------------------------------------------
-
-interface AutocannonRequestData {
-  body?: string;
-  headers: Record<string, string>;
-}
-interface AutocannonOptions {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  requests: { setupRequest: (request: AutocannonRequestData) => AutocannonRequestData }[];
-  connections: number;
-  duration: number;
-  timeout: number;
-  overallRate?: number;
-}
-interface AutocannonResult {
-  duration: number;
-  '2xx': number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  statusCodeStats: Record<string, { count: number }>;
-  latency: { p50: number; p99: number };
-}
-type Autocannon = ((options: AutocannonOptions) => Promise<AutocannonResult>) & {
-  aggregateResult(results: unknown[], options: AutocannonOptions): AutocannonResult;
-};
-
-interface PooledRequest {
-  body: string;
-  userAgent: string;
-}
 
 interface Segment {
   seconds: number;

@@ -14,3 +14,41 @@ export const verdict = (ok: boolean): 'PASS' | 'MISS' => (ok ? 'PASS' : 'MISS');
 
 /** A full garbage collection where node runs with --expose-gc (before reading memory). */
 export const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+
+// autocannon ships no types and none are installed: only what is used here.
+export interface AutocannonRequestData {
+  body?: string;
+  headers: Record<string, string>;
+}
+export interface AutocannonOptions {
+  url: string;
+  method: 'POST';
+  headers: Record<string, string>;
+  requests: { setupRequest: (request: AutocannonRequestData) => AutocannonRequestData }[];
+  connections: number;
+  duration: number;
+  /** Seconds before a request counts as a timeout. */
+  timeout: number;
+  /** Requests per second over all connections (open loop), when set. */
+  overallRate?: number;
+}
+export interface AutocannonResult {
+  /** Seconds from start to the last sample. */
+  duration: number;
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodeStats: Record<string, { count: number }>;
+  latency: { p50: number; p99: number };
+}
+export type Autocannon = ((options: AutocannonOptions) => Promise<AutocannonResult>) & {
+  /** Turns raw results (what a run gives off the main thread) into a summary. */
+  aggregateResult(results: unknown[], options: AutocannonOptions): AutocannonResult;
+};
+
+/** One pre-serialised request: a body and the browser it claims to be. */
+export interface PooledRequest {
+  body: string;
+  userAgent: string;
+}

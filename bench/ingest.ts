@@ -36,47 +36,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
-import { intFromEnv, verdict } from './common.js';
+import {
+  intFromEnv,
+  verdict,
+  type Autocannon,
+  type AutocannonOptions,
+  type AutocannonRequestData,
+  type AutocannonResult,
+  type PooledRequest,
+} from './common.js';
 
 // ---------------------------------------------------------------------------
 // Load generator (runs in the worker thread, or in-process for comparison)
 // ---------------------------------------------------------------------------
-
-// autocannon ships no types and none are installed: only what is used here.
-interface AutocannonRequestData {
-  body?: string;
-  headers: Record<string, string>;
-}
-interface AutocannonOptions {
-  url: string;
-  method: 'POST';
-  headers: Record<string, string>;
-  requests: { setupRequest: (request: AutocannonRequestData) => AutocannonRequestData }[];
-  connections: number;
-  duration: number;
-  /** Seconds before a request counts as a timeout. */
-  timeout: number;
-}
-interface AutocannonResult {
-  /** Seconds from start to the last sample. */
-  duration: number;
-  '2xx': number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  statusCodeStats: Record<string, { count: number }>;
-  latency: { p50: number; p99: number };
-}
-type Autocannon = ((options: AutocannonOptions) => Promise<AutocannonResult>) & {
-  /** Turns raw results (what a run gives off the main thread) into a summary. */
-  aggregateResult(results: unknown[], options: AutocannonOptions): AutocannonResult;
-};
-
-/** One pre-serialised request: a body and the browser it claims to be. */
-interface PooledRequest {
-  body: string;
-  userAgent: string;
-}
 
 interface LoadJob {
   url: string;
