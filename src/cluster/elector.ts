@@ -15,6 +15,9 @@ import { StoreRequestError, type Store } from '../store/store.js';
 import { LEASE_ID, LeaseMachine, leaseTimings, type LeaseDoc, type LeaseTimings, type Mode, type Plan, type Role, type WriteOutcome } from './lease.js';
 
 /** An instance id unique per start: host name, process id, a random suffix. */
+/** The generation of a CouchDB revision (`3-abc…` → 3). */
+const revGeneration = (rev: string): number => Number.parseInt(rev, 10) || 0;
+
 export function defaultInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
@@ -215,10 +218,39 @@ export class LeaseElector {
         body: doc,
         timeoutMs: this.#requestTimeoutMs,
       });
-      return { ok: true, rev: answer.rev };
+      return doc.holder === null ? { ok: true, rev: answer.rev } : await this.#verifyWon(answer.rev);
     } catch (err) {
       return { ok: false, conflict: err instanceof StoreRequestError && err.statusCode === 409, error: (err as Error).message };
     }
+  }
+
+  /**
+   * On a CouchDB cluster, two writes at one revision can both be accepted
+   * (on different nodes, or answered 202 below quorum): CouchDB keeps both as
+   * conflicting revisions and shows every node the same winner. A write
+   * counts as won only when its revision is that winner, and the winner
+   * removes the losing revisions. A read older than the write (its
+   * generation lower) cannot tell yet: it counts as won, and the next renewal
+   * looks again. On one node, or the embedded store, the second write gets
+   * 409 and this read finds nothing to do.
+   */
+  async #verifyWon(rev: string): Promise<WriteOutcome> {
+    const doc = await this.#options.store.request<LeaseDoc & { _conflicts?: string[] }>({
+      db: this.#options.db,
+      path: LEASE_ID,
+      qs: { conflicts: true },
+      timeoutMs: this.#requestTimeoutMs,
+    });
+    const winner = doc._rev ?? '';
+    if (winner !== rev && revGeneration(winner) >= revGeneration(rev)) {
+      return { ok: false, conflict: true, error: 'a write of the lease by another instance won on the cluster' };
+    }
+    for (const loser of winner === rev ? (doc._conflicts ?? []) : []) {
+      await this.#options.store
+        .request({ method: 'DELETE', db: this.#options.db, path: LEASE_ID, qs: { rev: loser }, timeoutMs: this.#requestTimeoutMs })
+        .catch((err: Error) => this.#options.log.warn({ err: err.message }, 'could not remove a losing revision of the lease'));
+    }
+    return { ok: true, rev };
   }
 
   /** One reading of the store's clock: a HEAD of its root, timed. */
