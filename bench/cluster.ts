@@ -45,12 +45,13 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import {
   intFromEnv,
+  statsOf,
   verdict,
   type Autocannon,
   type AutocannonOptions,
   type AutocannonRequestData,
-  type AutocannonResult,
   type PooledRequest,
+  type RunStats,
 } from './common.js';
 
 // ---------------------------------------------------------------------------
@@ -71,34 +72,7 @@ interface LoadJob {
   segments: Segment[];
 }
 
-interface RunStats {
-  seconds: number;
-  ok: number;
-  failed: number;
-  failures: string;
-  p50Ms: number;
-  p99Ms: number;
-  blobsPerSec: number;
-}
-
 type WorkerMessage = { segment: number; stats: RunStats } | { done: true };
-
-function statsOf(result: AutocannonResult): RunStats {
-  const failures = Object.entries(result.statusCodeStats)
-    .filter(([code]) => !code.startsWith('2'))
-    .map(([code, { count }]) => `${code}×${count}`);
-  if (result.errors > 0) failures.push(`errors×${result.errors}`);
-  if (result.timeouts > 0) failures.push(`timeouts×${result.timeouts}`);
-  return {
-    seconds: result.duration,
-    ok: result['2xx'],
-    failed: result.non2xx + result.errors + result.timeouts,
-    failures: failures.join(' '),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    blobsPerSec: result['2xx'] / result.duration,
-  };
-}
 
 /** Runs the segments one after the other, each spread over every target; posts each segment's stats as it ends. */
 async function fire(job: LoadJob): Promise<void> {

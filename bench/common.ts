@@ -52,3 +52,34 @@ export interface PooledRequest {
   body: string;
   userAgent: string;
 }
+
+/** One load run, summed up. */
+export interface RunStats {
+  seconds: number;
+  ok: number;
+  /** Non-2xx answers, connection errors and timeouts. */
+  failed: number;
+  failures: string;
+  p50Ms: number;
+  p99Ms: number;
+  /** 2xx answers per second. */
+  blobsPerSec: number;
+}
+
+/** A run's summary from autocannon's result: failures by status, errors and timeouts. */
+export function statsOf(result: AutocannonResult): RunStats {
+  const failures = Object.entries(result.statusCodeStats)
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, { count }]) => `${code}×${count}`);
+  if (result.errors > 0) failures.push(`errors×${result.errors}`);
+  if (result.timeouts > 0) failures.push(`timeouts×${result.timeouts}`);
+  return {
+    seconds: result.duration,
+    ok: result['2xx'],
+    failed: result.non2xx + result.errors + result.timeouts,
+    failures: failures.join(' '),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    blobsPerSec: result['2xx'] / result.duration,
+  };
+}

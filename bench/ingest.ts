@@ -38,12 +38,13 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { FastifyInstance } from 'fastify';
 import {
   intFromEnv,
+  statsOf,
   verdict,
   type Autocannon,
   type AutocannonOptions,
   type AutocannonRequestData,
-  type AutocannonResult,
   type PooledRequest,
+  type RunStats,
 } from './common.js';
 
 // ---------------------------------------------------------------------------
@@ -59,35 +60,9 @@ interface LoadJob {
 }
 
 /** What one autocannon run measured (plain data: it crosses the thread boundary). */
-interface RunStats {
-  seconds: number;
-  ok: number;
-  /** Non-2xx answers, connection errors and timeouts. */
-  failed: number;
-  failures: string;
-  p50Ms: number;
-  p99Ms: number;
-}
-
 interface LoadOutcome {
   warmup: RunStats;
   measured: RunStats;
-}
-
-function statsOf(result: AutocannonResult): RunStats {
-  const failures = Object.entries(result.statusCodeStats)
-    .filter(([code]) => !code.startsWith('2'))
-    .map(([code, { count }]) => `${code}×${count}`);
-  if (result.errors > 0) failures.push(`errors×${result.errors}`);
-  if (result.timeouts > 0) failures.push(`timeouts×${result.timeouts}`);
-  return {
-    seconds: result.duration,
-    ok: result['2xx'],
-    failed: result.non2xx + result.errors + result.timeouts,
-    failures: failures.join(' '),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-  };
 }
 
 /**
@@ -242,7 +217,7 @@ async function main(): Promise<void> {
       return {
         label,
         settings,
-        blobsPerSec: measured.ok / measured.seconds,
+        blobsPerSec: measured.blobsPerSec,
         p50Ms: measured.p50Ms,
         p99Ms: measured.p99Ms,
         acknowledged,
