@@ -71,6 +71,13 @@ function keptSecret(dataDir: string, name: string, make: () => string): { value:
   return { value, path };
 }
 
+/** The session key kept in the data directory, made on first use. */
+function keptSessionSecret(dataDir: string): string {
+  const kept = keptSecret(dataDir, 'session-secret', () => randomBytes(32).toString('base64url'));
+  if (kept.value.length < 32) throw new Error(`the session key in ${kept.path} must have at least 32 characters (delete the file to make a new one)`);
+  return kept.value;
+}
+
 /** A relative path to go back to after sign-in; anything else goes to `/`. */
 export function safeNext(next: unknown): string {
   return typeof next === 'string' && /^\/(?![/\\])[^\s]*$/.test(next) && next.length <= 512 ? next : '/';
@@ -96,8 +103,8 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     );
   }
   const validToken = tokenChecker(digests);
-  const secret = config.sessionSecret ?? keptSecret(config.dataDir, 'session-secret', () => randomBytes(32).toString('base64url')).value;
-  if (secret.length < 32) throw new Error('invalid configuration: KPI_SESSION_SECRET must have at least 32 characters');
+  // KPI_SESSION_SECRET's length is checked with the configuration
+  const secret = config.sessionSecret ?? keptSessionSecret(config.dataDir);
   const sessions = new SessionKeeper(secret, config.sessionHours * 3_600_000);
 
   const sameOrigin = (request: FastifyRequest): boolean => {

@@ -20,6 +20,8 @@ interface FieldSpec {
   readonly default?: unknown;
   readonly minimum?: number;
   readonly maximum?: number;
+  /** Shortest accepted string (1 unless set). */
+  readonly minLength?: number;
   readonly enum?: readonly string[];
   /** A secret is never logged nor echoed back in an error message. */
   readonly secret?: boolean;
@@ -163,6 +165,7 @@ export const configFields = {
   sessionSecret: {
     env: 'KPI_SESSION_SECRET',
     type: 'string',
+    minLength: 32,
     secret: true,
     doc: 'Key signing session cookies (32+ characters; the same on every instance). Unset: one kept in the data directory.',
   },
@@ -183,6 +186,7 @@ export const configFields = {
   ingestNonceSecret: {
     env: 'KPI_INGEST_NONCE_SECRET',
     type: 'string',
+    minLength: 32,
     secret: true,
     doc: 'When set, ingest needs a signed nonce from `GET /wsapi/interaction_nonce` in the `csrf` field (32+ characters).',
   },
@@ -305,7 +309,7 @@ function jsonSchemaOf(spec: FieldSpec): Record<string, unknown> {
   if (spec.minimum !== undefined) schema.minimum = spec.minimum;
   if (spec.maximum !== undefined) schema.maximum = spec.maximum;
   if ('enum' in spec && spec.enum) schema.enum = spec.enum;
-  if (spec.type === 'string') schema.minLength = 1;
+  if (spec.type === 'string') schema.minLength = spec.minLength ?? 1;
   return schema;
 }
 

@@ -69,6 +69,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { KPI_THRESHOLDS: '{"bounceRate":{"max":"high"}}' } })).toThrow('KPI_THRESHOLDS.bounceRate takes numbers');
   });
 
+  it('refuses session and nonce keys shorter than 32 characters, without echoing them', () => {
+    for (const env of ['KPI_SESSION_SECRET', 'KPI_INGEST_NONCE_SECRET']) {
+      expect(() => loadConfig({ env: { [env]: 'short-key' } })).toThrow(new RegExp(`${env} must NOT have fewer than 32 characters$`));
+      expect(loadConfig({ env: { [env]: 'k'.repeat(32) } })).toBeDefined();
+    }
+  });
+
   it('never echoes a secret in an error', () => {
     const secret = 'hunter2-secret';
     let message = '';
