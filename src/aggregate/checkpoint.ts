@@ -14,6 +14,10 @@
  * new documents are removed at the next start. Superseded documents are
  * removed after each commit. The root is updated with its revision, so two
  * writers cannot both win: the loser gets {@link CheckpointConflictError}.
+ * On a CouchDB cluster two writes at one revision can both be accepted (each
+ * by some copies of the shard; a `_local` document keeps no conflicting
+ * revisions to tell them apart), so every commit is read back: a writer whose
+ * root is not the one the cluster answers with lost, as if it got 409.
  *
  * The root also records a hash of the segment configuration and retention;
  * a state computed under other settings is not loaded (the aggregate is
@@ -42,6 +46,8 @@ interface Root {
   buckets: Record<string, string>;
   applied: AppliedSetJson;
   savedAt: number;
+  /** Unique per commit: tells this writer's root from another writer's of the same generation. */
+  tag?: string;
 }
 
 /** Another writer (a rebuild, a second instance) replaced the checkpoint. */
@@ -183,6 +189,7 @@ export class CheckpointStore {
       buckets,
       applied: snapshot.applied,
       savedAt: Date.now(),
+      tag,
     };
     let answer: { rev: string };
     try {
@@ -192,6 +199,7 @@ export class CheckpointStore {
       throw err;
     }
     this.#root = { ...root, _rev: answer.rev };
+    await this.#verifyCommitted(root);
     // Superseded bucket documents are no longer referenced: remove them.
     const superseded = Object.entries(previous?.buckets ?? {})
       .filter(([key, gen]) => buckets[key] !== gen)
@@ -199,6 +207,29 @@ export class CheckpointStore {
     await this.#remove(superseded).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'could not remove superseded checkpoint documents; they go at the next start'),
     );
+  }
+
+  /**
+   * Reads the root back: another writer's root of the same or a newer
+   * generation means this commit lost (two writes at one revision accepted
+   * by different copies on a cluster; or a newer checkpoint already). A root
+   * of an older generation is a copy the write has not reached yet: it
+   * cannot tell, and counts as committed (the next save reads again). The
+   * losing writer's bucket documents are orphans the next start removes. On
+   * one node, or the embedded store, the loser got 409 and this read finds
+   * its own root.
+   */
+  async #verifyCommitted(root: Root): Promise<void> {
+    let current: Root | undefined;
+    try {
+      current = await this.#readRoot();
+    } catch (err) {
+      // the write was accepted; the next save's revision check still fences it
+      this.log.warn({ err: (err as Error).message }, 'could not read the checkpoint back; counted as saved');
+      return;
+    }
+    if (current === undefined || current.tag === root.tag || current.generation < root.generation) return;
+    throw new CheckpointConflictError(`another writer's checkpoint (generation ${current.generation}) won on the cluster`);
   }
 
   /**

@@ -1,14 +1,16 @@
 /**
  * The checkpoint store on the harness's CouchDB: a saved state loads back
  * equal; superseded documents go; the orphan sweep removes what a crashed or
- * losing writer left, but never a document of a checkpoint being written.
+ * losing writer left, but never a document of a checkpoint being written; a
+ * cluster that accepts two commits at one revision keeps exactly one.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointConflictError, CheckpointStore, snapshotOf } from '../../src/aggregate/checkpoint.js';
+import { CheckpointConflictError, CheckpointStore, ROOT_ID, snapshotOf } from '../../src/aggregate/checkpoint.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
+import { StoreRequestError, type Store, type StoreRequest } from '../../src/store/store.js';
 import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 
 const silent = pino({ level: 'silent' });
@@ -21,6 +23,37 @@ function stateWith(n: number): AggregateState {
     state.apply({ _id: blobDocId(T + (i % 6) * 600_000, run, i), timestamp: T + (i % 6) * 600_000, event_stream: [['screen.rp_info', i]] });
   state.downsample();
   return state;
+}
+
+/**
+ * The harness's store, except for the checkpoint root, which plays a CouchDB
+ * cluster whose shard copies have not yet exchanged writes: a commit at the
+ * revision that was current before the latest one is accepted too (by other
+ * copies), and reads answer with the root most copies hold (the first
+ * accepted at its revision). A `_local` document keeps no conflicts.
+ */
+function splitRootStore(inner: Store): Store & { acceptedTwice(): boolean } {
+  const first = new Map<number, Record<string, unknown>>();
+  let current = 0;
+  let twice = false;
+  const request = async (req: StoreRequest): Promise<unknown> => {
+    if (req.path !== ROOT_ID) return inner.request(req);
+    const method = (req.method ?? 'GET').toUpperCase();
+    if (method === 'GET') {
+      const root = first.get(current);
+      if (!root) throw new StoreRequestError('missing', 404, 'not_found');
+      return root;
+    }
+    const body = req.body as Record<string, unknown>;
+    const base = typeof body._rev === 'string' ? Number(body._rev.split('-')[1]) : 0;
+    if (base !== current && base !== current - 1) throw new StoreRequestError('Document update conflict.', 409, 'conflict');
+    if (base === current - 1) twice = true;
+    const rev = `0-${base + 1}`;
+    if (!first.has(base + 1)) first.set(base + 1, { ...body, _rev: rev });
+    current = Math.max(current, base + 1);
+    return { ok: true, id: ROOT_ID, rev };
+  };
+  return { ...inner, request, acceptedTwice: () => twice } as Store & { acceptedTwice(): boolean };
 }
 
 describe('CheckpointStore', () => {
@@ -79,5 +112,35 @@ describe('CheckpointStore', () => {
     await fresh.load();
     await fresh.save(snapshotOf(state, 'seq-40', 0));
     await expect(stale.save(snapshotOf(state, 'seq-41', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
+  });
+
+  it('on a cluster that accepts two commits at one revision, exactly one writer keeps its checkpoint', async () => {
+    const splitDb = uniqueDbName('ckpt-split');
+    const split = splitRootStore(t.store);
+    const open = () => new CheckpointStore(split, splitDb, defaultSegmentConfig, defaultRetention, silent);
+    try {
+      await open().ensureDb();
+      const seed = open();
+      await seed.save(snapshotOf(stateWith(12), 'seq-seed', 0));
+      const writers = [open(), open()];
+      const states = await Promise.all(writers.map(async (w) => (await w.load())!.state));
+      // each writer counts a different blob, then both commit at the same root revision
+      states.forEach((state, i) => state.apply({ _id: blobDocId(T, newRunId(), 0), timestamp: T + i * 600_000, event_stream: [['screen.rp_info', i]] }));
+      const outcomes = await Promise.allSettled(writers.map((w, i) => w.save(snapshotOf(states[i]!, `seq-${i}`, 0))));
+      expect(split.acceptedTwice()).toBe(true); // the cluster took both writes
+      const won = outcomes.findIndex((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(lost).toHaveLength(1);
+      expect(lost[0]!.reason).toBeInstanceOf(CheckpointConflictError);
+      // everybody loads the winner's state; the loser's documents are orphans the sweep removes
+      const loaded = (await open().load())!;
+      expect(loaded.seq).toBe(`seq-${won}`);
+      expect(JSON.stringify(loaded.state.toJSON())).toBe(JSON.stringify(states[won]!.toJSON()));
+      await writers[1 - won]!.removeOrphans();
+      const docs = await t.store.request<{ rows: unknown[] }>({ db: splitDb, path: '_all_docs', qs: { startkey: 'b/', endkey: 'b/\uffff' } });
+      expect(docs.rows).toHaveLength(loaded.state.buckets.size);
+    } finally {
+      await dropDb(splitDb);
+    }
   });
 });
