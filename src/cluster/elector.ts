@@ -14,10 +14,10 @@ import type { Log } from '../log.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 import { LEASE_ID, LeaseMachine, leaseTimings, type LeaseDoc, type LeaseTimings, type Mode, type Plan, type Role, type WriteOutcome } from './lease.js';
 
-/** An instance id unique per start: host name, process id, a random suffix. */
 /** The generation of a CouchDB revision (`3-abc…` → 3). */
 const revGeneration = (rev: string): number => Number.parseInt(rev, 10) || 0;
 
+/** An instance id unique per start: host name, process id, a random suffix. */
 export function defaultInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
