@@ -14,7 +14,7 @@ import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoi
 import { checkpointTrigger } from './checkpoint-trigger.js';
 import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState, bucketKey } from './state.js';
+import { AggregateState, bucketKey, type BucketCount } from './state.js';
 
 export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;
@@ -62,6 +62,8 @@ export interface AggregatorStatus {
   countedThrough: number;
   lastError: string | null;
   applied: { runs: number; ranges: number; foreign: number };
+  /** Buckets the state holds in memory, by size (ms), smallest first; counted at each read of the status. */
+  buckets: BucketCount[];
 }
 
 /** Buckets that changed, with the state version they reached. */
@@ -121,6 +123,7 @@ export class Aggregator {
       countedThrough: 0,
       lastError: null,
       applied: this.state.applied.size,
+      buckets: [],
     };
   }
 
@@ -129,7 +132,7 @@ export class Aggregator {
     const lagSeconds = s.phase === 'live' ? 0 : Math.round((Date.now() - this.#caughtUpAt) / 1000);
     // what is applied is saved too while nothing changed since the last checkpoint
     const countedThrough = this.state.version === this.#savedVersion ? this.#appliedThrough : this.#savedThrough;
-    return { ...s, lagSeconds, countedThrough, watermark: this.state.watermark, applied: this.state.applied.size };
+    return { ...s, lagSeconds, countedThrough, watermark: this.state.watermark, applied: this.state.applied.size, buckets: this.state.bucketCounts() };
   }
 
   /** Feed position of the state (opaque). */

@@ -114,6 +114,7 @@ export class PublishedAggregate {
       countedThrough: 0,
       lastError: this.#lastError,
       applied: this.state.applied.size,
+      buckets: this.state.bucketCounts(),
     };
   }
 

@@ -58,6 +58,13 @@ export interface StateJson {
 
 export type ApplyResult = 'counted' | 'duplicate' | 'no-signal';
 
+/** How many buckets of one size a state holds. */
+export interface BucketCount {
+  /** Length of the buckets, ms. */
+  size: number;
+  count: number;
+}
+
 /** Key of a bucket in the state: start and size. */
 export const bucketKey = (start: number, size: number): string => `${start}/${size}`;
 
@@ -176,6 +183,18 @@ export class AggregateState {
       target.version = ++this.version;
       this.buckets.delete(key);
     }
+  }
+
+  /**
+   * Buckets held, by size (ms), smallest first: what the state costs in
+   * memory. Counts the map at each call (a few thousand buckets at most
+   * with the default retention), so it belongs to a status read, not to the
+   * path of each change.
+   */
+  bucketCounts(): BucketCount[] {
+    const counts = new Map<number, number>();
+    for (const bucket of this.buckets.values()) counts.set(bucket.size, (counts.get(bucket.size) ?? 0) + 1);
+    return [...counts].sort((a, b) => a[0] - b[0]).map(([size, count]) => ({ size, count }));
   }
 
   /** Buckets changed after `version` (late blobs included), oldest first. */

@@ -1,23 +1,58 @@
 /**
- * Metrics of the store, the aggregate, retention and alerts, read at scrape
- * through what each feature already publishes for `/health` and the API
- * (`app.store`, `app.aggregates.status()`, `app.retention.status()`,
- * `app.alerts.list()`): nothing is added to their paths, and none of their
- * internals is touched. Registered after them.
+ * Metrics of the store, the aggregate, the follower lease, retention and
+ * alerts, read at scrape through what each feature already publishes for
+ * `/health` and the API (`app.store`, `app.aggregates.status()`,
+ * `app.leadership.status()`, `app.retention.status()`, `app.alerts.list()`):
+ * nothing is added to their paths, and none of their internals is touched.
+ * Registered after them.
  *
  * The store is asked once per scrape, as `/health` asks it: one ping (at
  * most 2 s), and while writes fail, at most one small probe write.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
+import { BUCKET_SIZES } from '../aggregate/query.js';
+import { DAY, HOUR, MINUTE, type BucketCount } from '../aggregate/state.js';
 import type { StoreErrorKind } from '../store/store.js';
-import { monotonic } from './registry.js';
+import { monotonic, type Reading } from './registry.js';
 
 /** The aggregate's phases; the gauge lists each (and any other it meets), 1 for the current one. */
 const PHASES: readonly string[] = ['starting', 'catching-up', 'live', 'retrying', 'failed', 'stopped', 'standby'];
 const STORE_ERROR_KINDS: readonly StoreErrorKind[] = ['connection', 'timeout', 'unavailable', 'client'];
 
 const seconds = (ms: number) => ms / 1000;
+
+const DURATION_UNITS: readonly (readonly [string, number])[] = [
+  ['d', DAY],
+  ['h', HOUR],
+  ['m', MINUTE],
+  ['s', 1000],
+];
+
+/**
+ * A bucket size (ms) as a label value: a whole number of the largest unit
+ * that divides it (`10m`, `1h`, `1d`, as the query API names them; `90s`,
+ * `1500ms` for a size the state does not make today).
+ *
+ * @example
+ * durationLabel(600_000); // '10m'
+ */
+export function durationLabel(ms: number): string {
+  for (const [unit, length] of DURATION_UNITS) if (ms > 0 && ms % length === 0) return `${ms / length}${unit}`;
+  return `${ms}ms`;
+}
+
+/**
+ * The readings of `kpi_aggregate_buckets`: each size the state keeps
+ * (10 minutes, an hour, a day), 0 while it holds none, so their series stay
+ * put; then any other size it holds, smallest first.
+ */
+export function bucketReadings(counts: readonly BucketCount[]): Reading[] {
+  const standard = Object.values(BUCKET_SIZES).sort((a, b) => a - b);
+  const count = new Map(counts.map((c) => [c.size, c.count]));
+  const others = counts.map((c) => c.size).filter((size) => !standard.includes(size));
+  return [...standard, ...others].map((size) => ({ labels: { size: durationLabel(size) }, value: count.get(size) ?? 0 }));
+}
 
 async function featureMetrics(app: FastifyInstance): Promise<void> {
   const m = app.metrics;
@@ -86,6 +121,24 @@ async function featureMetrics(app: FastifyInstance): Promise<void> {
     () => status().applied.ranges,
   );
   m.gauge('kpi_aggregate_applied_runs', 'Ingest runs in the record of counted blobs.', () => status().applied.runs);
+  m.gauge('kpi_aggregate_buckets', 'Time buckets the aggregate holds in memory, by size (10m, 1h, 1d).', () => bucketReadings(status().buckets), ['size']);
+
+  // the follower lease
+  const lease = () => app.leadership.status();
+  m.gauge('kpi_lease_follower', '1 while this instance holds the aggregate follower lease, else 0.', () => (lease().role === 'follower' ? 1 : 0));
+  m.counterFrom(
+    'kpi_lease_takeovers_total',
+    'Times this instance took the aggregate follower lease.',
+    monotonic(() => lease().takeovers),
+  );
+  m.gauge(
+    'kpi_lease_expires_in_seconds',
+    "Seconds left on the holder's follower lease by the store's clock, as last seen (absent when nobody holds it or the time is unknown).",
+    () => {
+      const ms = lease().expiresInMs;
+      return ms === null ? undefined : seconds(ms);
+    },
+  );
 
   // retention
   const retention = () => app.retention.status();
@@ -93,6 +146,17 @@ async function featureMetrics(app: FastifyInstance): Promise<void> {
     'kpi_retention_removed_total',
     'Expired blobs removed since start.',
     monotonic(() => retention().removedTotal),
+  );
+  const passesOk = monotonic(() => retention().passes.ok);
+  const passesFailed = monotonic(() => retention().passes.failed);
+  m.counterFrom(
+    'kpi_retention_passes_total',
+    'Retention passes ended, by outcome: ok, or failed (the store failed, or expired blobs were left behind).',
+    () => [
+      { labels: { outcome: 'ok' }, value: passesOk() ?? 0 },
+      { labels: { outcome: 'failed' }, value: passesFailed() ?? 0 },
+    ],
+    ['outcome'],
   );
   m.gauge('kpi_retention_running', '1 while a retention pass runs.', () => (retention().running ? 1 : 0));
   m.gauge('kpi_retention_last_pass_timestamp_seconds', 'When the last completed retention pass ended (absent before the first).', () => {

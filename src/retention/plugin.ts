@@ -51,7 +51,7 @@ async function retention(app: FastifyInstance, { config }: { config: Config }): 
   let stopped = false;
   let leadership: Subscription | undefined;
   const standbyStatus = (): RetentionStatus => ({
-    ...(runner?.status ?? { lastRunAt: null, removed: 0, removedTotal: 0, purged: null, purge: 'unknown', cutoff: null }),
+    ...(runner?.status ?? { lastRunAt: null, removed: 0, removedTotal: 0, purged: null, purge: 'unknown', cutoff: null, passes: { ok: 0, failed: 0 } }),
     running: false,
     lastError: null,
     nextRunAt: null,

@@ -113,6 +113,12 @@ export interface RetentionStatus {
   /** Why the last pass did not complete, or left expired blobs; null when it did its work. */
   lastError: string | null;
   nextRunAt: number | null;
+  /**
+   * Passes ended since this runner started: `ok` did its work (`lastError`
+   * null after it), `failed` ended early or left expired blobs behind
+   * (`lastError` set). A pass cut short by stop() is neither.
+   */
+  passes: { ok: number; failed: number };
 }
 
 interface Row {
@@ -154,6 +160,7 @@ export class Retention {
     cutoff: null,
     lastError: null,
     nextRunAt: null,
+    passes: { ok: 0, failed: 0 },
   };
 
   constructor(options: RetentionOptions) {
@@ -163,7 +170,7 @@ export class Retention {
   }
 
   get status(): RetentionStatus {
-    return { ...this.#status };
+    return { ...this.#status, passes: { ...this.#status.passes } };
   }
 
   /** Runs a pass now, then one every interval. */
@@ -220,6 +227,7 @@ export class Retention {
           pass.skipped = blocked;
           pass.ms = this.#now() - started;
           this.#status.lastError = `expired blobs kept until the next pass: ${blocked}`;
+          this.#status.passes.failed += 1;
           log.warn({ cutoff: timeKey(cutoff), reason: blocked }, 'retention: expired blobs kept until the next pass');
           return pass;
         }
@@ -249,6 +257,7 @@ export class Retention {
       if (deleting !== undefined) pass.deleteMs = this.#now() - deleting;
       const lastError = pass.refused ? `the store refused to delete ${pass.refused} expired blobs; the next pass tries again` : null;
       Object.assign(this.#status, { lastRunAt: this.#now(), removed: pass.removed, purged: pass.purged, lastError });
+      this.#status.passes[lastError === null ? 'ok' : 'failed'] += 1;
       const perSecond = pass.deleteMs ? Math.round((pass.removed * 1000) / pass.deleteMs) : undefined;
       if (pass.removed > 0 || pass.deferred)
         log.info(
@@ -262,6 +271,7 @@ export class Retention {
       if (this.#stopped) return { ...pass, skipped: 'stopped' };
       pass.error = (err as Error).message;
       this.#status.lastError = pass.error;
+      this.#status.passes.failed += 1;
       log.warn({ err: pass.error, cutoff: timeKey(cutoff), removed: pass.removed }, 'retention pass failed; the next interval tries again');
       return pass;
     } finally {

@@ -189,6 +189,10 @@ describe('GET /metrics', () => {
       'kpi_aggregate_watermark_timestamp_seconds',
       'kpi_aggregate_applied_ranges',
       'kpi_aggregate_applied_runs',
+      'kpi_aggregate_buckets',
+      'kpi_lease_follower',
+      'kpi_lease_takeovers_total',
+      'kpi_lease_expires_in_seconds',
       'kpi_live_clients',
       'kpi_live_sockets',
       'kpi_live_connections_total',
@@ -201,6 +205,7 @@ describe('GET /metrics', () => {
       'kpi_store_writable',
       'kpi_store_request_errors_total',
       'kpi_retention_removed_total',
+      'kpi_retention_passes_total',
       'kpi_retention_running',
       'kpi_retention_last_pass_timestamp_seconds',
       'kpi_retention_last_pass_error',
@@ -268,6 +273,13 @@ describe('GET /metrics', () => {
     expect(value(after, 'kpi_aggregate_phase', { phase: 'live' })).toBe(1);
     expect(value(after, 'kpi_aggregate_lag_seconds')).toBe(0);
     expect(value(after, 'kpi_aggregate_watermark_timestamp_seconds')).toBe(t.app.aggregates.status().watermark / 1000);
+    // the state holds the 10-minute buckets of these blobs; 1h and 1d are listed, at 0 here
+    expect(value(after, 'kpi_aggregate_buckets', { size: '10m' })).toBeGreaterThan(0);
+    expect(value(after, 'kpi_aggregate_buckets', { size: '1h' })).toBe(0);
+    expect(value(after, 'kpi_aggregate_buckets', { size: '1d' })).toBe(0);
+    expect(after.get('kpi_aggregate_buckets')!.samples.reduce((n, s) => n + s.value, 0)).toBe(
+      t.app.aggregates.status().buckets.reduce((n, b) => n + b.count, 0),
+    );
     // counters never go down between scrapes
     for (const [name, family] of after) {
       if (family.type !== 'counter') continue;
@@ -276,6 +288,34 @@ describe('GET /metrics', () => {
         if (earlier !== undefined) expect(s.value, `${name} ${JSON.stringify(s.labels)}`).toBeGreaterThanOrEqual(earlier);
       }
     }
+  });
+
+  it('shows the lease of a single instance: the follower, taken once, with time left on it', async () => {
+    await waitUntil(() => t.app.leadership.status().following, 10_000, 'following the feed');
+    const m = await scrape(t);
+    expect(m.get('kpi_lease_follower')!.type).toBe('gauge');
+    expect(m.get('kpi_lease_takeovers_total')!.type).toBe('counter');
+    expect(value(m, 'kpi_lease_follower')).toBe(1);
+    expect(value(m, 'kpi_lease_takeovers_total')).toBe(1);
+    const ttlSeconds = t.config.leaseTtlMs / 1000;
+    const left = value(m, 'kpi_lease_expires_in_seconds');
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(ttlSeconds + 1); // the store's clock is read to the second
+  });
+
+  it('counts retention passes by outcome', async () => {
+    await waitUntil(() => t.app.retention.status().lastRunAt !== null, 10_000, 'the pass at start');
+    const before = await scrape(t);
+    expect(before.get('kpi_retention_passes_total')!.type).toBe('counter');
+    const ok = value(before, 'kpi_retention_passes_total', { outcome: 'ok' });
+    expect(ok).toBeGreaterThanOrEqual(1);
+    expect(value(before, 'kpi_retention_passes_total', { outcome: 'failed' })).toBe(0);
+    expect(value(before, 'kpi_retention_last_pass_error')).toBe(0);
+
+    expect((await t.app.retention.runNow()).error).toBeUndefined();
+    const after = await scrape(t);
+    expect(value(after, 'kpi_retention_passes_total', { outcome: 'ok' })).toBe(ok! + 1);
+    expect(value(after, 'kpi_retention_passes_total', { outcome: 'failed' })).toBe(0);
   });
 
   it('counts a WebSocket client, its snapshot and its deltas', async () => {
