@@ -4,7 +4,10 @@
  * 2. a CouchDB 3 container through testcontainers, when a container runtime
  *    answers;
  * 3. the embedded pouchdb-server, as kpi-live itself starts it.
- * The same tests run on each; none mocks CouchDB.
+ * The same tests run on each; none mocks CouchDB. `KPI_TEST_BACKEND`
+ * (`testcontainers` or `embedded`) insists on one: a container that cannot
+ * start (no registry to pull the image from) is then an error, where the
+ * default order says why and goes on with the embedded server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,21 +44,38 @@ export async function startCouchBackend(env: Record<string, string | undefined> 
     shown.password = '';
     return { kind: 'env', url: env.COUCHDB_URL.replace(/\/$/, ''), description: `COUCHDB_URL ${shown.origin}`, stop: async () => undefined };
   }
-  if (env.KPI_TEST_NO_CONTAINERS !== '1' && (await containerRuntimeAnswers())) {
-    const { CouchDBContainer } = await import('@testcontainers/couchdb');
-    const container = await new CouchDBContainer(COUCHDB_IMAGE).start();
-    const url = new URL(container.getUrl());
-    url.username = container.getUsername();
-    url.password = container.getPassword();
-    return {
-      kind: 'testcontainers',
-      url: url.toString().replace(/\/$/, ''),
-      description: `testcontainers ${COUCHDB_IMAGE} at ${container.getHost()}:${container.getPort()}`,
-      stop: async () => {
-        await container.stop();
-      },
-    };
+  const wanted = env.KPI_TEST_BACKEND ?? 'auto';
+  if (!['auto', 'testcontainers', 'embedded'].includes(wanted)) throw new Error(`KPI_TEST_BACKEND must be testcontainers or embedded, not '${wanted}'`);
+  if (wanted === 'testcontainers' || (wanted === 'auto' && (await containerRuntimeAnswers()))) {
+    try {
+      return await startContainer();
+    } catch (err) {
+      if (wanted === 'testcontainers') throw err;
+      console.log(
+        `[kpi-live tests] a container runtime answers, but CouchDB could not start in it (${(err as Error).message.split('\n')[0]}): using the embedded server`,
+      );
+    }
   }
+  return startEmbedded();
+}
+
+async function startContainer(): Promise<CouchBackend> {
+  const { CouchDBContainer } = await import('@testcontainers/couchdb');
+  const container = await new CouchDBContainer(COUCHDB_IMAGE).start();
+  const url = new URL(container.getUrl());
+  url.username = container.getUsername();
+  url.password = container.getPassword();
+  return {
+    kind: 'testcontainers',
+    url: url.toString().replace(/\/$/, ''),
+    description: `testcontainers ${COUCHDB_IMAGE} at ${container.getHost()}:${container.getPort()}`,
+    stop: async () => {
+      await container.stop();
+    },
+  };
+}
+
+async function startEmbedded(): Promise<CouchBackend> {
   const dataDir = mkdtempSync(join(tmpdir(), 'kpi-live-test-store-'));
   const couch = new EmbeddedCouch({ dataDir, log: pino({ level: 'warn' }) });
   await couch.start();
