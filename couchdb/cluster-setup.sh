@@ -69,11 +69,17 @@ for node in $nodes; do
   esac
 done
 
+# _membership: cluster_nodes are the members (the _nodes database), all_nodes
+# the nodes connected now (mem3_httpd); a connected node need not be a member.
+membership_list() {
+  printf '%s' "$body" | sed -n "s/.*\"$1\":\[\([^]]*\)\].*/\1/p"
+}
+
 # 4. add_node, from the coordinator, for every other node not yet a member.
 for node in $nodes; do
   [ "$node" = "$coordinator" ] && continue
   request "$admin_auth" GET "$url/_membership"
-  case "$body" in
+  case "$(membership_list cluster_nodes)" in
     *"\"couchdb@$node\""*)
       echo "cluster-setup: $node is a member already"
       continue
@@ -96,26 +102,30 @@ case "$status:$body" in
   *) fail "finish_cluster: $status $body" ;;
 esac
 
-# 6. Every node connected: cluster_nodes (connected) names them all.
+# 6. Every node a member (cluster_nodes) and connected (all_nodes).
 waited=0
 while :; do
   request "$admin_auth" GET "$url/_membership"
-  connected=$(printf '%s' "$body" | sed -n 's/.*"cluster_nodes":\[\([^]]*\)\].*/\1/p')
+  members=$(membership_list cluster_nodes)
+  connected=$(membership_list all_nodes)
   missing=''
   for node in $nodes; do
-    case "$connected" in
-      *"\"couchdb@$node\""*) ;;
+    case "$members|$connected" in
+      *"\"couchdb@$node\""*'|'*"\"couchdb@$node\""*) ;;
       *) missing="$missing $node" ;;
     esac
   done
   [ -z "$missing" ] && break
-  [ "$waited" -ge "$wait_seconds" ] && fail "nodes not connected after ${wait_seconds}s:$missing ($body)"
+  [ "$waited" -ge "$wait_seconds" ] && fail "nodes not members or not connected after ${wait_seconds}s:$missing ($body)"
   sleep 2
   waited=$((waited + 2))
 done
 request "$admin_auth" GET "$url/_cluster_setup"
 echo "cluster-setup: $count nodes connected ($body)"
 
-# 7. kpi-live's user and databases, on the cluster.
+# 7. kpi-live's user and databases, on the cluster. exec runs no EXIT trap:
+#    the admin's credentials file goes first.
+rm -f "$admin_auth"
+trap - EXIT
 export COUCHDB_URL="$url"
 exec sh "$here/setup-kpi-user.sh"
