@@ -105,9 +105,9 @@ export class Aggregator {
     const read = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
     // A read that began at t and found nothing more to read holds every
     // change made before t (a longpoll answers as soon as there is one).
-    this.#reader = async (since, signal) => {
+    this.#reader = async (since, signal, wait) => {
       const startedAt = Date.now();
-      const batch = await read(since, signal);
+      const batch = await read(since, signal, wait);
       this.#readStartedAt.set(batch, startedAt);
       return batch;
     };

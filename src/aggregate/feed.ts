@@ -10,7 +10,9 @@
  * - `feed=longpoll`: a caught-up reader waits for the next change instead of
  *   polling. pouchdb-server ignores the `timeout` parameter and holds the
  *   request until a change comes, so the request is ended a little after it
- *   and treated as "no changes yet".
+ *   and treated as "no changes yet". The first read of a follow never waits:
+ *   a start or reload with nothing new is caught up at once, not after a
+ *   whole longpoll.
  * - A store that is down or refuses for load is retried with capped
  *   exponential backoff; any other 4xx is fatal. Unsubscribing aborts the
  *   request in flight.
@@ -38,8 +40,12 @@ export interface ChangeBatch {
   caughtUp: boolean;
 }
 
-/** Reads the batch after `since`; aborted through `signal`. */
-export type ChangesReader = (since: unknown, signal: AbortSignal) => Promise<ChangeBatch>;
+/**
+ * Reads the batch after `since`; aborted through `signal`. `wait`: the
+ * reader was caught up at `since`, so it may wait for the next change
+ * (false: answer at once, even with nothing new).
+ */
+export type ChangesReader = (since: unknown, signal: AbortSignal, wait?: boolean) => Promise<ChangeBatch>;
 
 export interface CouchChangesOptions {
   /** Changes per batch at most. */
@@ -53,9 +59,11 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
   // CouchDB answers a longpoll at `timeout`; a store that holds the request
   // (pouchdb-server ignores `timeout`) is cut a little later: a fifth more,
   // at most 5 s.
-  const deadlineMs = options.longpollMs > 0 ? options.longpollMs + Math.min(5000, Math.max(100, options.longpollMs / 5)) : undefined;
+  const longpollDeadlineMs = options.longpollMs > 0 ? options.longpollMs + Math.min(5000, Math.max(100, options.longpollMs / 5)) : undefined;
   const nothingNew = (since: unknown): ChangeBatch => ({ changes: [], lastSeq: since, pending: 0, caughtUp: true });
-  return async (since, signal) => {
+  return async (since, signal, wait = true) => {
+    const longpoll = wait && options.longpollMs > 0;
+    const deadlineMs = longpoll ? longpollDeadlineMs : undefined;
     const started = Date.now();
     // A caught-up longpoll held past our deadline ends as a timeout, a cut-off
     // body, or (seen under load) not at all: each means "nothing new yet".
@@ -81,7 +89,7 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
           since: typeof since === 'string' ? since : JSON.stringify(since),
           include_docs: true,
           limit: options.limit,
-          ...(options.longpollMs > 0 ? { feed: 'longpoll', timeout: options.longpollMs } : {}),
+          ...(longpoll ? { feed: 'longpoll', timeout: options.longpollMs } : {}),
         },
         timeoutMs: deadlineMs,
         signal: cut.signal,
@@ -125,10 +133,10 @@ export interface FollowOptions {
   scheduler?: SchedulerLike;
 }
 
-function readOnce(read: ChangesReader, since: unknown): Observable<ChangeBatch> {
+function readOnce(read: ChangesReader, since: unknown, wait: boolean): Observable<ChangeBatch> {
   return new Observable<ChangeBatch>((subscriber) => {
     const controller = new AbortController();
-    read(since, controller.signal).then(
+    read(since, controller.signal, wait).then(
       (batch) => {
         subscriber.next(batch);
         subscriber.complete();
@@ -147,8 +155,8 @@ function readOnce(read: ChangesReader, since: unknown): Observable<ChangeBatch> 
  *   .subscribe((batch) => apply(batch));
  */
 export function followChanges(read: ChangesReader, since: unknown, options: FollowOptions = {}): Observable<ChangeBatch> {
-  const readFrom = (position: unknown) =>
-    readOnce(read, position).pipe(
+  const readFrom = (position: unknown, wait: boolean) =>
+    readOnce(read, position, wait).pipe(
       retryWithBackoff<ChangeBatch>({
         initialMs: options.initialBackoffMs ?? 500,
         maxMs: options.maxBackoffMs ?? 30_000,
@@ -159,17 +167,17 @@ export function followChanges(read: ChangesReader, since: unknown, options: Foll
     );
   return new Observable<ChangeBatch>((subscriber) => {
     let current: Subscription | undefined;
-    const next = (position: unknown) =>
+    const next = (position: unknown, wait: boolean) =>
       new Promise<ChangeBatch>((resolve, reject) => {
-        current = readFrom(position).subscribe({ next: resolve, error: reject });
+        current = readFrom(position, wait).subscribe({ next: resolve, error: reject });
       });
     let closed = false;
     void (async () => {
-      let pending = next(since);
+      let pending = next(since, false);
       while (!closed) {
         const batch = await pending;
         if (closed) return;
-        pending = next(batch.lastSeq); // read ahead while this batch is applied
+        pending = next(batch.lastSeq, batch.caughtUp); // read ahead while this batch is applied
         pending.catch(() => undefined); // awaited in the next turn; do not report it twice
         subscriber.next(batch);
       }

@@ -150,8 +150,8 @@ describe('aggregates across restarts, replays, late blobs, outages and rebuilds'
     const base = couchChangesReader(t.store, t.store.blobsDb, { limit: 37, longpollMs: 500 });
     const positions: unknown[] = [];
     const rewinds = [0];
-    const reader: ChangesReader = async (since, signal) => {
-      const batch = await base(since, signal);
+    const reader: ChangesReader = async (since, signal, wait) => {
+      const batch = await base(since, signal, wait);
       positions.push(batch.lastSeq);
       if (batch.caughtUp && rewinds.length > 0) {
         const to = rewinds.shift()!;

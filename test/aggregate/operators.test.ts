@@ -83,6 +83,25 @@ describe('followChanges', () => {
     expect(seen).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('lets a read wait for changes only once the previous batch was caught up, never the first read', async () => {
+    const waits: (boolean | undefined)[] = [];
+    const caughtUp = [false, true, true, false, true];
+    const reads = followChanges(async (since, _signal, wait) => {
+      waits.push(wait);
+      return batch(Number(since) + 1, caughtUp[Number(since)] ?? true);
+    }, 0);
+    await new Promise<void>((done) => {
+      const sub = reads.subscribe((b) => {
+        if (b.lastSeq === 5) {
+          sub.unsubscribe();
+          done();
+        }
+      });
+    });
+    // read k waits exactly when batch k-1 (read from since k-1) was caught up
+    expect(waits.slice(0, 5)).toEqual([false, false, true, true, false]);
+  });
+
   it('never buffers more than one batch when the consumer is slow', async () => {
     let reads = 0;
     const feed = followChanges(async (since) => {

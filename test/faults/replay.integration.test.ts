@@ -77,8 +77,8 @@ describe('replays into a running aggregate under load', () => {
     const base = couchChangesReader(t.store, t.store.blobsDb, { limit: 40, longpollMs: 300 });
     const positions: unknown[] = [];
     const rewinds: string[] = [];
-    const reader: ChangesReader = async (since, signal) => {
-      const batch = await base(since, signal);
+    const reader: ChangesReader = async (since, signal, wait) => {
+      const batch = await base(since, signal, wait);
       positions.push(batch.lastSeq);
       if (rewinds.length < REWINDS && batch.changes.length > 0 && random() < 0.3) {
         const older = random() < 0.4 ? 0 : positions[Math.floor(random() * positions.length)];
