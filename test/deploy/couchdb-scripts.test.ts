@@ -411,14 +411,16 @@ describe.skipIf(clusterSkip)('couchdb/cluster-setup.sh', () => {
 });
 
 const shellcheck = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' }).status === 0;
-if (!shellcheck) console.log('[kpi-live tests] couchdb/*.sh: shellcheck is not installed, so the scripts are not linted');
+if (!shellcheck) console.log('[kpi-live tests] couchdb/*.sh, scripts/*.sh: shellcheck is not installed, so the scripts are not linted');
 
-describe.skipIf(!shellcheck)('couchdb/*.sh with shellcheck', () => {
+describe.skipIf(!shellcheck)('couchdb/*.sh and scripts/*.sh with shellcheck', () => {
   it('finds nothing (run from the repository root, where the `# shellcheck source=` paths resolve)', () => {
-    const scripts = readdirSync(couchdbDir)
-      .filter((name) => name.endsWith('.sh'))
-      .map((name) => `couchdb/${name}`);
-    expect(scripts.length).toBeGreaterThanOrEqual(4);
+    const scripts = ['couchdb', 'scripts'].flatMap((dir) =>
+      readdirSync(join(root, dir))
+        .filter((name) => name.endsWith('.sh'))
+        .map((name) => `${dir}/${name}`),
+    );
+    expect(scripts.length).toBeGreaterThanOrEqual(5);
     const result = spawnSync('shellcheck', ['-x', ...scripts], { cwd: root, encoding: 'utf8', timeout: 30_000 });
     expect(result.status, result.stdout + result.stderr).toBe(0);
   });
