@@ -19,8 +19,8 @@
  * headers).
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { createServer, request as httpRequest, Agent, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { LoopbackProxy } from './loopback-proxy.js';
 
 export interface SeqProxyCounts {
   /** Opaque sequences sent in place of the store's. */
@@ -49,11 +49,7 @@ export const MALFORMED_SINCE = { error: 'bad_request', reason: "Malformed sequen
 
 export const OPAQUE_SEQ = /^\d+-[A-Za-z0-9_-]{60}$/;
 
-export class Couch3SeqProxy {
-  #server: Server | undefined;
-  readonly #sockets = new Set<Socket>();
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  readonly #target: URL;
+export class Couch3SeqProxy extends LoopbackProxy {
   /** opaque → the store's own sequence */
   readonly #real = new Map<string, unknown>();
   /** Where each minted string came from: `_changes` or `update_seq` (and `purge_seq`, which is no position of the feed). */
@@ -64,34 +60,7 @@ export class Couch3SeqProxy {
 
   /** @param target the store's base URL */
   constructor(target: string) {
-    this.#target = new URL(target);
-  }
-
-  async open(): Promise<void> {
-    const server = createServer((req, res) => this.#handle(req, res));
-    server.on('connection', (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-  }
-
-  get port(): number {
-    const address = this.#server?.address();
-    if (!address || typeof address !== 'object') throw new Error('seq proxy not open');
-    return address.port;
-  }
-
-  /** The store URL through the proxy, keeping the target's credentials and path. */
-  get url(): string {
-    const url = new URL(this.#target.toString());
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString().replace(/\/$/, '');
+    super(target, 'seq proxy');
   }
 
   /** The store's position behind an opaque sequence this proxy minted (undefined: not one of ours). */
@@ -102,14 +71,6 @@ export class Couch3SeqProxy {
   /** Where a minted sequence was sent: in a `_changes` answer, or as a database's `update_seq`/`purge_seq`. */
   originOf(opaque: unknown): 'changes' | 'update_seq' | 'purge_seq' | undefined {
     return typeof opaque === 'string' ? this.#origin.get(opaque) : undefined;
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    this.#agent.destroy();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   /** A fresh opaque sequence for the store's `real` one. */
@@ -140,13 +101,13 @@ export class Couch3SeqProxy {
 
   /** The path without the target's own path prefix, split into segments. */
   #segments(req: IncomingMessage): string[] {
-    const base = this.#target.pathname.replace(/\/$/, '');
+    const base = this.target.pathname.replace(/\/$/, '');
     let path = (req.url ?? '/').split('?')[0]!;
     if (base && path.startsWith(base)) path = path.slice(base.length);
     return path.split('/').filter(Boolean).map(decodeURIComponent);
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const method = (req.method ?? 'GET').toUpperCase();
     const segments = this.#segments(req);
     if (segments.length === 2 && segments[1] === '_changes' && (method === 'GET' || method === 'POST')) {
@@ -251,12 +212,12 @@ export class Couch3SeqProxy {
     body: Buffer | undefined,
   ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string } | undefined> {
     return new Promise((resolve, reject) => {
-      const headers: IncomingHttpHeaders = { ...req.headers, host: this.#target.host };
+      const headers: IncomingHttpHeaders = { ...req.headers, host: this.target.host };
       delete headers['content-length'];
       delete headers['transfer-encoding'];
       delete headers['accept-encoding'];
       if (body) headers['content-length'] = String(body.length);
-      const upstream = httpRequest({ host: this.#target.hostname, port: this.#target.port || 80, method, path, headers, agent: this.#agent }, (answer) => {
+      const upstream = httpRequest({ host: this.target.hostname, port: this.target.port || 80, method, path, headers, agent: this.agent }, (answer) => {
         const chunks: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => chunks.push(chunk));
         answer.on('end', () => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, text: Buffer.concat(chunks).toString('utf8') }));
@@ -278,12 +239,12 @@ export class Couch3SeqProxy {
   #pipe(req: IncomingMessage, res: ServerResponse): void {
     const upstream = httpRequest(
       {
-        host: this.#target.hostname,
-        port: this.#target.port || 80,
+        host: this.target.hostname,
+        port: this.target.port || 80,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: this.#target.host },
-        agent: this.#agent,
+        headers: { ...req.headers, host: this.target.host },
+        agent: this.agent,
       },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);

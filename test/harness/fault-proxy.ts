@@ -4,8 +4,8 @@
  * on. Tests use it to make the store misbehave at the HTTP level whatever the
  * backend is (embedded, container, URL); {@link TcpProxy} cuts the network.
  */
-import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { LoopbackProxy } from './loopback-proxy.js';
 
 /** What the proxy does with one request to the store. */
 export type FaultAction =
@@ -29,60 +29,21 @@ export interface FaultCounts {
   passed: number;
 }
 
-export class FaultProxy {
-  #server: Server | undefined;
-  readonly #sockets = new Set<Socket>();
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  readonly #target: URL;
+export class FaultProxy extends LoopbackProxy {
   rule: FaultRule = pass;
   readonly counts: FaultCounts = { answered: 0, delayed: 0, passed: 0 };
 
   /** @param target the store's base URL (credentials are passed on by the client's own headers) */
   constructor(target: string) {
-    this.#target = new URL(target);
-  }
-
-  async open(): Promise<void> {
-    const server = createServer((req, res) => this.#handle(req, res));
-    server.on('connection', (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-  }
-
-  get port(): number {
-    const address = this.#server?.address();
-    if (!address || typeof address !== 'object') throw new Error('fault proxy not open');
-    return address.port;
-  }
-
-  /** The store URL through the proxy, keeping the target's credentials and path. */
-  get url(): string {
-    const url = new URL(this.#target.toString());
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString().replace(/\/$/, '');
+    super(target, 'fault proxy');
   }
 
   /** Ends every open connection (requests in flight get no answer); new ones are taken as before. */
   dropConnections(): void {
-    for (const socket of this.#sockets) socket.destroy();
+    for (const socket of this.sockets) socket.destroy();
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    this.#agent.destroy();
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const action = this.rule((req.method ?? 'GET').toUpperCase(), path);
     if (action.kind === 'answer') {
@@ -127,15 +88,15 @@ export class FaultProxy {
 
   /** Sends the request on to the store; `body` when it was read already. */
   #forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
-    const headers = { ...req.headers, host: this.#target.host };
+    const headers = { ...req.headers, host: this.target.host };
     const upstream = httpRequest(
       {
-        host: this.#target.hostname,
-        port: this.#target.port || 80,
+        host: this.target.hostname,
+        port: this.target.port || 80,
         method: req.method,
         path: req.url,
         headers,
-        agent: this.#agent,
+        agent: this.agent,
       },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
