@@ -14,7 +14,7 @@ import { recomputeKpis } from '../../src/aggregate/recompute.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { AggregateState, defaultRetention, HOUR } from '../../src/aggregate/state.js';
 import { seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
-import { startTestApp, storedBlobs, uniqueDbName, type TestApp } from '../harness/app.js';
+import { startTestApp, storedBlobs, uniqueDbName, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 import type { FactsInput } from '../../src/aggregate/facts.js';
@@ -28,18 +28,8 @@ function sessions(seed: number, n: number, hours = 6): { blob: Record<string, un
   return Array.from({ length: n }, (_, i) => simulateSession(random, { now: NOW - hours * HOUR + (i * hours * HOUR) / n }));
 }
 
-async function post(t: TestApp, items: { blob: Record<string, unknown>; userAgent?: string }[]): Promise<void> {
-  for (let i = 0; i < items.length; i += 50) {
-    const chunk = items.slice(i, i + 50);
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/wsapi/interaction_data',
-      headers: { 'content-type': 'application/json', 'user-agent': chunk[0]!.userAgent ?? USER_AGENTS[0]! },
-      payload: JSON.stringify({ data: chunk.map((c) => c.blob) }),
-    });
-    expect(res.statusCode).toBe(200);
-  }
-}
+const post = (t: TestApp, items: { blob: Record<string, unknown>; userAgent?: string }[]) =>
+  postSessions(t, items, { perRequest: 50, userAgent: USER_AGENTS[0]! });
 
 const counted = (t: TestApp) => t.app.aggregates.status().counted;
 const waitCounted = (t: TestApp, n: number) => waitUntil(() => counted(t) >= n, 30_000, `${n} blobs counted (have ${counted(t)})`);

@@ -112,6 +112,28 @@ export async function ingest(t: TestApp, blobs: unknown[], headers: Record<strin
   if (res.statusCode !== 200) throw new Error(`ingest answered ${res.statusCode}: ${res.body}`);
 }
 
+/**
+ * Posts sessions as dialogs do: `perRequest` blobs a request (25 unless
+ * told), each request with its first session's user agent (or `userAgent`
+ * when that has none); every answer must be 200.
+ */
+export async function postSessions(
+  t: TestApp,
+  sessions: readonly { blob: unknown; userAgent?: string }[],
+  options: { perRequest?: number; userAgent?: string } = {},
+): Promise<void> {
+  const perRequest = options.perRequest ?? 25;
+  for (let i = 0; i < sessions.length; i += perRequest) {
+    const chunk = sessions.slice(i, i + perRequest);
+    const userAgent = chunk[0]!.userAgent ?? options.userAgent;
+    await ingest(
+      t,
+      chunk.map((c) => c.blob),
+      userAgent ? { 'user-agent': userAgent } : {},
+    );
+  }
+}
+
 /** A blob timestamp of "now", as clients send it (rounded to 10 minutes). */
 export function nowTimestamp(): number {
   return Math.floor(Date.now() / 600_000) * 600_000;

@@ -19,7 +19,7 @@ import { Retention } from '../../src/retention/retention.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { StoreRequestError, type StoreRequest } from '../../src/store/store.js';
-import { nowTimestamp, startTestApp, storedBlobs, type TestApp } from '../harness/app.js';
+import { nowTimestamp, startTestApp, storedBlobs, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 
@@ -45,18 +45,7 @@ const spread = (n: number, from: number, to: number) => Array.from({ length: n }
 const expired = sessionsAt(1, [...spread(60, NOW - 10 * DAY, NOW - 5 * DAY), STRADDLED_HOUR, STRADDLED_HOUR + 10 * MINUTE]);
 const retained = sessionsAt(2, [STRADDLED_HOUR + 40 * MINUTE, STRADDLED_HOUR + 50 * MINUTE, ...spread(60, NOW - 3 * DAY, NOW - HOUR)]);
 
-async function post(t: TestApp, items: Item[]): Promise<void> {
-  for (let i = 0; i < items.length; i += 25) {
-    const chunk = items.slice(i, i + 25);
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/wsapi/interaction_data',
-      headers: { 'content-type': 'application/json', 'user-agent': chunk[0]!.userAgent },
-      payload: JSON.stringify({ data: chunk.map((c) => c.blob) }),
-    });
-    expect(res.statusCode, res.body).toBe(200);
-  }
-}
+const post = (t: TestApp, items: Item[]) => postSessions(t, items);
 
 /**
  * Runs `work` while dialogs keep sending blobs of "now", as in production:

@@ -34,7 +34,7 @@ import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/state.j
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { exportFromApi } from '../../src/transfer/exporter.js';
-import { startTestApp, storedBlobCount, TEST_TOKEN, type TestApp } from '../harness/app.js';
+import { startTestApp, storedBlobCount, TEST_TOKEN, type TestApp, postSessions } from '../harness/app.js';
 import { Couch3SeqProxy, MALFORMED_SINCE, OPAQUE_SEQ } from '../harness/couch3-seq-proxy.js';
 import { waitUntil } from '../harness/process.js';
 
@@ -61,19 +61,7 @@ const random = seededRandom(20261123);
 const sessions = (n: number, at?: (i: number) => number): Item[] =>
   Array.from({ length: n }, (_, i) => simulateSession(random, { now: at ? at(i) : NOW - 3 * HOUR + (i * 3 * HOUR) / n }));
 
-/** Posts sessions as dialogs do, 25 a request, each request with its first session's user agent. */
-async function post(t: TestApp, items: Item[]): Promise<void> {
-  for (let i = 0; i < items.length; i += 25) {
-    const chunk = items.slice(i, i + 25);
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/wsapi/interaction_data',
-      headers: { 'content-type': 'application/json', 'user-agent': chunk[0]!.userAgent },
-      payload: JSON.stringify({ data: chunk.map((c) => c.blob) }),
-    });
-    expect(res.statusCode, res.body).toBe(200);
-  }
-}
+const post = (t: TestApp, items: Item[]) => postSessions(t, items);
 
 interface HealthAggregate {
   phase: string;

@@ -21,7 +21,7 @@ import { blobDigest, importRun } from '../../src/transfer/import-ids.js';
 import { importBlobs, type ImportOptions } from '../../src/transfer/importer.js';
 import { fileSource, rangeApiSource } from '../../src/transfer/sources.js';
 import type { Store, StoreRequest } from '../../src/store/store.js';
-import { dropDb, startTestApp, storedBlobs, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';
+import { dropDb, startTestApp, storedBlobs, TEST_TOKEN, uniqueDbName, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 
 const HOUR = 3_600_000;
@@ -82,16 +82,7 @@ describe('round trip: export from one kpi-live, import into another', () => {
     const sessions = Array.from({ length: N - 2 }, (_, i) => simulateSession(random, { now: NOW - 6 * HOUR + (i * 6 * HOUR) / N }));
     // two dialogs that sent the very same blob: both are stored, both must arrive
     sessions.push(sessions[10]!, sessions[10]!);
-    for (let i = 0; i < sessions.length; i += 50) {
-      const chunk = sessions.slice(i, i + 50);
-      const res = await source.app.inject({
-        method: 'POST',
-        url: '/wsapi/interaction_data',
-        headers: { 'content-type': 'application/json', 'user-agent': chunk[0]!.userAgent },
-        payload: JSON.stringify({ data: chunk.map((s) => s.blob) }),
-      });
-      expect(res.statusCode).toBe(200);
-    }
+    await postSessions(source, sessions, { perRequest: 50 });
     await waitUntil(() => counted(source) >= N, 30_000, 'the source to count its blobs');
   });
   afterAll(async () => {
