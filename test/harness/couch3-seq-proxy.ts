@@ -118,7 +118,7 @@ export class Couch3SeqProxy extends LoopbackProxy {
       void this.#dbInfo(req, res).catch(() => res.destroy());
       return;
     }
-    this.#pipe(req, res);
+    this.forward(req, res);
   }
 
   async #changes(req: IncomingMessage, res: ServerResponse, db: string, method: string): Promise<void> {
@@ -234,28 +234,6 @@ export class Couch3SeqProxy extends LoopbackProxy {
       upstream.on('close', () => res.off('close', onClose));
       upstream.end(body);
     });
-  }
-
-  #pipe(req: IncomingMessage, res: ServerResponse): void {
-    const upstream = httpRequest(
-      {
-        host: this.target.hostname,
-        port: this.target.port || 80,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: this.target.host },
-        agent: this.agent,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
   }
 }
 

@@ -4,7 +4,7 @@
  * on. Tests use it to make the store misbehave at the HTTP level whatever the
  * backend is (embedded, container, URL); {@link TcpProxy} cuts the network.
  */
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LoopbackProxy } from './loopback-proxy.js';
 
 /** What the proxy does with one request to the store. */
@@ -72,46 +72,17 @@ export class FaultProxy extends LoopbackProxy {
           return;
         }
         this.counts.passed += 1;
-        setTimeout(() => this.#forward(req, res, body), action.delayMs ?? 0);
+        setTimeout(() => this.forward(req, res, body), action.delayMs ?? 0);
       });
       return;
     }
     if (action.kind === 'delay') {
       this.counts.delayed += 1;
       req.pause();
-      setTimeout(() => this.#forward(req, res), action.ms);
+      setTimeout(() => this.forward(req, res), action.ms);
       return;
     }
     this.counts.passed += 1;
-    this.#forward(req, res);
-  }
-
-  /** Sends the request on to the store; `body` when it was read already. */
-  #forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
-    const headers = { ...req.headers, host: this.target.host };
-    const upstream = httpRequest(
-      {
-        host: this.target.hostname,
-        port: this.target.port || 80,
-        method: req.method,
-        path: req.url,
-        headers,
-        agent: this.agent,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    if (body) {
-      upstream.end(body);
-      return;
-    }
-    req.pipe(upstream);
-    req.resume();
+    this.forward(req, res);
   }
 }

@@ -2,9 +2,10 @@
  * What every loopback HTTP proxy in front of the store shares: a server on
  * 127.0.0.1 at a free port, the store URL through it (the target's
  * credentials and path kept), a keep-alive agent to the store, and a close
- * that ends open connections. Subclasses answer or forward each request.
+ * that ends open connections, and forwarding a request as it came.
+ * Subclasses answer or forward each request.
  */
-import { createServer, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 export abstract class LoopbackProxy {
@@ -52,6 +53,35 @@ export abstract class LoopbackProxy {
     url.hostname = '127.0.0.1';
     url.port = String(this.port);
     return url.toString().replace(/\/$/, '');
+  }
+
+  /** Sends the request on to the store; `body` when it was read already. */
+  protected forward(req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+    const headers = { ...req.headers, host: this.target.host };
+    const upstream = httpRequest(
+      {
+        host: this.target.hostname,
+        port: this.target.port || 80,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent: this.agent,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    if (body) {
+      upstream.end(body);
+      return;
+    }
+    req.pipe(upstream);
+    req.resume();
   }
 
   async close(): Promise<void> {
