@@ -69,13 +69,18 @@ export class KpiFunnel extends LitElement {
       .fill {
         fill: var(--s0);
       }
+      /* on a pill of the page's background: as readable on the fill as past it (a blended colour was not) */
       .count {
         position: absolute;
-        left: 6px;
-        top: 1px;
-        color: var(--bg);
+        left: 3px;
+        top: 2px;
+        padding: 0 4px;
+        border-radius: 3px;
+        line-height: 14px;
+        font-size: 0.85em;
+        color: var(--fg);
+        background: color-mix(in srgb, var(--bg) 85%, transparent);
         font-weight: 600;
-        mix-blend-mode: difference;
       }
       .rates {
         color: var(--muted);
