@@ -293,6 +293,25 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
     expect(await page.getByRole('button', { name: '6 h', exact: true }).isVisible()).toBe(false);
     await page.screenshot({ path: join(SHOTS, 'dashboard-tv.png'), fullPage: true });
   });
+
+  it('follows a dark system theme: dark page, light text, funnel counts light on a dark pill', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    try {
+      await page.goto(`${url}/?range=${SIX_HOURS}`);
+      await page.getByRole('status').getByText('live').waitFor({ timeout: 10_000 });
+      const luminance = (rgb: string) => {
+        const [r, g, b] = (rgb.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => Number(v) / 255);
+        return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+      };
+      expect(luminance(await page.evaluate(() => getComputedStyle(document.body).backgroundColor))).toBeLessThan(0.2);
+      const count = page.locator('kpi-funnel .count').first();
+      await count.waitFor({ timeout: 10_000 });
+      expect(luminance(await count.evaluate((el) => getComputedStyle(el).color))).toBeGreaterThan(0.7);
+      await page.screenshot({ path: join(SHOTS, 'dashboard-dark.png'), fullPage: true });
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+  });
 });
 
 describe.skipIf(!available)('dashboard sign-in in headless Chromium', () => {
