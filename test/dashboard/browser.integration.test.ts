@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page, type Route } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page, type Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KpiAnswer, Thresholds } from '../../src/aggregate/kpi-types.js';
 import type { AlertsBody } from '../../src/alerts/types.js';
@@ -303,16 +303,24 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
         const [r, g, b] = (rgb.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => Number(v) / 255);
         return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
       };
-      expect(luminance(await page.evaluate(() => getComputedStyle(document.body).backgroundColor))).toBeLessThan(0.2);
+      expect(luminance(await computedStyle(page.locator('body'), 'backgroundColor'))).toBeLessThan(0.2);
       const count = page.locator('kpi-funnel .count').first();
       await count.waitFor({ timeout: 10_000 });
-      expect(luminance(await count.evaluate((el) => getComputedStyle(el).color))).toBeGreaterThan(0.7);
+      expect(luminance(await computedStyle(count, 'color'))).toBeGreaterThan(0.7);
       await page.screenshot({ path: join(SHOTS, 'dashboard-dark.png'), fullPage: true });
     } finally {
       await page.emulateMedia({ colorScheme: 'light' });
     }
   });
 });
+
+/** A computed style of an element, read in the page (these tests are type-checked without the DOM library). */
+function computedStyle(locator: Locator, property: 'color' | 'backgroundColor'): Promise<string> {
+  return locator.evaluate(
+    (el, p) => (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(el)[p] ?? '',
+    property,
+  );
+}
 
 describe.skipIf(!available)('dashboard sign-in in headless Chromium', () => {
   let t: TestApp;
