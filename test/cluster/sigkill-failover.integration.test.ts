@@ -9,7 +9,7 @@
  * nothing lost, nothing counted twice.
  */
 import { pino } from 'pino';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import { queryKpis, type KpiAnswer } from '../../src/aggregate/query.js';
 import { HOUR } from '../../src/aggregate/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
@@ -51,7 +51,7 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
     });
     const ports = [await freeLoopbackPort(), await freeLoopbackPort()] as const;
     const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    const health = async (i: number) => (await fetch(`${urls[i]}/health`).then((r) => r.json())) as Health;
+    const health = async (i: number) => (await fetch(`${urls[i]}/health`, answerWithin()).then((r) => r.json())) as Health;
     const start = async (i: number) => {
       const service = startServiceProcess(['serve'], env(ports[i]!));
       await service.waitForLog((l) => l.msg === 'kpi-live listening');
@@ -59,6 +59,11 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
     };
     const first: ServiceProcess = await start(0);
     const second: ServiceProcess = await start(1);
+    // a failure says what the surviving instance last logged
+    onTestFailed(() => {
+      const lines = second.logs.filter((l) => Number(l.level) >= 40).slice(-20);
+      console.log(`failover: the second instance's last warnings and errors:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
+    });
     let firstDead = false;
     let turn = 0;
     const load = startMarkedLoad({
@@ -74,7 +79,7 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
 
       // the standby answers from the published aggregate before any takeover
       const kpisOf = async (i: number, w = window()) =>
-        (await fetch(`${urls[i]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`).then((r) => r.json())) as KpiAnswer;
+        (await fetch(`${urls[i]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`, answerWithin()).then((r) => r.json())) as KpiAnswer;
       await waitUntil(async () => ((await kpisOf(1)).series[0]?.total.dialogs ?? 0) >= 100, 15_000, 'the standby to serve 100 dialogs');
       expect((await health(1)).lease.role).toBe('standby');
 
@@ -122,7 +127,9 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       const total = storedCount(stored);
       const w = window();
       const kpis = async (segment?: string) =>
-        (await fetch(`${urls[1]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`).then((r) => r.json())) as KpiAnswer;
+        (await fetch(`${urls[1]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`, answerWithin()).then((r) =>
+          r.json(),
+        )) as KpiAnswer;
       await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, 30_000, `the new follower to count ${total} blobs`);
       const rebuilt = await rebuiltState(store);
       expect(rebuilt.counted).toBe(total);
@@ -136,6 +143,11 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
     }
   }, 90_000);
 });
+
+/** A service that does not answer within 10 s fails the step that asked, by name, instead of holding the test to its timeout. */
+function answerWithin(): RequestInit {
+  return { signal: AbortSignal.timeout(10_000) };
+}
 
 function window() {
   return { from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const };
