@@ -112,7 +112,9 @@ export function couchChangesReader(store: Store, db: string, options: CouchChang
         caughtUp: pending !== undefined ? pending === 0 : answer.results.length < options.limit,
       };
     } catch (err) {
-      if (err instanceof StoreUnavailableError && (err.timedOut || heldPastLongpoll()) && !signal.aborted) return nothingNew(since);
+      // only a read that may wait can mean "nothing new" by running out of time;
+      // any other that times out met a slow or absent store, and is retried as such
+      if (longpoll && err instanceof StoreUnavailableError && (err.timedOut || heldPastLongpoll()) && !signal.aborted) return nothingNew(since);
       throw err;
     } finally {
       clearTimeout(timer);

@@ -28,7 +28,7 @@ import type { Store } from '../store/store.js';
 import { readHorizon } from '../retention/horizon.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
-import { applyChanges, couchChangesReader, type FeedChange } from './feed.js';
+import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
 import type { SegmentConfig } from './segments.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from './state.js';
@@ -176,6 +176,18 @@ async function historyToKeep(options: RebuildOptions, checkpoints: CheckpointSto
   return { history, horizon };
 }
 
+/** A read that meets a slow or absent store is tried again (0.5, 1, 2, 4 s later) before the rebuild gives up. */
+async function readRetrying(read: ChangesReader, since: unknown, signal: AbortSignal): Promise<ChangeBatch> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read(since, signal);
+    } catch (err) {
+      if (!isTransient(err) || attempt >= 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** (attempt - 1)));
+    }
+  }
+}
+
 export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
   const read = couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: 0 });
   const checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
@@ -186,7 +198,7 @@ export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
     let changesRead = 0;
     let counted = 0;
     for (;;) {
-      const batch = await read(seq, abort.signal);
+      const batch = await readRetrying(read, seq, abort.signal);
       counted += applyChanges(history.state, history.uncounted(batch.changes)).counted;
       changesRead += batch.changes.length;
       seq = batch.lastSeq;

@@ -14,6 +14,7 @@ import { recomputeKpis } from '../../src/aggregate/recompute.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { AggregateState, defaultRetention, HOUR } from '../../src/aggregate/state.js';
 import { seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
+import { StoreUnavailableError, type Store, type StoreRequest } from '../../src/store/store.js';
 import { startTestApp, storedBlobs, uniqueDbName, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
@@ -186,6 +187,31 @@ describe('aggregates across restarts, replays, late blobs, outages and rebuilds'
     const answer = (await t.app.inject(`/api/kpis?from=${bucket}&to=${bucket + 600_000}&bucket=10m`)).json() as KpiAnswer;
     expect(answer.series[0]!.points).toEqual([expect.objectContaining({ start: bucket })]);
     expect(answer.series[0]!.total.dialogs).toBe(1);
+  });
+
+  it('a rebuild whose _changes reads time out tries them again, and counts exactly as one that never met a timeout', async () => {
+    const t = apps.at(-1)!;
+    const settings = {
+      blobsDb: t.store.blobsDb,
+      stateDb: `${t.store.blobsDb}_aggregates`,
+      segments: defaultSegmentConfig,
+      retention: defaultRetention,
+      batchSize: 100,
+      log: silent,
+      dryRun: true,
+    };
+    let timeouts = 2;
+    const slow: Store = {
+      ...t.store,
+      request: <T>(req: StoreRequest) =>
+        req.path === '_changes' && timeouts-- > 0 ? Promise.reject(new StoreUnavailableError('store timed out', true)) : t.store.request<T>(req),
+    };
+    const despite = await rebuild({ ...settings, store: slow });
+    expect(timeouts).toBeLessThan(0); // both timeouts were met
+    const plain = await rebuild({ ...settings, store: t.store });
+    expect(despite.counted).toBe(plain.counted);
+    expect(despite.changesRead).toBe(plain.changesRead);
+    expect(JSON.stringify(despite.state.toJSON())).toBe(JSON.stringify(plain.state.toJSON()));
   });
 
   it('rebuild gives exactly the live aggregate, and a running service reloads from the rebuilt checkpoint', async () => {

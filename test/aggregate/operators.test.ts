@@ -1,14 +1,15 @@
 /**
  * Marble tests of the pipeline's timing: checkpoint trigger, backoff, and the
- * feed's pull-based backpressure and cancellation.
+ * feed's pull-based backpressure and cancellation; what a `_changes` read
+ * that runs out of time means.
  */
 import { defer, of, throwError } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { checkpointTrigger } from '../../src/aggregate/checkpoint-trigger.js';
-import { followChanges, type ChangeBatch } from '../../src/aggregate/feed.js';
+import { couchChangesReader, followChanges, type ChangeBatch } from '../../src/aggregate/feed.js';
 import { retryWithBackoff } from '../../src/aggregate/retry-with-backoff.js';
-import { StoreRequestError, StoreUnavailableError } from '../../src/store/store.js';
+import { StoreRequestError, StoreUnavailableError, type Store } from '../../src/store/store.js';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 
@@ -161,5 +162,21 @@ describe('followChanges', () => {
     expect(retried).toEqual([1, 2]);
     expect(result.values).toEqual([1]);
     expect(result.error).toBeInstanceOf(StoreRequestError);
+  });
+});
+
+describe('couchChangesReader on a store that runs out of time', () => {
+  const timingOut = { request: () => Promise.reject(new StoreUnavailableError('store timed out', true)) } as unknown as Store;
+
+  it('reads a timed-out wait as nothing new yet, at the same position', async () => {
+    const read = couchChangesReader(timingOut, 'blobs', { limit: 10, longpollMs: 1000 });
+    expect(await read('12-opaque', new AbortController().signal, true)).toEqual({ changes: [], lastSeq: '12-opaque', pending: 0, caughtUp: true });
+  });
+
+  it('fails a read that may not wait (a start, a catch-up, a rebuild), so it is retried rather than taken as caught up', async () => {
+    const catchingUp = couchChangesReader(timingOut, 'blobs', { limit: 10, longpollMs: 1000 });
+    await expect(catchingUp('12-opaque', new AbortController().signal, false)).rejects.toBeInstanceOf(StoreUnavailableError);
+    const rebuilding = couchChangesReader(timingOut, 'blobs', { limit: 10, longpollMs: 0 });
+    await expect(rebuilding(0, new AbortController().signal)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
