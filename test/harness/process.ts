@@ -30,6 +30,7 @@ export function startServiceProcess(args: string[], env: Record<string, string>)
     env: { PATH: process.env.PATH ?? '', KPI_TRUST_LOOPBACK: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  endWithTheTests(child);
   const logs: Record<string, unknown>[] = [];
   const waiters: { match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }[] = [];
   let buffer = '';
@@ -84,6 +85,24 @@ export function startServiceProcess(args: string[], env: Record<string, string>)
       });
     },
   };
+}
+
+const running = new Set<ChildProcess>();
+
+/** Services started and not yet exited, for {@link killRunning}. */
+function endWithTheTests(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
+/**
+ * Kills every service a test started and did not stop (it failed or timed
+ * out before its own cleanup): run after each test file (test/harness/setup.ts),
+ * so no test leaves a kpi-live running behind it.
+ */
+export function killRunning(): number {
+  for (const child of running) child.kill('SIGKILL');
+  return running.size;
 }
 
 /** True while a process with this pid exists. */
