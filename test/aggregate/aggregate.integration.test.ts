@@ -32,6 +32,16 @@ function sessions(seed: number, n: number, hours = 6): { blob: Record<string, un
 const post = (t: TestApp, items: { blob: Record<string, unknown>; userAgent?: string }[]) =>
   postSessions(t, items, { perRequest: 50, userAgent: USER_AGENTS[0]! });
 
+/** A rebuild of a test app's databases, 100 changes a batch (its store given apart). */
+const rebuildSettings = (t: TestApp) => ({
+  blobsDb: t.store.blobsDb,
+  stateDb: `${t.store.blobsDb}_aggregates`,
+  segments: defaultSegmentConfig,
+  retention: defaultRetention,
+  batchSize: 100,
+  log: silent,
+});
+
 const counted = (t: TestApp) => t.app.aggregates.status().counted;
 const waitCounted = (t: TestApp, n: number) => waitUntil(() => counted(t) >= n, 30_000, `${n} blobs counted (have ${counted(t)})`);
 
@@ -191,15 +201,7 @@ describe('aggregates across restarts, replays, late blobs, outages and rebuilds'
 
   it('a rebuild whose _changes reads time out tries them again, and counts exactly as one that never met a timeout', async () => {
     const t = apps.at(-1)!;
-    const settings = {
-      blobsDb: t.store.blobsDb,
-      stateDb: `${t.store.blobsDb}_aggregates`,
-      segments: defaultSegmentConfig,
-      retention: defaultRetention,
-      batchSize: 100,
-      log: silent,
-      dryRun: true,
-    };
+    const settings = { ...rebuildSettings(t), dryRun: true };
     let timeouts = 2;
     const slow: Store = {
       ...t.store,
@@ -217,15 +219,7 @@ describe('aggregates across restarts, replays, late blobs, outages and rebuilds'
   it('rebuild gives exactly the live aggregate, and a running service reloads from the rebuilt checkpoint', async () => {
     const t = apps.at(-1)!;
     const live = t.app.aggregates.kpis(window('1h', 'os'));
-    const rebuilt = await rebuild({
-      store: t.store,
-      blobsDb: t.store.blobsDb,
-      stateDb: `${t.store.blobsDb}_aggregates`,
-      segments: defaultSegmentConfig,
-      retention: defaultRetention,
-      batchSize: 100,
-      log: silent,
-    });
+    const rebuilt = await rebuild({ ...rebuildSettings(t), store: t.store });
     expect(rebuilt.counted).toBe(401);
     for (const query of [window('10m'), window('1h', 'os'), window('1d', 'emailType'), { from: NOW - 40 * HOUR, to: NOW, bucket: '10m' as const }]) {
       expect(queryKpis(rebuilt.state, query)).toEqual(t.app.aggregates.kpis(query));
