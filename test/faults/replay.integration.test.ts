@@ -162,7 +162,10 @@ describe('replays into a running aggregate under load', () => {
           if (attempt > 20) throw err; // the service checkpointed in between: read its revision again
         }
       }
-      await waitUntil(() => t.app.aggregates.version().epoch !== epochs[0], 30_000, 'the service to reload the older checkpoint');
+      await waitUntil(() => t.app.aggregates.version().epoch !== epochs[0], 30_000, 'the service to reload the older checkpoint').catch((err: Error) => {
+        const { phase, lastError } = t.app.aggregates.status();
+        throw new Error(`${err.message} (aggregate ${phase}, last error: ${lastError ?? 'none'})`);
+      });
       epochs.push(t.app.aggregates.version().epoch);
       const after = t.app.aggregates.status().counted;
       await waitUntil(() => t.app.aggregates.status().counted >= after + 200, 30_000, 'blobs counted after the reload');
