@@ -23,12 +23,14 @@
  * rebuild then starts at the oldest stored blob, and says so when retention
  * has removed older ones.
  */
+import { defer, lastValueFrom } from 'rxjs';
 import { parseBlobDocId } from '../store/blob-ids.js';
 import type { Store } from '../store/store.js';
 import { readHorizon } from '../retention/horizon.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
+import { retryWithBackoff } from './retry-with-backoff.js';
 import type { SegmentConfig } from './segments.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from './state.js';
@@ -177,15 +179,8 @@ async function historyToKeep(options: RebuildOptions, checkpoints: CheckpointSto
 }
 
 /** A read that meets a slow or absent store is tried again (0.5, 1, 2, 4 s later) before the rebuild gives up. */
-async function readRetrying(read: ChangesReader, since: unknown, signal: AbortSignal): Promise<ChangeBatch> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read(since, signal);
-    } catch (err) {
-      if (!isTransient(err) || attempt >= 5) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** (attempt - 1)));
-    }
-  }
+function readRetrying(read: ChangesReader, since: unknown, signal: AbortSignal): Promise<ChangeBatch> {
+  return lastValueFrom(defer(() => read(since, signal)).pipe(retryWithBackoff({ initialMs: 500, maxMs: 4000, retries: 4, shouldRetry: isTransient })));
 }
 
 export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {

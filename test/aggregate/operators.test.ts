@@ -47,6 +47,14 @@ describe('retryWithBackoff', () => {
     });
   });
 
+  it('passes the error on after the last of its retries', () => {
+    scheduler().run(({ expectObservable, cold }) => {
+      // three retries, after 5, 10 and 20 ms, then the error
+      const failing = cold('#', undefined, new Error('down'));
+      expectObservable(failing.pipe(retryWithBackoff({ initialMs: 5, maxMs: 20, retries: 3 }))).toBe('35ms #', undefined, new Error('down'));
+    });
+  });
+
   it('passes errors it should not retry at once', () => {
     scheduler().run(({ expectObservable }) => {
       const error = new StoreRequestError('forbidden', 403, 'forbidden');
