@@ -3,20 +3,13 @@
  * again: nothing acknowledged is lost, and once caught up its KPIs equal a
  * rebuild from the stored blobs (nothing lost, nothing counted twice).
  */
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import type { KpiAnswer } from '../../src/aggregate/query.js';
-import { queryKpis } from '../../src/aggregate/query.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
-import { loadConfig } from '../../src/config/config.js';
 import { simulate } from '../../src/simulate/run.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
-import { openStore } from '../../src/store/store.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startServiceProcess, waitUntil } from '../harness/process.js';
+import { expectServiceEqualsRebuild, openHarnessStore } from '../harness/verify.js';
 
 const dbName = uniqueDbName('crash');
 afterAll(async () => {
@@ -64,34 +57,13 @@ describe('kpi-live serve killed with SIGKILL under load', () => {
     const after = await simulate({ url, rate: 200, durationSeconds: 1, seed: 12, progress: false });
     expect(after.accepted).toBe(after.sent);
 
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
-    const store = await openStore(config, pino({ level: 'silent' }), { setup: false });
+    const store = await openHarnessStore(dbName);
     try {
       const info = await store.request<{ doc_count: number }>({ db: dbName });
       const stored = info.doc_count - 1; // the design document
       expect(stored).toBeGreaterThanOrEqual(during.accepted + after.accepted);
 
-      const window = { from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const };
-      const kpis = async () => (await fetch(`${url}/api/kpis?from=${window.from}&to=${window.to}&bucket=10m`).then((r) => r.json())) as KpiAnswer;
-      await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === stored, 30_000, 'the restarted aggregate to catch up');
-
-      const rebuilt = await rebuild({
-        store,
-        blobsDb: dbName,
-        stateDb: `${dbName}_aggregates`,
-        segments: defaultSegmentConfig,
-        retention: defaultRetention,
-        batchSize: 500,
-        log: pino({ level: 'silent' }),
-        dryRun: true,
-      });
-      expect(rebuilt.counted).toBe(stored);
-      for (const segment of [undefined, 'os', 'emailType'] as const) {
-        const live = (await fetch(`${url}/api/kpis?from=${window.from}&to=${window.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`).then((r) =>
-          r.json(),
-        )) as KpiAnswer;
-        expect(live).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...window, segment }))));
-      }
+      await expectServiceEqualsRebuild(url, store, stored, { segments: ['os', 'emailType'], timeoutMs: 30_000, what: 'the restarted aggregate' });
     } finally {
       await store.close();
       second.child.kill('SIGTERM');

@@ -8,19 +8,16 @@
  * Every acknowledged blob is stored, and the aggregate equals a rebuild:
  * nothing lost, nothing counted twice.
  */
-import { pino } from 'pino';
 import { afterAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import { queryKpis, type KpiAnswer } from '../../src/aggregate/query.js';
+import type { KpiAnswer } from '../../src/aggregate/query.js';
 import { HOUR } from '../../src/aggregate/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
-import { loadConfig } from '../../src/config/config.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
-import { openStore } from '../../src/store/store.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
-import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+import { expectServiceEqualsRebuild, missingMarkers, openHarnessStore, storedCount, storedMarkers } from '../harness/verify.js';
 
 const TTL = 3000;
 const timings = leaseTimings(TTL);
@@ -115,8 +112,7 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       await load.stop();
     }
 
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
-    const store = await openStore(config, pino({ level: 'silent' }), { setup: false });
+    const store = await openHarnessStore(dbName);
     try {
       const stored = await storedMarkers(store);
       console.log(
@@ -124,18 +120,7 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       );
       expect(missingMarkers(load.acked, stored)).toEqual([]);
       expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
-      const total = storedCount(stored);
-      const w = window();
-      const kpis = async (segment?: string) =>
-        (await fetch(`${urls[1]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`, answerWithin()).then((r) =>
-          r.json(),
-        )) as KpiAnswer;
-      await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, 30_000, `the new follower to count ${total} blobs`);
-      const rebuilt = await rebuiltState(store);
-      expect(rebuilt.counted).toBe(total);
-      for (const segment of [undefined, 'os'] as const) {
-        expect(await kpis(segment)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...w, segment }))));
-      }
+      await expectServiceEqualsRebuild(urls[1]!, store, storedCount(stored), { segments: ['os'], timeoutMs: 30_000, what: 'the new follower' });
     } finally {
       await store.close();
       second.child.kill('SIGTERM');

@@ -15,18 +15,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { HOUR } from '../../src/aggregate/state.js';
 import type { KpiAnswer } from '../../src/aggregate/query.js';
-import { loadConfig } from '../../src/config/config.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
-import { openStore } from '../../src/store/store.js';
 import { dropDb, nowTimestamp, uniqueDbName } from '../harness/app.js';
 import { FaultProxy, pass } from '../harness/fault-proxy.js';
 import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
-import { storedMarkers } from '../harness/verify.js';
+import { openHarnessStore, storedMarkers } from '../harness/verify.js';
 
 /** `bench:ingest`'s measured group-commit rate on this machine (README). */
 const BENCH_BLOBS_PER_SECOND = 5641;
@@ -187,8 +184,7 @@ describe('ingest at twice the benchmark rate', () => {
     expect(growth).toBeLessThan(RSS_GROWTH_BOUND);
     expect((await fetch(`${url}/health`)).status).toBe(200);
 
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
-    const store = await openStore(config, pino({ level: 'silent' }), { setup: false });
+    const store = await openHarnessStore(dbName);
     try {
       const stored = await storedMarkers(store);
       const storedLoad = [...stored.keys()].filter((m) => m.startsWith('overload-'));

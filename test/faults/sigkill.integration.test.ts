@@ -7,19 +7,14 @@
  * during and after them.
  */
 import { randomInt } from 'node:crypto';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { queryKpis, type KpiAnswer } from '../../src/aggregate/query.js';
-import { HOUR } from '../../src/aggregate/state.js';
-import { loadConfig } from '../../src/config/config.js';
 import { seededRandom } from '../../src/simulate/generator.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
-import { openStore } from '../../src/store/store.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
-import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+import { expectServiceEqualsRebuild, missingMarkers, openHarnessStore, storedCount, storedMarkers } from '../harness/verify.js';
 
 const KILLS = 4;
 /** A kill comes this long after the service answers again (ms, drawn from the seed). */
@@ -74,8 +69,7 @@ describe('kpi-live serve killed with SIGKILL at random moments under load', () =
       await load.stop();
     }
 
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
-    const store = await openStore(config, pino({ level: 'silent' }), { setup: false });
+    const store = await openHarnessStore(dbName);
     try {
       const stored = await storedMarkers(store);
       console.log(
@@ -87,18 +81,7 @@ describe('kpi-live serve killed with SIGKILL at random moments under load', () =
       // a killed service leaves no answer half-sent: only 200s and refused connections
       expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
 
-      const window = { from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const };
-      const kpis = async (segment?: string) =>
-        (await fetch(`${url}/api/kpis?from=${window.from}&to=${window.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`).then((r) =>
-          r.json(),
-        )) as KpiAnswer;
-      const total = storedCount(stored);
-      await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, 60_000, `the last instance to count ${total} blobs`);
-      const rebuilt = await rebuiltState(store);
-      expect(rebuilt.counted).toBe(total);
-      for (const segment of [undefined, 'os', 'emailType'] as const) {
-        expect(await kpis(segment)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...window, segment }))));
-      }
+      await expectServiceEqualsRebuild(url, store, storedCount(stored), { segments: ['os', 'emailType'], timeoutMs: 60_000, what: 'the last instance' });
     } finally {
       await store.close();
       service.child.kill('SIGTERM');

@@ -4,11 +4,16 @@
  * the stored blobs, each once (it equals a rebuild from them).
  */
 import { pino } from 'pino';
+import { expect, inject } from 'vitest';
+import type { Dimension, KpiAnswer } from '../../src/aggregate/kpi-types.js';
+import { queryKpis } from '../../src/aggregate/query.js';
 import type { AggregateState } from '../../src/aggregate/state.js';
 import { rebuild } from '../../src/aggregate/rebuild.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { defaultRetention } from '../../src/aggregate/state.js';
-import type { Store } from '../../src/store/store.js';
+import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { loadConfig } from '../../src/config/config.js';
+import { openStore, type Store } from '../../src/store/store.js';
+import { waitUntil } from './process.js';
 
 /** The `rp_api` marker of every blob document in `db`, with how often each is stored. */
 export async function storedMarkers(store: Store, db = store.blobsDb): Promise<Map<string, number>> {
@@ -53,4 +58,36 @@ export async function rebuiltState(store: Store, db = store.blobsDb): Promise<{ 
     dryRun: true,
   });
   return { state: rebuilt.state, counted: rebuilt.counted };
+}
+
+/** The harness's CouchDB, for the databases a service process was given (`KPI_DB`), with no set-up of its own. */
+export function openHarnessStore(dbName: string): Promise<Store> {
+  const config = loadConfig({ env: {}, overrides: { couchdbUrl: inject('couchUrl'), dbName, logLevel: 'silent' } });
+  return openStore(config, pino({ level: 'silent' }), { setup: false });
+}
+
+/**
+ * Waits (up to `timeoutMs`) until the service at `url` counts `total`
+ * dialogs in the last two hours, then checks that the stored blobs rebuild
+ * to exactly `total`, and that its `/api/kpis` equals that rebuild, whole
+ * and split by each of `segments`. Each request to the service is answered
+ * within 10 s or fails.
+ */
+export async function expectServiceEqualsRebuild(
+  url: string,
+  store: Store,
+  total: number,
+  options: { segments: readonly Dimension[]; timeoutMs: number; what: string },
+): Promise<void> {
+  const window = { from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const };
+  const kpis = async (segment?: Dimension) =>
+    (await fetch(`${url}/api/kpis?from=${window.from}&to=${window.to}&bucket=10m${segment ? `&segment=${segment}` : ''}`, {
+      signal: AbortSignal.timeout(10_000),
+    }).then((r) => r.json())) as KpiAnswer;
+  await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, options.timeoutMs, `${options.what} to count ${total} blobs`);
+  const rebuilt = await rebuiltState(store);
+  expect(rebuilt.counted).toBe(total);
+  for (const segment of [undefined, ...options.segments]) {
+    expect(await kpis(segment)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...window, segment }))));
+  }
 }
