@@ -240,9 +240,7 @@ describe('aggregates through a store outage', () => {
   let proxy: TcpProxy;
   let t: TestApp;
   beforeAll(async () => {
-    const target = new URL(inject('couchUrl'));
-    proxy = new TcpProxy(target.hostname, Number(target.port || 80));
-    await proxy.open();
+    proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
     t = await startTestApp({ ...fastFeed, couchdbUrl: proxy.urlFor(inject('couchUrl')), couchdbTimeoutMs: 2000 });
   });
   afterAll(async () => {

@@ -69,9 +69,7 @@ describe('two instances on one store: election, standby, failover', () => {
   const roleChanges: { who: 'a' | 'b'; leader: boolean; at: number }[] = [];
 
   beforeAll(async () => {
-    const target = new URL(inject('couchUrl'));
-    proxy = new TcpProxy(target.hostname, Number(target.port || 80));
-    await proxy.open();
+    proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
     receiver = await startReceiver();
     a = await startTestApp(
       { ...settings, couchdbUrl: proxy.urlFor(inject('couchUrl')), couchdbTimeoutMs: 2000, alertWebhookUrl: receiver.url },

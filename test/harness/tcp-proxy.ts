@@ -14,6 +14,14 @@ export class TcpProxy {
     readonly targetPort: number,
   ) {}
 
+  /** A proxy in front of the store at `url` (the harness's `couchUrl`), already open. */
+  static async inFrontOf(url: string): Promise<TcpProxy> {
+    const target = new URL(url);
+    const proxy = new TcpProxy(target.hostname, Number(target.port || (target.protocol === 'https:' ? 443 : 80)));
+    await proxy.open();
+    return proxy;
+  }
+
   get port(): number {
     return this.#port;
   }

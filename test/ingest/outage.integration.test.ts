@@ -13,9 +13,7 @@ describe('store outage', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    const target = new URL(inject('couchUrl'));
-    proxy = new TcpProxy(target.hostname, Number(target.port || (target.protocol === 'https:' ? 443 : 80)));
-    await proxy.open();
+    proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
     t = await startTestApp({ couchdbUrl: proxy.urlFor(inject('couchUrl')), couchdbTimeoutMs: 2000, retryAfterSeconds: 7 });
   });
   afterAll(async () => {

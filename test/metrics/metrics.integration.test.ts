@@ -376,9 +376,7 @@ describe('probes', () => {
   let proxy: TcpProxy;
   let t: TestApp;
   beforeAll(async () => {
-    const target = new URL(inject('couchUrl'));
-    proxy = new TcpProxy(target.hostname, Number(target.port || (target.protocol === 'https:' ? 443 : 80)));
-    await proxy.open();
+    proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
     t = await startTestApp({ couchdbUrl: proxy.urlFor(inject('couchUrl')), couchdbTimeoutMs: 2000, retryAfterSeconds: 7, feedLongpollMs: 1000 });
   });
   afterAll(async () => {

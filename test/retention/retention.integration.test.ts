@@ -327,9 +327,7 @@ describe('retention through a store outage, and at close', () => {
   let proxy: TcpProxy;
   let t: TestApp;
   beforeAll(async () => {
-    const target = new URL(inject('couchUrl'));
-    proxy = new TcpProxy(target.hostname, Number(target.port || 80));
-    await proxy.open();
+    proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
     t = await startTestApp({
       ...retentionConfig,
       couchdbUrl: proxy.urlFor(inject('couchUrl')),
