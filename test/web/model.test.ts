@@ -14,6 +14,7 @@ import {
   kpisUrl,
   mergeDelta,
   mergeDeploys,
+  percentTicks,
   rangeEnded,
   roundRange,
   stepKey,
@@ -252,5 +253,21 @@ describe('alerts and comparisons', () => {
     expect(rows.map((r) => r.significant)).toEqual([false, true, true, true]);
     expect(rows[1]).toMatchObject({ before: 0.8, after: 0.2 });
     expect(compareFunnels(funnel([100, 50]), funnel([100, 48])).map((r) => r.significant)).toEqual([false, false]);
+  });
+});
+
+describe('percentTicks', () => {
+  it('labels a narrow range with as many decimals as keep every label apart', () => {
+    // the chart once read 64%, 64%, 63%, 63% for a bounce rate between 63.2% and 63.9%
+    expect(percentTicks([0.63, 0.6325, 0.635, 0.6375])).toEqual(['63.0%', '63.2%', '63.5%', '63.7%']);
+    expect(percentTicks([0.631, 0.632, 0.633])).toEqual(['63.1%', '63.2%', '63.3%']);
+    expect(percentTicks([0.6301, 0.6302])).toEqual(['63.01%', '63.02%']);
+  });
+
+  it('uses whole percents where the ticks are a percent or more apart, or alone', () => {
+    expect(percentTicks([0, 0.05, 0.1])).toEqual(['0%', '5%', '10%']);
+    expect(percentTicks([0.6, 0.61])).toEqual(['60%', '61%']);
+    expect(percentTicks([0.5])).toEqual(['50%']);
+    expect(percentTicks([])).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { LitElement, css, html, nothing, unsafeCSS, type PropertyValues } from '
 import uPlot from 'uplot';
 import uplotCss from 'uplot/dist/uPlot.min.css?inline';
 import { controlStyles } from './styles.js';
-import { dimensionLabel, formatValue, OTHER, shortTime, TOP_SEGMENTS, type Deploy, type KpiAnswer, type TileKpi } from './model.js';
+import { dimensionLabel, formatValue, OTHER, percentTicks, shortTime, TOP_SEGMENTS, type Deploy, type KpiAnswer, type TileKpi } from './model.js';
 
 const PALETTE = ['--s0', '--s1', '--s2', '--s3', '--s4', '--s5', '--s6', '--s7'];
 
@@ -150,7 +150,17 @@ export class KpiChart extends LitElement {
         {
           stroke: style.getPropertyValue('--muted'),
           grid: { stroke: style.getPropertyValue('--line') },
-          values: (_u, ticks) => ticks.map((t) => (percent ? `${(t * 100).toFixed(0)}%` : String(t))),
+          values: (_u, ticks) => (percent ? percentTicks(ticks) : ticks.map(String)),
+          // as wide as its longest label (63.25% needs more room than 60%)
+          size: (u, values, axisIdx, cycle) => {
+            const axis = u.axes[axisIdx]!;
+            if (cycle > 1) return (axis as { _size?: number })._size ?? 50;
+            const longest = (values ?? []).reduce((a, v) => (v.length > a.length ? v : a), '');
+            // uPlot keeps an axis font as [css font scaled by the pixel ratio, size px, css size px] once drawn
+            u.ctx.font = (axis.font as unknown as [string] | undefined)?.[0] ?? u.ctx.font;
+            const text = longest ? u.ctx.measureText(longest).width / devicePixelRatio : 0;
+            return Math.max(50, Math.ceil((axis.ticks?.size ?? 10) + (axis.gap ?? 5) + text));
+          },
         },
       ],
       series: [
