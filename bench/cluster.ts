@@ -384,7 +384,7 @@ async function main(): Promise<void> {
       const sample = await store.request<{ rows: { doc: Record<string, unknown> }[] }>({
         db: 'bench_cluster',
         path: '_all_docs',
-        qs: { include_docs: true, limit: 2001, startkey: JSON.stringify('0') },
+        qs: { include_docs: true, limit: 2001, startkey: '0' }, // nano JSON-encodes keys itself
       });
       const docs = sample.rows.map((r) => r.doc).filter((d) => !String(d._id).startsWith('_design/'));
       avgDocBytes = Math.round(docs.reduce((n, d) => n + Buffer.byteLength(JSON.stringify(d)), 0) / Math.max(1, docs.length));

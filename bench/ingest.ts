@@ -157,7 +157,7 @@ async function storedBlobs(app: FastifyInstance): Promise<number> {
   const designs = await store.request<{ rows: unknown[] }>({
     db: store.blobsDb,
     path: '_all_docs',
-    qs: { startkey: JSON.stringify('_design/'), endkey: JSON.stringify('_design0') },
+    qs: { startkey: '_design/', endkey: '_design0' }, // nano JSON-encodes keys itself
   });
   return info.doc_count - designs.rows.length;
 }

@@ -6,7 +6,9 @@
  * standby takes the lease within the bound (ttl + the renew interval + a
  * margin) and follows the feed from the checkpoint while blobs keep flowing.
  * Every acknowledged blob is stored, and the aggregate equals a rebuild:
- * nothing lost, nothing counted twice.
+ * nothing lost, nothing counted twice. The store goes on answering others
+ * right after the kill. Every wait has a bound that names its step, so a
+ * failure says where it stopped rather than ending at the test's timeout.
  */
 import { afterAll, describe, expect, inject, it, onTestFailed } from 'vitest';
 import type { KpiAnswer } from '../../src/aggregate/query.js';
@@ -16,7 +18,7 @@ import { leaseTimings } from '../../src/cluster/lease.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
-import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
+import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, openHarnessStore, storedCount, storedMarkers } from '../harness/verify.js';
 
 const TTL = 3000;
@@ -48,12 +50,17 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
     });
     const ports = [await freeLoopbackPort(), await freeLoopbackPort()] as const;
     const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    const health = async (i: number) => (await fetch(`${urls[i]}/health`, answerWithin()).then((r) => r.json())) as Health;
+    const health = (i: number) => getJson<Health>(`${urls[i]}/health`, `GET /health of instance ${i}`);
     const start = async (i: number) => {
       const service = startServiceProcess(['serve'], env(ports[i]!));
-      await service.waitForLog((l) => l.msg === 'kpi-live listening');
+      await within(
+        `instance ${i} to listen`,
+        30_000,
+        service.waitForLog((l) => l.msg === 'kpi-live listening'),
+      );
       return service;
     };
+    const store = await within('opening the harness store', 10_000, openHarnessStore(dbName));
     const first: ServiceProcess = await start(0);
     const second: ServiceProcess = await start(1);
     // a failure says what the surviving instance last logged
@@ -75,15 +82,17 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       expect((await health(1)).lease).toMatchObject({ role: 'standby', holder: (await health(0)).lease.instanceId });
 
       // the standby answers from the published aggregate before any takeover
-      const kpisOf = async (i: number, w = window()) =>
-        (await fetch(`${urls[i]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`, answerWithin()).then((r) => r.json())) as KpiAnswer;
+      const kpisOf = (i: number, w = window()) =>
+        getJson<KpiAnswer>(`${urls[i]}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`, `GET /api/kpis of instance ${i}`);
       await waitUntil(async () => ((await kpisOf(1)).series[0]?.total.dialogs ?? 0) >= 100, 15_000, 'the standby to serve 100 dialogs');
       expect((await health(1)).lease.role).toBe('standby');
 
       const killedAt = Date.now();
       firstDead = true;
       first.child.kill('SIGKILL');
-      await first.exited;
+      await within('the killed follower to exit', 5000, first.exited);
+      // the store is not wedged by the requests the killed process held (a feed longpoll, bulk writes)
+      await within('the store to answer a read after the SIGKILL', 5000, store.request({ db: dbName, path: '_all_docs', qs: { limit: 1 }, timeoutMs: 5000 }));
       let leaseAt = 0;
       await waitUntil(
         async () => {
@@ -102,19 +111,22 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       );
       expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
       // by the store's clock (Date headers) or by an unchanged revision: never a guess
-      const acquired = await second.waitForLog((l) => l.msg === 'aggregate follower lease acquired', 5000);
+      const acquired = await within(
+        "the new follower's lease log line",
+        5000,
+        second.waitForLog((l) => l.msg === 'aggregate follower lease acquired', 5000),
+      );
       console.log(`failover: takeover rule: ${String(acquired.reason)}`);
       expect(acquired.reason).toMatch(/^expired \((store clock|unchanged)\)$/);
       expect((await health(1)).lease).toMatchObject({ role: 'follower', takeovers: 1 });
       const acked = load.acked.length;
       await waitUntil(() => load.acked.length >= acked + 100, 15_000, 'blobs after the takeover');
     } finally {
-      await load.stop();
+      await within('the load to stop (each request is bounded at 20 s)', 25_000, load.stop());
     }
 
-    const store = await openHarnessStore(dbName);
     try {
-      const stored = await storedMarkers(store);
+      const stored = await within('reading the stored markers', 30_000, storedMarkers(store));
       console.log(
         `failover: ${load.sent} requests, answers ${JSON.stringify(load.statuses)}; ${load.acked.length} acknowledged, ${storedCount(stored)} stored`,
       );
@@ -122,16 +134,20 @@ describe('the follower process killed with SIGKILL, a standby process on the sam
       expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
       await expectServiceEqualsRebuild(urls[1]!, store, storedCount(stored), { segments: ['os'], timeoutMs: 30_000, what: 'the new follower' });
     } finally {
-      await store.close();
+      await within('closing the harness store', 5000, store.close());
       second.child.kill('SIGTERM');
-      await second.exited;
+      await within('the second instance to stop on SIGTERM', 15_000, second.exited);
     }
-  }, 90_000);
+  }, 120_000);
 });
 
 /** A service that does not answer within 10 s fails the step that asked, by name, instead of holding the test to its timeout. */
-function answerWithin(): RequestInit {
-  return { signal: AbortSignal.timeout(10_000) };
+function getJson<T>(url: string, step: string): Promise<T> {
+  return within(
+    step,
+    10_000,
+    fetch(url, { signal: AbortSignal.timeout(10_000) }).then((r) => r.json() as Promise<T>),
+  );
 }
 
 function window() {

@@ -115,10 +115,35 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Polls `condition` every 50 ms until it holds; fails naming `what` after
+ * `timeoutMs`, also when one call of `condition` itself does not return.
+ */
 export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  const timedOut = () => new Error(`timed out waiting for ${what} (${timeoutMs} ms)`);
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw timedOut();
+    if (await within(`waiting for ${what}`, left, Promise.resolve(condition()))) return;
+    if (Date.now() > deadline) throw timedOut();
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * `promise`'s result, or an error naming `step` once `timeoutMs` has passed
+ * without it settling: a test that waits on it fails at the step that stopped,
+ * not at its own timeout.
+ */
+export async function within<T>(step: string, timeoutMs: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${step}: not done within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -13,27 +13,34 @@ import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openStore, type Store } from '../../src/store/store.js';
-import { waitUntil } from './process.js';
+import { waitUntil, within } from './process.js';
 
-/** The `rp_api` marker of every blob document in `db`, with how often each is stored. */
-export async function storedMarkers(store: Store, db = store.blobsDb): Promise<Map<string, number>> {
+/**
+ * The `rp_api` marker of every blob document in `db`, with how often each is
+ * stored, read in pages of `pageSize` ids. nano JSON-encodes `startkey`
+ * itself, so the cursor is the raw id; each page must begin at the cursor, or
+ * the read stops with an error instead of going round the same page again.
+ */
+export async function storedMarkers(store: Store, db = store.blobsDb, pageSize = 5000): Promise<Map<string, number>> {
   const markers = new Map<string, number>();
   let startkey: string | undefined;
   for (;;) {
     const page = await store.request<{ rows: { id: string; doc?: { rp_api?: unknown } }[] }>({
       db,
       path: '_all_docs',
-      qs: { include_docs: true, limit: 5001, ...(startkey ? { startkey: JSON.stringify(startkey) } : {}) },
+      qs: { include_docs: true, limit: pageSize + 1, ...(startkey !== undefined ? { startkey } : {}) },
       timeoutMs: 60_000,
     });
-    const rows = page.rows.length > 5000 ? page.rows.slice(0, 5000) : page.rows;
-    for (const row of rows) {
+    if (startkey !== undefined && page.rows[0]?.id !== startkey) {
+      throw new Error(`storedMarkers: the page after ${startkey} began at ${page.rows[0]?.id ?? 'nothing'}, not at its startkey`);
+    }
+    for (const row of page.rows.slice(0, pageSize)) {
       if (row.id.startsWith('_design/')) continue;
       const marker = typeof row.doc?.rp_api === 'string' ? row.doc.rp_api : '';
       markers.set(marker, (markers.get(marker) ?? 0) + 1);
     }
-    if (page.rows.length <= 5000) return markers;
-    startkey = page.rows[5000]!.id;
+    if (page.rows.length <= pageSize) return markers;
+    startkey = page.rows[pageSize]!.id;
   }
 }
 
@@ -71,7 +78,7 @@ export function openHarnessStore(dbName: string): Promise<Store> {
  * dialogs in the last two hours, then checks that the stored blobs rebuild
  * to exactly `total`, and that its `/api/kpis` equals that rebuild, whole
  * and split by each of `segments`. Each request to the service is answered
- * within 10 s or fails.
+ * within 10 s or fails, and the rebuild within `timeoutMs`.
  */
 export async function expectServiceEqualsRebuild(
   url: string,
@@ -85,7 +92,7 @@ export async function expectServiceEqualsRebuild(
       signal: AbortSignal.timeout(10_000),
     }).then((r) => r.json())) as KpiAnswer;
   await waitUntil(async () => (await kpis()).series[0]?.total.dialogs === total, options.timeoutMs, `${options.what} to count ${total} blobs`);
-  const rebuilt = await rebuiltState(store);
+  const rebuilt = await within(`rebuilding from the stored blobs to compare with ${options.what}`, options.timeoutMs, rebuiltState(store));
   expect(rebuilt.counted).toBe(total);
   for (const segment of [undefined, ...options.segments]) {
     expect(await kpis(segment)).toEqual(JSON.parse(JSON.stringify(queryKpis(rebuilt.state, { ...window, segment }))));
