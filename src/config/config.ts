@@ -8,11 +8,12 @@
  * fault. Nothing else in kpi-live reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { Thresholds } from '../aggregate/kpi-types.js';
 import { checkThresholds, InvalidThresholdsError } from '../alerts/thresholds.js';
 
-type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list';
+type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list' | 'proxies';
 
 interface FieldSpec {
   readonly env: string;
@@ -33,7 +34,12 @@ export const configFields = {
   host: { env: 'HOST', type: 'string', default: '127.0.0.1', doc: 'Address the HTTP server binds to (`0.0.0.0` in a container).' },
   port: { env: 'PORT', type: 'integer', default: 3434, minimum: 0, maximum: 65535, doc: 'HTTP port (3434, like the original dashboard).' },
   logLevel: { env: 'LOG_LEVEL', type: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
-  trustProxy: { env: 'KPI_TRUST_PROXY', type: 'boolean', default: false, doc: 'Take the client address from `X-Forwarded-For` (only behind a proxy you run).' },
+  trustProxy: {
+    env: 'KPI_TRUST_PROXY',
+    type: 'proxies',
+    default: false,
+    doc: "Addresses and CIDRs of the proxies in front of kpi-live, whose `X-Forwarded-For` and `X-Forwarded-Proto` it believes (`10.0.0.0/8,192.168.1.7`; also `loopback`, `linklocal`, `uniquelocal`): the client is the right-most address that is not one of them. `false`: none, the socket's address is the client's. `true` and hop counts are refused: `true` takes the left-most entry, which any client writes, and a count cannot tell a proxy from a client that connects directly.",
+  },
 
   couchdbUrl: { env: 'COUCHDB_URL', type: 'string', secret: true, doc: 'CouchDB 3 base URL. Unset: an embedded pouchdb-server is started.' },
   couchdbUser: { env: 'COUCHDB_USER', type: 'string', doc: 'CouchDB user, when not given in the URL.' },
@@ -286,11 +292,13 @@ export const configFields = {
 type Fields = typeof configFields;
 type ValueOf<S extends FieldSpec> = S['type'] extends 'integer' | 'number'
   ? number
-  : S['type'] extends 'boolean'
-    ? boolean
-    : S['type'] extends 'string-list'
-      ? string[]
-      : string;
+  : S['type'] extends 'proxies'
+    ? TrustedProxies
+    : S['type'] extends 'boolean'
+      ? boolean
+      : S['type'] extends 'string-list'
+        ? string[]
+        : string;
 
 /** The validated configuration. Fields without a default may be absent. */
 export type Config = {
@@ -299,13 +307,24 @@ export type Config = {
   readonly [K in keyof Fields as Fields[K] extends { default: unknown } ? never : K]?: ValueOf<Fields[K]>;
 };
 
+/**
+ * Whom kpi-live believes about the client's address (Fastify's `trustProxy`):
+ * nobody (`false`), or the proxies at these addresses/CIDRs.
+ */
+export type TrustedProxies = false | string[];
+
 /** Raised when configuration is invalid; its message names the field at fault. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
 function jsonSchemaOf(spec: FieldSpec): Record<string, unknown> {
-  const schema: Record<string, unknown> = spec.type === 'string-list' ? { type: 'array', items: { type: 'string', minLength: 1 } } : { type: spec.type };
+  const schema: Record<string, unknown> =
+    spec.type === 'string-list'
+      ? { type: 'array', items: { type: 'string', minLength: 1 } }
+      : spec.type === 'proxies'
+        ? { type: ['boolean', 'integer', 'string'] }
+        : { type: spec.type };
   if (spec.minimum !== undefined) schema.minimum = spec.minimum;
   if (spec.maximum !== undefined) schema.maximum = spec.maximum;
   if ('enum' in spec && spec.enum) schema.enum = spec.enum;
@@ -319,7 +338,7 @@ const schema = {
   properties: Object.fromEntries(Object.entries(configFields).map(([key, spec]) => [key, jsonSchemaOf(spec)])),
 };
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 const validate = ajv.compile(schema);
 
 /** Reads an environment string into the field's type; JSON schema checks the rest. */
@@ -379,11 +398,19 @@ export function loadConfig(options: LoadOptions = {}): Config {
 
   const file = options.file ?? env.KPI_CONFIG;
   if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+      // JSON.parse's message may quote the text around the fault, and the
+      // file holds secrets: say where, never what.
+      throw new ConfigError(`config file ${file} is not valid JSON${syntaxErrorPlace(text, err as Error)}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new ConfigError(`config file ${file} must hold a JSON object`);
@@ -417,6 +444,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const key = error.instancePath.split('/')[1] ?? '';
     throw new ConfigError(describe(key, origin, error));
   }
+  merged.trustProxy = parseTrustedProxies(merged.trustProxy, origin.get('trustProxy') ?? 'KPI_TRUST_PROXY');
   const config = merged as Config;
   parseThresholds(config.thresholds);
   if (config.tenMinuteHours >= config.hourlyDays * 24) {
@@ -434,6 +462,64 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
   }
   return Object.freeze(config);
+}
+
+/** Named address ranges proxy-addr (Fastify's trustProxy) knows. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrCidr(entry: string): boolean {
+  if (PROXY_RANGES.has(entry)) return true;
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * `KPI_TRUST_PROXY` read into whom to believe. `true` is refused: Fastify
+ * would then take the left-most `X-Forwarded-For` entry, which the client
+ * writes itself, so every request could pick its own address (and its own
+ * rate limit). A hop count is refused too: it cannot tell the proxy from a
+ * client that reaches kpi-live directly and writes enough hops itself
+ * (Fastify 5 trusts nobody when given one). Only the proxies' own addresses
+ * say who appended an entry.
+ */
+export function parseTrustedProxies(value: unknown, where = 'KPI_TRUST_PROXY'): TrustedProxies {
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (text === false || text === 0 || text === '' || (typeof text === 'string' && /^(0|false|no|off)$/.test(text))) return false;
+  if (text === true || (typeof text === 'string' && /^(true|yes|on)$/.test(text))) {
+    throw new ConfigError(
+      `invalid configuration: ${where} may not be "true" (it would believe any X-Forwarded-For a client writes): give the addresses or CIDRs of the proxies in front of kpi-live (e.g. 10.0.0.0/8 or loopback)`,
+    );
+  }
+  if (typeof text === 'number' || (typeof text === 'string' && /^\d+$/.test(text))) {
+    throw new ConfigError(
+      `invalid configuration: ${where} takes the proxies' addresses or CIDRs (e.g. 10.0.0.0/8 or loopback), not a number of hops: a count cannot tell a proxy from a client that connects directly`,
+    );
+  }
+  const entries = String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  const bad = entries.findIndex((e) => !isAddressOrCidr(e));
+  if (bad >= 0) {
+    throw new ConfigError(
+      `invalid configuration: ${where} entry ${bad + 1} ("${entries[bad]!.slice(0, 64)}") is not an IP address, a CIDR, loopback, linklocal or uniquelocal`,
+    );
+  }
+  return entries;
+}
+
+/** Where in `text` a JSON syntax error lies (` at line L, column C`), when the engine says. */
+function syntaxErrorPlace(text: string, err: Error): string {
+  const at = /position (\d+)/.exec(err.message);
+  if (!at) return '';
+  const position = Math.min(Number(at[1]), text.length);
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - (before.lastIndexOf('\n') + 1) + 1;
+  return ` at line ${line}, column ${column}`;
 }
 
 /**

@@ -97,7 +97,7 @@ describe('sign-in', () => {
   });
 
   it('marks the cookie Secure behind TLS, and never redirects off the site', async () => {
-    const tls = await startTestApp({ trustLoopback: false, trustProxy: true, users: [userEntry('oncall', PASSWORD)] });
+    const tls = await startTestApp({ trustLoopback: false, trustProxy: 'loopback', users: [userEntry('oncall', PASSWORD)] });
     try {
       const ok = await signIn(tls, { user: 'oncall', password: PASSWORD, next: '//evil.example/x' }, { 'x-forwarded-proto': 'https' });
       expect(String(ok.headers['set-cookie'])).toContain('; Secure');

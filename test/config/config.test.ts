@@ -24,10 +24,10 @@ describe('loadConfig', () => {
 
   it('reads environment variables into typed values', () => {
     const config = loadConfig({
-      env: { PORT: '8080', KPI_TRUST_PROXY: 'true', KPI_API_TOKENS: 'a, b,,c', KPI_MAX_BLOB_AGE_HOURS: '2.5', COUCHDB_URL: 'http://u:p@db:5984' },
+      env: { PORT: '8080', KPI_TRUST_PROXY: '10.0.0.0/8', KPI_API_TOKENS: 'a, b,,c', KPI_MAX_BLOB_AGE_HOURS: '2.5', COUCHDB_URL: 'http://u:p@db:5984' },
     });
     expect(config.port).toBe(8080);
-    expect(config.trustProxy).toBe(true);
+    expect(config.trustProxy).toEqual(['10.0.0.0/8']);
     expect(config.apiTokens).toEqual(['a', 'b', 'c']);
     expect(config.maxBlobAgeHours).toBe(2.5);
     expect(config.couchdbUrl).toBe('http://u:p@db:5984');
@@ -45,7 +45,10 @@ describe('loadConfig', () => {
     [{ PORT: '70000' }, /PORT must be <= 65535/],
     [{ KPI_COMMIT_BATCH_DOCS: '0' }, /KPI_COMMIT_BATCH_DOCS must be >= 1/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/],
-    [{ KPI_TRUST_PROXY: 'maybe' }, /KPI_TRUST_PROXY must be boolean/],
+    [{ KPI_TRUST_PROXY: 'maybe' }, /KPI_TRUST_PROXY entry 1 \("maybe"\) is not an IP address/],
+    [{ KPI_TRUST_PROXY: 'true' }, /KPI_TRUST_PROXY may not be "true"/],
+    [{ KPI_TRUST_PROXY: '1' }, /KPI_TRUST_PROXY takes the proxies' addresses or CIDRs .*not a number of hops/],
+    [{ KPI_TRUST_PROXY: '10.0.0.0/33' }, /KPI_TRUST_PROXY entry 1/],
     [{ COUCHDB_URL: 'ftp://db' }, /COUCHDB_URL must be an http: or https: URL/],
     [{ COUCHDB_URL: 'not a url' }, /COUCHDB_URL is not a URL/],
   ])('stops with a message naming the variable at fault: %j', (env, message) => {
@@ -56,8 +59,45 @@ describe('loadConfig', () => {
   it('names unknown and bad keys of the config file', () => {
     expect(() => loadConfig({ env: {}, file: configFile({ prot: 1 }) })).toThrow(/unknown key "prot"/);
     expect(() => loadConfig({ env: {}, file: configFile({ port: 'x' }) })).toThrow(/config file .*key "port".* must be integer/);
-    expect(() => loadConfig({ env: {}, file: configFile('{oops') })).toThrow(/cannot read config file/);
+    expect(() => loadConfig({ env: {}, file: configFile('{oops') })).toThrow(/is not valid JSON/);
     expect(() => loadConfig({ env: {}, file: join(tmpdir(), 'no-such-kpi-live-config.json') })).toThrow(/cannot read config file/);
+  });
+
+  it('reads KPI_TRUST_PROXY as the proxies, never as "believe anyone" or a hop count', () => {
+    const read = (value: string | undefined) => loadConfig({ env: { KPI_TRUST_PROXY: value } }).trustProxy;
+    expect(read(undefined)).toBe(false);
+    expect(read('false')).toBe(false);
+    expect(read('off')).toBe(false);
+    expect(read('')).toBe(false);
+    expect(read('10.0.0.0/8, 192.168.1.7,::1,fd00::/8,loopback')).toEqual(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8', 'loopback']);
+    expect(loadConfig({ env: {}, file: configFile({ trustProxy: '127.0.0.1' }) }).trustProxy).toEqual(['127.0.0.1']);
+    expect(() => loadConfig({ env: {}, file: configFile({ trustProxy: 2 }) })).toThrow(/key "trustProxy", takes the proxies' addresses/);
+    expect(loadConfig({ env: {}, file: configFile({ trustProxy: false }) }).trustProxy).toBe(false);
+    expect(() => loadConfig({ env: {}, file: configFile({ trustProxy: true }) })).toThrow(/key "trustProxy", may not be "true"/);
+  });
+
+  it('says where a config file is not JSON, never what it holds', () => {
+    const secret = 'hunter2-couchdb-password-of-the-team';
+    for (const text of [`{\n  "couchdbPassword": "${secret}" oops\n}`, `{"couchdbPassword": "${secret}", x}`, `{"couchdbPassword": ${secret}}`]) {
+      const file = configFile(text);
+      let message = '';
+      try {
+        loadConfig({ env: {}, file });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(new RegExp(`^config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid JSON`));
+      expect(message).not.toContain('hunter2');
+      expect(message).not.toContain('couchdbPassword');
+    }
+    let message = '';
+    try {
+      loadConfig({ env: {}, file: configFile(`{\n  "couchdbPassword": "${secret}" oops\n}`) });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    // the engine says where on Node 20 for this shape; the line is the second
+    expect(message).toMatch(/at line 2, column \d+$/);
   });
 
   it('reads alert thresholds and names what is wrong in them', () => {
