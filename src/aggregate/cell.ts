@@ -156,12 +156,43 @@ export function cellToJson(cell: Cell): CellJson {
   return { c: Array.from(cell.c), w: Array.from(cell.w), s: cell.sites.toPairs(), t: cell.ttl.toPairs(), n: cell.steps.map((h) => h.toPairs()) };
 }
 
+/** A saved cell holding something other than counts (a `null` where a number was, a fraction, a negative). */
+export class CorruptCellError extends Error {
+  override readonly name = 'CorruptCellError';
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+function counts(values: unknown, what: string): number[] {
+  if (!Array.isArray(values) || values.length !== COUNTERS) throw new CorruptCellError(`${what} must be ${COUNTERS} counts`);
+  const bad = values.findIndex((n) => !isCount(n));
+  if (bad >= 0) throw new CorruptCellError(`${what}[${bad}] is ${JSON.stringify(values[bad])}, not a count`);
+  return [...(values as number[])];
+}
+
+function histogram(pairs: unknown, what: string): Histogram {
+  if (!Array.isArray(pairs)) throw new CorruptCellError(`${what} must be [key, count] pairs`);
+  for (const [i, pair] of pairs.entries()) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !isCount(pair[0]) || !isCount(pair[1])) {
+      throw new CorruptCellError(`${what}[${i}] is ${JSON.stringify(pair)?.slice(0, 40)}, not a [key, count] pair`);
+    }
+  }
+  return Histogram.fromPairs(pairs as [number, number][]);
+}
+
+/**
+ * A cell back from its JSON form, every number checked: a checkpoint that
+ * turned a number into `null` (JSON's `Infinity`) or anything but a count
+ * is refused with {@link CorruptCellError}, never counted.
+ */
 export function cellFromJson(json: CellJson): Cell {
+  const steps = (json as { n?: unknown }).n;
+  if (!Array.isArray(steps) || steps.length !== 4) throw new CorruptCellError('n must be 4 histograms');
   return {
-    c: [...json.c],
-    w: [...json.w],
-    sites: Histogram.fromPairs(json.s),
-    ttl: Histogram.fromPairs(json.t),
-    steps: json.n.map((p) => Histogram.fromPairs(p)),
+    c: counts(json.c, 'c'),
+    w: counts(json.w, 'w'),
+    sites: histogram(json.s, 's'),
+    ttl: histogram(json.t, 't'),
+    steps: steps.map((p, i) => histogram(p, `n[${i}]`)),
   };
 }

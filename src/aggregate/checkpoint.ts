@@ -28,6 +28,7 @@ import type { Log } from '../log.js';
 import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
+import { CorruptCellError } from './cell.js';
 import type { SegmentConfig } from './segments.js';
 import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type BucketJson, type RetentionConfig } from './state.js';
 
@@ -143,7 +144,20 @@ export class CheckpointStore {
       });
       for (const row of answer.rows) {
         if (!row.doc) throw new Error(`checkpoint is missing bucket document ${row.key}`);
-        const bucket = bucketFromJson(row.doc);
+        let bucket: ReturnType<typeof bucketFromJson>;
+        try {
+          bucket = bucketFromJson(row.doc);
+        } catch (err) {
+          if (!(err instanceof CorruptCellError)) throw err;
+          // Counting it would put a wrong number on a tile, and dropping the
+          // bucket would lose its blobs; the feed holds every blob still kept
+          // (KPI_RETENTION_DAYS), so the rebuild loses only older ones.
+          this.log.error(
+            { doc: row.key, problem: err.message },
+            'a checkpoint bucket holds something that is not a count: the aggregate is rebuilt from the feed',
+          );
+          return undefined;
+        }
         state.buckets.set(bucketKey(bucket.start, bucket.size), bucket);
       }
     }

@@ -39,6 +39,22 @@ const ENGAGED_EVENTS = [
 /** Weights are kept in millionths of a blob, so that sums stay exact integers. */
 export const WEIGHT_UNIT = 1_000_000;
 
+/**
+ * The lowest sample rate a blob counts at: ingest's floor for a dialog's own
+ * rate (0.01) times the lowest server rate (`KPI_SAMPLE_RATE` ≥ 0.0001). A
+ * stored blob below it (stored before the floor, or written around kpi-live)
+ * counts at this rate, so no blob weighs more than a million dialogs and
+ * every weight is a finite integer: sums stay exact (below 2^53 millionths)
+ * and survive a checkpoint's JSON unchanged.
+ */
+export const MIN_COUNTED_SAMPLE_RATE = 1e-6;
+
+/** What one blob adds to the estimates, in millionths of a dialog: 1/sample_rate, bounded. */
+export function blobWeight(sampleRate: unknown): number {
+  if (typeof sampleRate !== 'number' || !(sampleRate > 0 && sampleRate <= 1)) return WEIGHT_UNIT;
+  return Math.round(WEIGHT_UNIT / Math.max(sampleRate, MIN_COUNTED_SAMPLE_RATE));
+}
+
 export interface BlobFacts {
   /** The blob's 10-minute bucket, ms. */
   time: number;
@@ -109,12 +125,11 @@ export function blobFacts(blob: FactsInput, config: SegmentConfig): BlobFacts | 
     else outcome = 'fail';
   }
 
-  const rate = blob.sample_rate;
   const timeToLogin = first.get('assertion_generated');
   const newUserStepTimes = newUser.map((reached, i) => (reached ? first.get(NEW_USER_EVENTS[i]!) : undefined));
   return {
     time: blob.timestamp,
-    weight: Math.round(WEIGHT_UNIT / (typeof rate === 'number' && rate > 0 && rate <= 1 ? rate : 1)),
+    weight: blobWeight(blob.sample_rate),
     newUser,
     reset,
     progress: [true, shown, engaged, hasError, loggedIn],

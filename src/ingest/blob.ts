@@ -12,6 +12,18 @@ import { BUCKET_MS, floorToBucket } from '../store/blob-ids.js';
 import type { CoarseUserAgent } from './user-agent.js';
 
 /**
+ * The lowest `sample_rate` a dialog may send. Real dialogs report at 1 (the
+ * privacy review starts with 100% intake; the original dialog's blobs carry
+ * 1.0), and a deployment that thins its traffic does it on the server
+ * (`KPI_SAMPLE_RATE`, which a client cannot forge). A blob counts
+ * 1/sample_rate dialogs in the estimates, so without a floor one forged blob
+ * with `1e-9` added a billion new users, and `5e-324` made an estimate
+ * infinite. At 0.01 one blob stands for at most 100 dialogs (100 /
+ * KPI_SAMPLE_RATE after server sampling).
+ */
+export const MIN_CLIENT_SAMPLE_RATE = 0.01;
+
+/**
  * Plausibility bounds (security review, "bogus data"): generous for any real
  * dialog session, tight enough that a forged blob cannot skew a KPI far.
  */
@@ -79,7 +91,7 @@ export const blobSchema = {
         height: { type: 'integer', minimum: 0, maximum: PLAUSIBLE.screenPx },
       },
     },
-    sample_rate: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1 },
+    sample_rate: { type: ['number', 'null'], minimum: MIN_CLIENT_SAMPLE_RATE, maximum: 1 },
     user_agent: {
       type: ['object', 'null'],
       properties: {

@@ -81,6 +81,26 @@ describe('CheckpointStore', () => {
     expect(await bucketDocs()).toHaveLength(state.buckets.size);
   });
 
+  it('refuses a checkpoint whose bucket holds null where a count was (JSON turns Infinity into null): the aggregate is rebuilt, not counted wrong', async () => {
+    const other = uniqueDbName('ckpt-corrupt');
+    try {
+      const store = new CheckpointStore(t.store, other, defaultSegmentConfig, defaultRetention, silent);
+      await store.ensureDb();
+      await store.save(snapshotOf(stateWith(12), 'seq-12', 0));
+      expect(await new CheckpointStore(t.store, other, defaultSegmentConfig, defaultRetention, silent).load()).toBeDefined();
+      const ids = (await t.store.request<{ rows: { id: string }[] }>({ db: other, path: '_all_docs', qs: { startkey: 'b/', endkey: 'b/\uffff' } })).rows;
+      const doc = await t.store.request<{ all: { w: (number | null)[] } }>({ db: other, path: encodeURIComponent(ids[0]!.id) });
+      doc.all.w[0] = null;
+      await t.store.request({ method: 'PUT', db: other, path: encodeURIComponent(ids[0]!.id), body: doc });
+      const lines: string[] = [];
+      const log = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) });
+      expect(await new CheckpointStore(t.store, other, defaultSegmentConfig, defaultRetention, log).load()).toBeUndefined();
+      expect(lines.join('')).toContain('w[0] is null, not a count');
+    } finally {
+      await dropDb(other);
+    }
+  });
+
   it('writes only changed buckets and removes the documents they supersede', async () => {
     const store = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
     const loaded = (await store.load())!;

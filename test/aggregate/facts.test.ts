@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blobFacts, WEIGHT_UNIT, type FactsInput } from '../../src/aggregate/facts.js';
+import { blobFacts, blobWeight, MIN_COUNTED_SAMPLE_RATE, WEIGHT_UNIT, type FactsInput } from '../../src/aggregate/facts.js';
 import { defaultSegmentConfig, segmentsOf } from '../../src/aggregate/segments.js';
 
 const T = Date.UTC(2026, 10, 23, 12, 0);
@@ -118,6 +119,18 @@ describe('blobFacts: counts and weights', () => {
     expect(facts(['x']).weight).toBe(WEIGHT_UNIT);
     expect(facts(['x'], { sample_rate: 0.25 }).weight).toBe(4 * WEIGHT_UNIT);
     expect(facts(['x'], { sample_rate: 0.3 }).weight).toBe(Math.round(WEIGHT_UNIT / 0.3));
+  });
+  it('bounds what one blob weighs, whatever sample_rate a stored blob carries: a finite integer, at most a million dialogs', () => {
+    for (const rate of [1e-6, 1e-9, 5e-324, Number.MIN_VALUE]) expect(facts(['x'], { sample_rate: rate }).weight).toBe(WEIGHT_UNIT / MIN_COUNTED_SAMPLE_RATE);
+    for (const rate of [0, -1, 2, Infinity, -Infinity, NaN, '0.5', null]) expect(facts(['x'], { sample_rate: rate as never }).weight).toBe(WEIGHT_UNIT);
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1, noNaN: true }), (rate) => {
+        const weight = blobWeight(rate);
+        expect(Number.isSafeInteger(weight)).toBe(true);
+        expect(weight).toBeGreaterThanOrEqual(WEIGHT_UNIT);
+        expect(weight).toBeLessThanOrEqual(WEIGHT_UNIT / MIN_COUNTED_SAMPLE_RATE);
+      }),
+    );
   });
   it('additional email: logged in with two or more emails', () => {
     expect(facts(['assertion_generated'], { number_emails: 2 }).loggedInMultiEmail).toBe(true);

@@ -124,7 +124,11 @@ describe('normalizeBlob', () => {
     [{ timestamp: NOW, number_emails: -1 }, 'data[2].number_emails', 'must be >= 0'],
     [{ timestamp: NOW, number_emails: 1.5 }, 'data[2].number_emails', 'must be integer,null'],
     [{ timestamp: NOW, new_account: 'yes' }, 'data[2].new_account', 'must be boolean,null'],
-    [{ timestamp: NOW, sample_rate: 0 }, 'data[2].sample_rate', 'must be > 0'],
+    [{ timestamp: NOW, sample_rate: 0 }, 'data[2].sample_rate', 'must be >= 0.01'],
+    // below the floor one blob would stand for more than 100 dialogs (a billion at 1e-9)
+    [{ timestamp: NOW, sample_rate: 0.009 }, 'data[2].sample_rate', 'must be >= 0.01'],
+    [{ timestamp: NOW, sample_rate: 1e-9 }, 'data[2].sample_rate', 'must be >= 0.01'],
+    [{ timestamp: NOW, sample_rate: 5e-324 }, 'data[2].sample_rate', 'must be >= 0.01'],
     [{ timestamp: NOW, sample_rate: 1.5 }, 'data[2].sample_rate', 'must be <= 1'],
     [{ timestamp: NOW, screen_size: { width: 'wide' } }, 'data[2].screen_size.width', 'must be integer'],
     [{ timestamp: NOW, user_agent: { os: 7 } }, 'data[2].user_agent.os', 'must be string'],
