@@ -15,6 +15,7 @@ import authPlugin from './auth/plugin.js';
 import dashboardPlugin from './dashboard/plugin.js';
 import deploysPlugin from './deploys/plugin.js';
 import healthPlugin from './health/plugin.js';
+import { drainRefusedBodies } from './http/drain.js';
 import { installErrorHandling } from './http/errors.js';
 import probesPlugin from './health/probes.js';
 import ingestPlugin from './ingest/plugin.js';
@@ -48,6 +49,7 @@ export function serverOptions(config: Config): FastifyServerOptions {
 
 async function app(fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
   installErrorHandling(fastify, config.retryAfterSeconds);
+  drainRefusedBodies(fastify);
   // Once closing, answers end their connection: a request answered after the
   // close began (its blobs were still being written) must not leave a
   // keep-alive socket that holds the shutdown for the keep-alive timeout.
