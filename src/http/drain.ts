@@ -57,7 +57,9 @@ export function drainBody(raw: IncomingMessage, maxBytes = MAX_DRAIN_BYTES, maxM
 /** Makes every refusal of `app` wait for the rest of the body (bounded) before it is sent. */
 export function drainRefusedBodies(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode >= 400 && !request.raw.complete) await drainBody(request.raw);
+    // `complete` is false only on a socket's request whose body is still
+    // coming (an injected request has no such flag and nothing to wait for)
+    if (reply.statusCode >= 400 && request.raw.complete === false && !request.raw.readableEnded) await drainBody(request.raw);
     return payload;
   });
 }
