@@ -25,12 +25,8 @@ import { errorResponseSchema, HttpError } from '../http/errors.js';
 import type { AggregateChange, AggregatorStatus } from './aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import {
-  BUCKET_SIZES,
   bucketForRange,
   FUNNELS,
-  MAX_POINTS,
-  MAX_RANGE_MS,
-  MAX_TOP,
   queryFunnel,
   queryKpis,
   windowEnd,
@@ -41,7 +37,8 @@ import {
   type KpiQuery,
 } from './query.js';
 import { ElectedAggregate } from './elected.js';
-import { DIMENSIONS, type Dimension } from './segments.js';
+import { windowFieldSchemas, windowProblem } from './query-schema.js';
+import type { Dimension } from './segments.js';
 import { aggregateSettings } from './settings.js';
 import { DAY } from './state.js';
 
@@ -88,11 +85,11 @@ const windowSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    from: { type: 'integer', minimum: 0, description: 'inclusive, ms; default: 24 h before `to`' },
-    to: { type: 'integer', minimum: 0, description: 'exclusive, ms; default: now' },
-    bucket: { type: 'string', enum: Object.keys(BUCKET_SIZES), description: 'default: from the range' },
-    segment: { type: 'string', enum: [...DIMENSIONS] },
-    top: { type: 'integer', minimum: 1, maximum: MAX_TOP, description: 'with segment: the N biggest values, the rest merged into Other' },
+    from: { ...windowFieldSchemas.time, description: 'inclusive, ms; default: 24 h before `to`' },
+    to: { ...windowFieldSchemas.time, description: 'exclusive, ms; default: now' },
+    bucket: { ...windowFieldSchemas.bucket, description: 'default: from the range' },
+    segment: windowFieldSchemas.segment,
+    top: { ...windowFieldSchemas.top, description: 'with segment: the N biggest values, the rest merged into Other' },
     format: { type: 'string', enum: ['json', 'csv'] },
   },
 } as const;
@@ -108,16 +105,16 @@ const answerSchema = {
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 503: errorResponseSchema };
 
+const QUERY_NAMES = { prefix: 'query', range: { field: 'query.from', name: 'query.from..query.to' } } as const;
+
 /** The window a request asks for, with defaults: the last 24 h, a bucket that suits the range. */
 export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
   const to = q.to ?? windowEnd(now);
   const from = q.from ?? to - DAY;
   if (to <= from) throw new HttpError(400, 'query.to must be greater than query.from', 'query.to');
-  if (to - from > MAX_RANGE_MS) throw new HttpError(400, `query.from..query.to spans more than ${MAX_RANGE_MS / DAY} days`, 'query.from');
   const bucket = q.bucket ?? bucketForRange(to - from);
-  if ((to - from) / BUCKET_SIZES[bucket] > MAX_POINTS)
-    throw new HttpError(400, `query.bucket ${bucket} gives too many points for this range; use a larger one`, 'query.bucket');
-  if (q.top !== undefined && !q.segment) throw new HttpError(400, 'query.top needs query.segment (the values to keep the top of)', 'query.top');
+  const problem = windowProblem({ rangeMs: to - from, bucket, segment: q.segment, top: q.top }, QUERY_NAMES);
+  if (problem) throw new HttpError(400, problem.message, problem.field);
   return { from, to, bucket, segment: q.segment, ...(q.top !== undefined ? { top: q.top } : {}) };
 }
 

@@ -38,7 +38,8 @@ export const isTokenDigest = (value: string): boolean => DIGEST_PATTERN.test(val
 export function tokenChecker(digests: readonly string[]): (token: string | undefined) => boolean {
   const known = digests.map((d) => Buffer.from(d.slice('sha256:'.length), 'hex'));
   return (token) => {
-    if (token === undefined || token.length > 512) return false;
+    // a hello's or a header's token may be anything a client sent: only a string can match
+    if (typeof token !== 'string' || token.length > 512) return false;
     const presented = createHash('sha256').update(token, 'utf8').digest();
     let ok = false;
     for (const k of known) ok = timingSafeEqual(presented, k) || ok;

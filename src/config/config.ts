@@ -146,6 +146,20 @@ export const configFields = {
     minimum: 100,
     doc: 'Live stream: ping interval; a client missing one is dropped.',
   },
+  streamHelloTimeoutMs: {
+    env: 'KPI_STREAM_HELLO_MS',
+    type: 'integer',
+    default: 5000,
+    minimum: 100,
+    doc: 'Live stream: a socket that has not sent its `hello` by then is closed (4408).',
+  },
+  streamMaxUngreetedPerAddress: {
+    env: 'KPI_STREAM_MAX_UNGREETED_PER_ADDRESS',
+    type: 'integer',
+    default: 8,
+    minimum: 1,
+    doc: 'Live stream: sockets one client address may hold open before their `hello`; one more is closed at once (4429).',
+  },
 
   thresholds: {
     env: 'KPI_THRESHOLDS',

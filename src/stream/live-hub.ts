@@ -22,12 +22,11 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
-import type { WebSocket } from 'ws';
-import { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, windowEnd, type KpiAnswer, type KpiQuery } from '../aggregate/query.js';
+import type { RawData, WebSocket } from 'ws';
+import { bucketForRange, windowEnd, type KpiAnswer, type KpiQuery } from '../aggregate/query.js';
 import type { Aggregates } from '../aggregate/plugin.js';
-import { DIMENSIONS } from '../aggregate/segments.js';
-import { TEN_MINUTES } from '../aggregate/state.js';
 import type { Deploys } from '../deploys/plugin.js';
+import { readClientMessage } from './client-messages.js';
 import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from './protocol.js';
 
 export interface HubOptions {
@@ -35,6 +34,8 @@ export interface HubOptions {
   maxBufferedBytes: number;
   heartbeatMs: number;
   helloTimeoutMs: number;
+  /** Sockets one address may hold open before their `hello`; one more is closed at once (4429). */
+  maxUngreetedPerAddress: number;
   /** Checks a token from a `hello`; undefined when the socket was authorised at upgrade. */
   authorize: (token: string | undefined) => boolean;
 }
@@ -66,25 +67,6 @@ export function windowOf(sub: Subscription, now = Date.now()): KpiQuery {
 /** The series of an answer, in order: what a client of a `top` subscription holds. */
 const seriesKey = (answer: KpiAnswer) => answer.series.map((s) => s.segment).join('\u0000');
 
-/** Checks a client's subscription; returns a message naming what is wrong, or undefined. */
-export function invalidSubscription(sub: unknown): string | undefined {
-  if (typeof sub !== 'object' || sub === null) return 'subscribe must be an object';
-  const { rangeMs, from, bucket, segment, top } = sub as Record<string, unknown>;
-  if (typeof rangeMs !== 'number' || !Number.isInteger(rangeMs) || rangeMs < TEN_MINUTES || rangeMs > MAX_RANGE_MS) {
-    return `subscribe.rangeMs must be an integer between ${TEN_MINUTES} and ${MAX_RANGE_MS}`;
-  }
-  if (bucket !== undefined && !(typeof bucket === 'string' && Object.hasOwn(BUCKET_SIZES, bucket))) return 'subscribe.bucket must be 10m, 1h or 1d';
-  if (bucket !== undefined && rangeMs / BUCKET_SIZES[bucket as keyof typeof BUCKET_SIZES] > MAX_POINTS) return 'subscribe.bucket is too small for this range';
-  if (segment !== undefined && !(DIMENSIONS as readonly unknown[]).includes(segment)) return `subscribe.segment must be one of ${DIMENSIONS.join(', ')}`;
-  if (from !== undefined && !(typeof from === 'number' && Number.isSafeInteger(from) && from >= 0))
-    return 'subscribe.from must be a time in ms (an integer ≥ 0)';
-  if (top !== undefined) {
-    if (!(typeof top === 'number' && Number.isInteger(top) && top >= 1 && top <= MAX_TOP)) return `subscribe.top must be an integer between 1 and ${MAX_TOP}`;
-    if (segment === undefined) return 'subscribe.top needs subscribe.segment';
-  }
-  return undefined;
-}
-
 /** What the hub has done since it started (metrics): counts only go up. */
 export interface LiveHubStats {
   /** Sockets that sent their hello. */
@@ -100,6 +82,39 @@ export interface LiveHubStats {
   overflows: number;
   /** Sockets dropped for missing a heartbeat. */
   heartbeatDrops: number;
+  /** Sockets closed at once: their address already held `maxUngreetedPerAddress` waiting for hello. */
+  refusedUngreeted: number;
+  /** Sockets closed because a message was not one the protocol allows (4400). */
+  badMessages: number;
+}
+
+/** The text of a frame, however `ws` delivered it. */
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('utf8');
+}
+
+/** Longest close reason, in UTF-8 bytes, the protocol allows. */
+const MAX_REASON_BYTES = 123;
+
+/**
+ * Closes a socket with a code and a reason cut to what a close frame can
+ * carry (at a character boundary); a socket that cannot even be closed is
+ * ended.
+ */
+export function closeSocket(socket: WebSocket, code: number, reason: string): void {
+  let text = '';
+  let bytes = 0;
+  for (const char of reason) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > MAX_REASON_BYTES) break;
+    text += char;
+  }
+  try {
+    socket.close(code, text);
+  } catch {
+    socket.terminate();
+  }
 }
 
 const subKey = (sub: Subscription) => `${sub.rangeMs}|${sub.from ?? ''}|${sub.bucket ?? ''}|${sub.segment ?? ''}|${sub.top ?? ''}`;
@@ -111,7 +126,9 @@ export class LiveHub {
   readonly #subscriptions: RxSubscription[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #drainCheck: NodeJS.Timeout | undefined;
-  readonly #counts = { connections: 0, snapshots: 0, deltas: 0, overflows: 0, heartbeatDrops: 0 };
+  readonly #counts = { connections: 0, snapshots: 0, deltas: 0, overflows: 0, heartbeatDrops: 0, refusedUngreeted: 0, badMessages: 0 };
+  /** Open sockets that have not said hello yet, by address. */
+  readonly #ungreeted = new Map<string, number>();
 
   constructor(
     readonly aggregates: Aggregates,
@@ -150,74 +167,117 @@ export class LiveHub {
   }
 
   /**
-   * Takes a new socket. Its message handler is attached at once, before
-   * anything asynchronous, so the `hello` cannot be missed.
+   * Takes a new socket from `address` (the client's, as the upgrade request
+   * says). Its message handler is attached at once, before anything
+   * asynchronous, so the `hello` cannot be missed. Nothing a client sends
+   * can make the handler throw: a message of any shape is checked against the
+   * protocol's schema (client-messages.ts), and anything unforeseen closes
+   * that socket (1011), never the service.
    */
-  attach(socket: WebSocket, authorizedAtUpgrade: boolean): void {
+  attach(socket: WebSocket, authorizedAtUpgrade: boolean, address = ''): void {
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'live socket error'));
+    const waiting = this.#ungreeted.get(address) ?? 0;
+    if (waiting >= this.options.maxUngreetedPerAddress) {
+      this.#counts.refusedUngreeted++;
+      this.log.debug({ address, waiting }, 'live socket refused: too many from this address waiting for hello');
+      closeSocket(socket, CLOSE.tooManyWaiting, 'too many sockets waiting for hello from this address');
+      return;
+    }
+    this.#ungreeted.set(address, waiting + 1);
     const client: Client = { socket, subscription: undefined, epoch: '', version: 0, needsSnapshot: false, alive: true, series: undefined };
     this.#sockets.add(socket);
     this.#counts.connections++;
     let greeted = false;
+    /** Closed by the hub: messages still arriving are ignored. */
+    let closing = false;
+    const stopWaiting = () => {
+      if (greeted) return;
+      greeted = true;
+      clearTimeout(helloTimer);
+      const left = (this.#ungreeted.get(address) ?? 1) - 1;
+      if (left > 0) this.#ungreeted.set(address, left);
+      else this.#ungreeted.delete(address);
+    };
+    const close = (code: number, reason: string) => {
+      closing = true;
+      if (code === CLOSE.badMessage) this.#counts.badMessages++;
+      closeSocket(socket, code, reason);
+    };
     const helloTimer = setTimeout(() => {
-      if (!greeted) socket.close(CLOSE.helloTimeout, 'no hello received');
+      if (!greeted) close(CLOSE.helloTimeout, 'no hello received');
     }, this.options.helloTimeoutMs);
 
-    socket.on('message', (data, isBinary) => {
-      let message: ClientMessage;
+    const receive = (data: RawData, isBinary: boolean) => {
+      if (isBinary) return close(CLOSE.badMessage, 'messages are JSON text');
+      let parsed: unknown;
       try {
-        if (isBinary) throw new Error('binary');
-        message = JSON.parse(data.toString()) as ClientMessage;
+        parsed = JSON.parse(rawText(data));
       } catch {
-        socket.close(CLOSE.badMessage, 'messages are JSON text');
-        return;
+        return close(CLOSE.badMessage, 'messages are JSON text');
       }
+      const read = readClientMessage(parsed);
+      if ('problem' in read) {
+        this.#send(client, { type: 'error', message: read.problem.message });
+        return close(CLOSE.badMessage, read.problem.message);
+      }
+      const message = read.message;
       if (!greeted) {
-        if (message.type !== 'hello') {
-          socket.close(CLOSE.badMessage, 'the first message must be hello');
-          return;
+        if (message.type !== 'hello') return close(CLOSE.badMessage, 'the first message must be hello');
+        if (!authorizedAtUpgrade && !this.#authorize(message.token)) {
+          return close(CLOSE.unauthorized, message.token ? 'the token is not valid' : 'a token is needed');
         }
-        if (!authorizedAtUpgrade && !this.options.authorize(message.token)) {
-          socket.close(CLOSE.unauthorized, message.token ? 'the token is not valid' : 'a token is needed');
-          return;
-        }
-        greeted = true;
-        clearTimeout(helloTimer);
+        stopWaiting();
         this.#clients.add(client);
-      } else if (message.type !== 'subscribe') {
-        socket.close(CLOSE.badMessage, 'expected subscribe');
-        return;
+      } else if (message.type !== 'subscribe') return close(CLOSE.badMessage, 'expected subscribe');
+      this.#subscribe(client, message);
+    };
+    socket.on('message', (data, isBinary) => {
+      if (closing) return;
+      try {
+        receive(data, isBinary);
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'live message handler failed: socket closed');
+        close(CLOSE.internalError, 'internal error');
       }
-      const problem = invalidSubscription(message.subscribe);
-      if (problem) {
-        this.#send(client, { type: 'error', message: problem });
-        socket.close(CLOSE.badMessage, problem.slice(0, 120));
-        return;
-      }
-      client.subscription = message.subscribe;
-      // A client that does not read what it asked for gets one snapshot once
-      // it drains, not one more per request: asking is no way around the bound.
-      if (!this.#hasRoom(client)) {
-        this.#overflow(client);
-        return;
-      }
-      const resume = message.type === 'hello' ? message.resume : undefined;
-      const current = this.aggregates.version();
-      // a resumed `top` client's series are not known here: a snapshot keeps it right
-      if (resume && resume.epoch === current.epoch && resume.version <= current.version && message.subscribe.top === undefined) {
-        client.epoch = resume.epoch;
-        client.version = resume.version;
-        this.#sendDelta(client);
-      } else this.#sendSnapshot(client);
     });
     socket.on('pong', () => {
       client.alive = true;
     });
     socket.on('close', () => {
-      clearTimeout(helloTimer);
+      stopWaiting();
       this.#clients.delete(client);
       this.#sockets.delete(socket);
     });
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'live socket error'));
+  }
+
+  /** A token from a hello: only a string can be one, whatever `authorize` would make of anything else. */
+  #authorize(token: unknown): boolean {
+    if (typeof token !== 'string' && token !== undefined) return false;
+    try {
+      return this.options.authorize(token) === true;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'live token check failed: refused');
+      return false;
+    }
+  }
+
+  /** A checked subscription takes effect: a snapshot, or a delta when it resumes. */
+  #subscribe(client: Client, message: ClientMessage): void {
+    client.subscription = message.subscribe;
+    // A client that does not read what it asked for gets one snapshot once
+    // it drains, not one more per request: asking is no way around the bound.
+    if (!this.#hasRoom(client)) {
+      this.#overflow(client);
+      return;
+    }
+    const resume = message.type === 'hello' ? message.resume : undefined;
+    const current = this.aggregates.version();
+    // a resumed `top` client's series are not known here: a snapshot keeps it right
+    if (resume && resume.epoch === current.epoch && resume.version <= current.version && message.subscribe.top === undefined) {
+      client.epoch = resume.epoch;
+      client.version = resume.version;
+      this.#sendDelta(client);
+    } else this.#sendSnapshot(client);
   }
 
   /** Sends every client what changed since its version (one computation per distinct need). */

@@ -14,8 +14,22 @@
  *    gets a snapshot instead of a delta when its top values change.
  * 4. `deploy` when a deploy marker is added.
  * A client may send `subscribe` at any time to change what it shows (a new
- * snapshot follows). Close codes: 4400 bad message, 4401 bad or missing
- * token, 4408 no hello in time; 1001 when the service shuts down.
+ * snapshot follows).
+ *
+ * Every message is checked against a JSON schema (client-messages.ts) before
+ * anything else looks at it: a message of another shape gets an `error`
+ * naming the field (`subscribe.rangeMs must be …`, `hello.token must be a
+ * string …`), then the close. Close codes:
+ * - 4400 bad message (not JSON text, not an object, a field of the wrong type
+ *   or out of range, unknown fields, no hello first);
+ * - 4401 bad or missing token;
+ * - 4408 no hello within `KPI_STREAM_HELLO_MS`;
+ * - 4429 the address already holds `KPI_STREAM_MAX_UNGREETED_PER_ADDRESS`
+ *   sockets that have not said hello: closed at once; retry later, with backoff;
+ * - 1011 the service failed on a message (a bug; the service stays up);
+ * - 1001 the service shuts down;
+ * - and from the WebSocket layer: 1007 text that is not UTF-8, 1009 a
+ *   message over 64 KiB, 1002 a frame the protocol forbids.
  */
 import type { BucketName, Dimension, KpiAnswer } from '../aggregate/kpi-types.js';
 import type { Deploy } from '../deploys/types.js';
@@ -49,4 +63,4 @@ export type ServerMessage =
   | { type: 'deploy'; deploy: Deploy }
   | { type: 'error'; message: string };
 
-export const CLOSE = { badMessage: 4400, unauthorized: 4401, helloTimeout: 4408, goingAway: 1001 } as const;
+export const CLOSE = { badMessage: 4400, unauthorized: 4401, helloTimeout: 4408, tooManyWaiting: 4429, internalError: 1011, goingAway: 1001 } as const;

@@ -12,7 +12,8 @@ import { NEW_USER_STEPS, RESET_STEPS } from '../../src/aggregate/facts.js';
 import { bucketForRange, MAX_RANGE_MS, MAX_TOP, type KpiAnswer, type KpiQuery, type KpiSeries, type Kpis } from '../../src/aggregate/query.js';
 import * as web from '../../web/src/model.js';
 import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
-import { invalidSubscription, LiveHub, windowOf } from '../../src/stream/live-hub.js';
+import { subscriptionProblem } from '../../src/stream/client-messages.js';
+import { closeSocket, LiveHub, windowOf } from '../../src/stream/live-hub.js';
 import type { ServerMessage } from '../../src/stream/protocol.js';
 
 class FakeSocket extends EventEmitter {
@@ -77,7 +78,14 @@ function fakeDeploys() {
   return { deploys, added };
 }
 
-const options = { coalesceMs: 100, maxBufferedBytes: 1000, heartbeatMs: 10_000, helloTimeoutMs: 5000, authorize: (t: string | undefined) => t === 'good' };
+const options = {
+  coalesceMs: 100,
+  maxBufferedBytes: 1000,
+  heartbeatMs: 10_000,
+  helloTimeoutMs: 5000,
+  maxUngreetedPerAddress: 3,
+  authorize: (t: string | undefined) => t === 'good',
+};
 
 function setup() {
   const a = fakeAggregates();
@@ -307,6 +315,143 @@ describe('LiveHub', () => {
   });
 });
 
+describe('LiveHub under hostile clients', () => {
+  const send = (socket: FakeSocket, value: unknown) => socket.emit('message', Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), false);
+
+  it.each(['null', '5', '[]', '"x"', 'true', '[[[[[]]]]]'])('closes a socket whose frame is JSON but no object (%s) with 4400, naming why', (text) => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    expect(() => send(socket, text)).not.toThrow();
+    expect(socket.closed?.code).toBe(4400);
+    expect(socket.sent).toEqual([{ type: 'error', message: 'a message must be a JSON object' }]);
+    expect(hub.stats.badMessages).toBe(1);
+    hub.stop();
+  });
+
+  it.each([5, 1.5, true, null, [], {}, ['good'], { length: 4 }])(
+    'refuses a hello whose token is %j with 4400 naming hello.token, never asking authorize',
+    (token) => {
+      vi.useFakeTimers();
+      const a = fakeAggregates();
+      const authorize = vi.fn(() => true);
+      const hub = new LiveHub(a.aggregates, fakeDeploys().deploys, { ...options, authorize }, pino({ level: 'silent' }));
+      const socket = new FakeSocket();
+      hub.attach(socket as never, false);
+      socket.hello({ token });
+      expect(socket.closed?.code).toBe(4400);
+      expect(socket.sent).toEqual([{ type: 'error', message: 'hello.token must be a string of at most 512 characters' }]);
+      expect(authorize).not.toHaveBeenCalled();
+    },
+  );
+
+  it('refuses a hello when the token check throws, and a check that answers anything but true', () => {
+    vi.useFakeTimers();
+    const a = fakeAggregates();
+    const throwing = new LiveHub(
+      a.aggregates,
+      fakeDeploys().deploys,
+      {
+        ...options,
+        authorize: () => {
+          throw new TypeError('boom');
+        },
+      },
+      pino({ level: 'silent' }),
+    );
+    const socket = new FakeSocket();
+    throwing.attach(socket as never, false);
+    expect(() => socket.hello({ token: 'good' })).not.toThrow();
+    expect(socket.closed).toEqual({ code: 4401, reason: 'the token is not valid' });
+    const truthy = new LiveHub(a.aggregates, fakeDeploys().deploys, { ...options, authorize: () => 1 as unknown as boolean }, pino({ level: 'silent' }));
+    const other = new FakeSocket();
+    truthy.attach(other as never, false);
+    other.hello({ token: 'good' });
+    expect(other.closed?.code).toBe(4401);
+  });
+
+  it('names the field at fault in the error and the close', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    socket.hello();
+    send(socket, { type: 'subscribe', subscribe: { rangeMs: 3_600_000, top: '5', segment: 'os' } });
+    expect(socket.sent.at(-1)).toEqual({ type: 'error', message: 'subscribe.top must be an integer between 1 and 20' });
+    expect(socket.closed).toEqual({ code: 4400, reason: 'subscribe.top must be an integer between 1 and 20' });
+    hub.stop();
+  });
+
+  it('ignores what a socket sends after it was closed', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    send(socket, 'null');
+    socket.closed = undefined;
+    socket.hello();
+    expect(socket.closed).toBeUndefined();
+    expect(hub.size).toBe(0);
+    hub.stop();
+  });
+
+  it('closes with 1011, and stays up, when answering a good message fails', () => {
+    vi.useFakeTimers();
+    const a = fakeAggregates();
+    a.aggregates.kpis = () => {
+      throw new Error('a bug');
+    };
+    const hub = new LiveHub(a.aggregates, fakeDeploys().deploys, options, pino({ level: 'silent' }));
+    const socket = new FakeSocket();
+    hub.attach(socket as never, true);
+    expect(() => socket.hello()).not.toThrow();
+    expect(socket.closed).toEqual({ code: 1011, reason: 'internal error' });
+  });
+
+  it('cuts a close reason to the 123 bytes a close frame holds, at a character boundary', () => {
+    const socket = new FakeSocket();
+    closeSocket(socket as never, 4400, 'é'.repeat(100));
+    expect(socket.closed).toEqual({ code: 4400, reason: 'é'.repeat(61) });
+    const failing = new FakeSocket();
+    failing.close = () => {
+      throw new RangeError('invalid code');
+    };
+    closeSocket(failing as never, 1, 'x');
+    expect(failing.terminated).toBe(true);
+  });
+
+  it('closes a socket at once (4429) when its address already holds the most that have not said hello', () => {
+    vi.useFakeTimers();
+    const { hub } = setup();
+    const from = (address: string) => {
+      const socket = new FakeSocket();
+      hub.attach(socket as never, false, address);
+      return socket;
+    };
+    const waiting = [from('10.0.0.1'), from('10.0.0.1'), from('10.0.0.1')];
+    const refused = from('10.0.0.1');
+    expect(refused.closed).toEqual({ code: 4429, reason: 'too many sockets waiting for hello from this address' });
+    expect(from('10.0.0.2').closed).toBeUndefined();
+    expect(hub.stats).toMatchObject({ refusedUngreeted: 1, sockets: 4, connections: 4 });
+    // one says hello, one leaves: room for two more
+    waiting[0]!.hello({ token: 'good' });
+    expect(waiting[0]!.sent[0]?.type).toBe('snapshot');
+    waiting[1]!.close(1000, 'bye');
+    expect(from('10.0.0.1').closed).toBeUndefined();
+    expect(from('10.0.0.1').closed).toBeUndefined();
+    expect(from('10.0.0.1').closed?.code).toBe(4429);
+    // a refused hello and a hello timeout free their place too
+    waiting[2]!.hello({ token: 'bad' });
+    expect(waiting[2]!.closed?.code).toBe(4401);
+    expect(from('10.0.0.1').closed).toBeUndefined();
+    vi.advanceTimersByTime(options.helloTimeoutMs);
+    expect(from('10.0.0.1').closed).toBeUndefined();
+    expect(hub.stats.refusedUngreeted).toBe(2);
+    hub.stop();
+  });
+});
+
 describe('subscriptions', () => {
   it('choose a bucket from the range and end at the next 10 minutes', () => {
     const now = Date.UTC(2026, 10, 23, 12, 34);
@@ -334,16 +479,16 @@ describe('subscriptions', () => {
   it.each([
     [null, 'subscribe must be an object'],
     [{ rangeMs: 'x' }, /^subscribe.rangeMs/],
-    [{ rangeMs: 3_600_000, bucket: '5m' }, 'subscribe.bucket must be 10m, 1h or 1d'],
-    [{ rangeMs: 300 * 86_400_000, bucket: '10m' }, 'subscribe.bucket is too small for this range'],
+    [{ rangeMs: 3_600_000, bucket: '5m' }, 'subscribe.bucket must be one of 10m, 1h, 1d'],
+    [{ rangeMs: 300 * 86_400_000, bucket: '10m' }, 'subscribe.bucket 10m gives too many points for this range; use a larger one'],
     [{ rangeMs: 3_600_000, segment: 'planet' }, /^subscribe.segment/],
     [{ rangeMs: 3_600_000, from: -1 }, /^subscribe.from/],
     [{ rangeMs: 3_600_000, from: '2026-11-23' }, /^subscribe.from/],
     [{ rangeMs: 3_600_000, segment: 'os', top: 0 }, 'subscribe.top must be an integer between 1 and 20'],
     [{ rangeMs: 3_600_000, segment: 'os', top: 21 }, 'subscribe.top must be an integer between 1 and 20'],
-    [{ rangeMs: 3_600_000, top: 8 }, 'subscribe.top needs subscribe.segment'],
+    [{ rangeMs: 3_600_000, top: 8 }, 'subscribe.top needs subscribe.segment (the values to keep the top of)'],
   ])('refuses %j', (sub, message) => {
-    expect(invalidSubscription(sub)).toMatch(message);
+    expect(subscriptionProblem(sub)?.message).toMatch(message);
   });
 });
 
@@ -362,6 +507,6 @@ describe('the dashboard asks what the service answers', () => {
       { range: { kind: 'custom', from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 8) }, segment: 'os' },
       { range: { kind: 'custom', from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 0, 1, 0, 10) } },
     ];
-    for (const view of views) expect(invalidSubscription(web.subscriptionOf(view))).toBeUndefined();
+    for (const view of views) expect(subscriptionProblem(web.subscriptionOf(view))).toBeUndefined();
   });
 });

@@ -3,7 +3,10 @@
  * page: connects, says hello, merges snapshots and deltas, and reconnects
  * with growing delays, resuming from the last version it saw. The upgrade
  * carries the session cookie; a socket refused for want of a session (4401)
- * sends the user to sign in instead of reconnecting.
+ * sends the user to sign in instead of reconnecting. Every other close
+ * reconnects after 0.5 s, doubling up to 10 s until an update arrives: among
+ * them 4429 (this address has too many sockets waiting for hello, as behind a
+ * shared proxy: trying again later is the answer), 1011 and 1001.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import { goToLogin } from './api.js';
