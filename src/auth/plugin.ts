@@ -48,6 +48,9 @@ declare module 'fastify' {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** What loopback access's CSRF token is the HMAC of (there is no session). */
+const LOOPBACK_SESSION: Session = { user: 'loopback', id: 'loopback', expiresAt: 0 };
+
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
@@ -71,16 +74,54 @@ function keptSecret(dataDir: string, name: string, make: () => string): { value:
   return { value, path };
 }
 
+/** Shortest secret kept in a file that kpi-live accepts (its own are 43 characters or more). */
+const MIN_SECRET_LENGTH = 32;
+
 /** The session key kept in the data directory, made on first use. */
 function keptSessionSecret(dataDir: string): string {
   const kept = keptSecret(dataDir, 'session-secret', () => randomBytes(32).toString('base64url'));
-  if (kept.value.length < 32) throw new Error(`the session key in ${kept.path} must have at least 32 characters (delete the file to make a new one)`);
+  if (kept.value.length < MIN_SECRET_LENGTH) {
+    throw new Error(`the session key in ${kept.path} must have at least ${MIN_SECRET_LENGTH} characters (delete the file to make a new one)`);
+  }
   return kept.value;
 }
 
-/** A relative path to go back to after sign-in; anything else goes to `/`. */
+/**
+ * A relative path to go back to after sign-in, fit for a `Location` header:
+ * characters beyond ASCII are percent-encoded; control characters, spaces,
+ * lone surrogates, other sites and anything but a string go to `/`.
+ */
 export function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])[^\s]*$/.test(next) && next.length <= 512 ? next : '/';
+  if (typeof next !== 'string' || next.length > 512 || !/^\/(?![/\\])/.test(next) || /[\p{Cc}\s]/u.test(next)) return '/';
+  try {
+    return next.replace(/[^\u0021-\u007e]+/g, (text) => encodeURIComponent(text));
+  } catch {
+    return '/'; // a lone surrogate has no UTF-8 form
+  }
+}
+
+/** Host names a loopback client may use under KPI_TRUST_LOOPBACK (any other is a rebound DNS name). */
+export function isLoopbackHost(host: string | undefined): boolean {
+  return host !== undefined && /^(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i.test(host);
+}
+
+/** Whether a request comes from a browser page (which a forged cross-site request always does). */
+const fromBrowser = (request: FastifyRequest) => request.headers.origin !== undefined || request.headers['sec-fetch-site'] !== undefined;
+
+/** The sign-in form's fields: text or absent; the first of another type is named. */
+function loginFields(body: unknown): { fields: Record<'token' | 'user' | 'password' | 'next', string | undefined> } | { wrong: string } {
+  const given = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+  const fields = { token: undefined, user: undefined, password: undefined, next: undefined } as Record<
+    'token' | 'user' | 'password' | 'next',
+    string | undefined
+  >;
+  for (const name of Object.keys(fields) as (keyof typeof fields)[]) {
+    const value = Object.hasOwn(given, name) ? given[name] : undefined;
+    if (value === undefined) continue;
+    if (typeof value !== 'string') return { wrong: name };
+    fields[name] = value;
+  }
+  return { fields };
 }
 
 async function auth(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
@@ -96,6 +137,10 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
   const digests = [...config.apiTokens];
   if (digests.length === 0 && users.size === 0) {
     const kept = keptSecret(config.dataDir, 'access-token', () => newApiToken().token);
+    // an empty file would make the empty token valid
+    if (kept.value.length < MIN_SECRET_LENGTH) {
+      throw new Error(`the access token in ${kept.path} must have at least ${MIN_SECRET_LENGTH} characters (delete the file to make a new one)`);
+    }
     digests.push(tokenDigest(kept.value));
     app.log.warn(
       { file: kept.path },
@@ -122,7 +167,9 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     if (token !== undefined) return validToken(token) ? { kind: 'token' } : undefined;
     const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
     if (session) return { kind: 'session', session };
-    if (config.trustLoopback && isLoopback(request.socket.remoteAddress)) return { kind: 'loopback' };
+    // the Host check stops DNS rebinding: a page of evil.example resolved to
+    // 127.0.0.1 is same-origin with itself, but its requests say its name
+    if (config.trustLoopback && isLoopback(request.socket.remoteAddress) && isLoopbackHost(request.headers.host)) return { kind: 'loopback' };
     return undefined;
   };
 
@@ -138,8 +185,14 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     }
     if (SAFE_METHODS.has(request.method) || who.kind === 'token') return;
     if (!sameOrigin(request)) throw new HttpError(403, 'cross-origin requests may not change anything', 'headers.origin');
-    if (who.kind === 'session' && !sessions.checkCsrf(who.session, headerValue(request.headers['x-csrf-token']))) {
+    const csrf = headerValue(request.headers['x-csrf-token']);
+    if (who.kind === 'session' && !sessions.checkCsrf(who.session, csrf)) {
       throw new HttpError(403, 'this request needs the X-CSRF-Token of the session (GET /api/session)', 'headers.x-csrf-token');
+    }
+    // Loopback trust has no cookie to forge, but a page the user opens may
+    // post to loopback: a browser's write needs the token too.
+    if (who.kind === 'loopback' && fromBrowser(request) && !sessions.checkCsrf(LOOPBACK_SESSION, csrf)) {
+      throw new HttpError(403, 'this request needs the X-CSRF-Token of loopback access (GET /api/session)', 'headers.x-csrf-token');
     }
   };
 
@@ -167,8 +220,12 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     pages.get('/login.css', { config: { rateLimit: false } }, async (_request, reply) =>
       reply.headers(PAGE_HEADERS).type('text/css; charset=utf-8').send(LOGIN_CSS),
     );
-    pages.post<{ Body: Record<string, string | undefined> }>('/login', async (request, reply) => {
-      const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, string | undefined>;
+    pages.post('/login', async (request, reply) => {
+      const read = loginFields(request.body);
+      if ('wrong' in read) {
+        return html(reply, 400, loginPage({ next: '/', users: users.size > 0, error: `The form's ${read.wrong} must be text.` }));
+      }
+      const body = read.fields;
       const next = safeNext(body.next);
       if (!sameOrigin(request)) return html(reply, 403, loginPage({ next, users: users.size > 0, error: 'Sign-in must come from this page.' }));
       let user: string | undefined;
@@ -181,7 +238,7 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
         if (ok && hash) user = body.user;
       }
       if (!user) {
-        request.log.info({ user: body.user ?? null }, 'sign-in refused');
+        request.log.info({ user: body.user?.slice(0, 64) ?? null }, 'sign-in refused');
         return html(reply, 401, loginPage({ next, users: users.size > 0, error: 'That did not match. Try again.' }));
       }
       const { cookie } = sessions.issue(user);
@@ -215,6 +272,7 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
       },
       async (request) => {
         const who = identify(request)!;
+        if (who.kind === 'loopback') return { kind: 'loopback', csrfToken: sessions.csrfToken(LOOPBACK_SESSION) };
         if (who.kind !== 'session') return { kind: who.kind };
         return { kind: 'session', user: who.session.user, csrfToken: sessions.csrfToken(who.session), expiresAt: who.session.expiresAt };
       },
