@@ -49,7 +49,7 @@ declare module 'fastify' {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** What loopback access's CSRF token is the HMAC of (there is no session). */
-const LOOPBACK_SESSION: Session = { user: 'loopback', id: 'loopback', expiresAt: 0 };
+const LOOPBACK_SESSION: Session = { user: 'loopback', id: 'loopback', credential: '', expiresAt: 0 };
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -151,6 +151,8 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
   // KPI_SESSION_SECRET's length is checked with the configuration
   const secret = config.sessionSecret ?? keptSessionSecret(config.dataDir);
   const sessions = new SessionKeeper(secret, config.sessionHours * 3_600_000);
+  // the credentials configured now: a session made with any other ends
+  const liveCredentials = new Set([...digests, ...users.values()].map((material) => sessions.credentialId(material)));
 
   const sameOrigin = (request: FastifyRequest): boolean => {
     const origin = request.headers.origin;
@@ -166,7 +168,7 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     const token = bearerToken(request);
     if (token !== undefined) return validToken(token) ? { kind: 'token' } : undefined;
     const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
-    if (session) return { kind: 'session', session };
+    if (session && liveCredentials.has(session.credential)) return { kind: 'session', session };
     // the Host check stops DNS rebinding: a page of evil.example resolved to
     // 127.0.0.1 is same-origin with itself, but its requests say its name
     if (config.trustLoopback && isLoopback(request.socket.remoteAddress) && isLoopbackHost(request.headers.host)) return { kind: 'loopback' };
@@ -229,19 +231,26 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
       const next = safeNext(body.next);
       if (!sameOrigin(request)) return html(reply, 403, loginPage({ next, users: users.size > 0, error: 'Sign-in must come from this page.' }));
       let user: string | undefined;
+      let credential = '';
       if (body.token) {
-        if (validToken(body.token)) user = 'token';
+        if (validToken(body.token)) {
+          user = 'token';
+          credential = sessions.credentialId(tokenDigest(body.token));
+        }
       } else if (body.user && body.password !== undefined) {
         const hash = users.get(body.user);
         // Unknown users cost the same scrypt work as known ones.
         const ok = verifyPassword(body.password, hash ?? DUMMY_HASH);
-        if (ok && hash) user = body.user;
+        if (ok && hash) {
+          user = body.user;
+          credential = sessions.credentialId(hash);
+        }
       }
       if (!user) {
         request.log.info({ user: body.user?.slice(0, 64) ?? null }, 'sign-in refused');
         return html(reply, 401, loginPage({ next, users: users.size > 0, error: 'That did not match. Try again.' }));
       }
-      const { cookie } = sessions.issue(user);
+      const { cookie } = sessions.issue(user, Date.now(), credential);
       setCookie(request, reply, cookie, Math.floor(sessions.lifetimeMs / 1000));
       request.log.info({ user }, 'signed in');
       return reply.code(303).header('location', next).send();

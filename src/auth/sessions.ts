@@ -17,6 +17,12 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export interface Session {
   user: string;
   id: string;
+  /**
+   * Which configured credential signed in (an HMAC of the user's password
+   * hash or of the token's digest, never either): the session ends when that
+   * user or token leaves the configuration, or the password changes.
+   */
+  credential: string;
   /** Expiry, ms since the epoch. */
   expiresAt: number;
 }
@@ -42,10 +48,15 @@ export class SessionKeeper {
     return createHmac('sha256', this.#key).update(text).digest('base64url');
   }
 
+  /** The id a session keeps of the credential it was made with (see {@link Session.credential}). */
+  credentialId(material: string): string {
+    return this.#sign(`credential:${material}`).slice(0, 22);
+  }
+
   /** A new session for a user, and its cookie value. */
-  issue(user: string, now = Date.now()): { session: Session; cookie: string } {
-    const session: Session = { user, id: randomBytes(16).toString('base64url'), expiresAt: now + this.#lifetimeMs };
-    const payload = Buffer.from(JSON.stringify({ u: session.user, i: session.id, e: session.expiresAt })).toString('base64url');
+  issue(user: string, now = Date.now(), credential = ''): { session: Session; cookie: string } {
+    const session: Session = { user, id: randomBytes(16).toString('base64url'), credential, expiresAt: now + this.#lifetimeMs };
+    const payload = Buffer.from(JSON.stringify({ u: session.user, i: session.id, c: credential, e: session.expiresAt })).toString('base64url');
     return { session, cookie: `${payload}.${this.#sign(payload)}` };
   }
 
@@ -58,15 +69,17 @@ export class SessionKeeper {
     const given = Buffer.from(cookie.slice(dot + 1), 'base64url');
     const expected = Buffer.from(this.#sign(payload), 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    let parsed: { u?: unknown; i?: unknown; e?: unknown };
+    let parsed: { u?: unknown; i?: unknown; c?: unknown; e?: unknown } | null;
     try {
       parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof parsed;
     } catch {
       return undefined;
     }
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
     if (typeof parsed.u !== 'string' || typeof parsed.i !== 'string' || typeof parsed.e !== 'number') return undefined;
+    if (parsed.c !== undefined && typeof parsed.c !== 'string') return undefined;
     if (parsed.e <= now || this.#revoked.has(parsed.i)) return undefined;
-    return { user: parsed.u, id: parsed.i, expiresAt: parsed.e };
+    return { user: parsed.u, id: parsed.i, credential: parsed.c ?? '', expiresAt: parsed.e };
   }
 
   /** Signs a session out (on this instance). */

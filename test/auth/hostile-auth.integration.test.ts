@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tokenDigest, userEntry } from '../../src/auth/credentials.js';
 import { isLoopbackHost, safeNext } from '../../src/auth/plugin.js';
 import { startTestApp, TEST_TOKEN, type TestApp } from '../harness/app.js';
 
@@ -149,5 +150,51 @@ describe('the access-token file', () => {
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a session whose credential left the configuration', () => {
+  const PASSWORD = 'a password long enough';
+  const TOKEN = 'klt_session-credential-test-token-0123456789';
+  const oncall = userEntry('oncall', PASSWORD);
+  const base = { trustLoopback: false, apiTokens: [tokenDigest(TOKEN)], users: [oncall, userEntry('other', PASSWORD)] };
+
+  /** A session cookie signed in on an instance configured with `base`. */
+  async function cookieFor(form: Record<string, string>): Promise<string> {
+    const t = await startTestApp(base);
+    try {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/login',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams(form).toString(),
+      });
+      expect(res.statusCode).toBe(303);
+      return String(res.headers['set-cookie']).split(';')[0]!;
+    } finally {
+      await t.close();
+    }
+  }
+  /** What an instance configured with `overrides` answers that cookie (the session key is the same on every test instance). */
+  async function answer(cookie: string, overrides: Record<string, unknown>): Promise<number> {
+    const t = await startTestApp({ ...base, ...overrides });
+    try {
+      return (await t.app.inject({ url: '/api/kpis', headers: { cookie } })).statusCode;
+    } finally {
+      await t.close();
+    }
+  }
+
+  it('ends when its user is removed or their password changes, and lasts while they stay', async () => {
+    const cookie = await cookieFor({ user: 'oncall', password: PASSWORD });
+    expect(await answer(cookie, {})).toBe(200);
+    expect(await answer(cookie, { users: [userEntry('other', PASSWORD)] })).toBe(401);
+    expect(await answer(cookie, { users: [userEntry('oncall', 'a new password, changed')] })).toBe(401);
+  });
+
+  it('ends when the token it was made with is removed', async () => {
+    const cookie = await cookieFor({ token: TOKEN });
+    expect(await answer(cookie, {})).toBe(200);
+    expect(await answer(cookie, { apiTokens: [tokenDigest('klt_another-token-of-the-team-0123456789')] })).toBe(401);
   });
 });
