@@ -1,9 +1,13 @@
 /**
  * Hostile clients against the real service process (not `inject`): 10,000
  * generated WebSocket frames, before and after `hello`, and 10,000 generated
- * bad ingest bodies interleaved with good blobs. Afterwards the same process
- * still answers `/health`, its memory stayed within a stated bound, and the
- * store holds exactly the blobs that were acknowledged.
+ * bad ingest bodies interleaved with good blobs. Every socket ends with a
+ * close code the protocol allows, or, when the service left it open, still
+ * answers a valid subscribe with a snapshot. Sockets that wait for hello are
+ * capped per address (4429) and closed at the deadline (4408). Afterwards the
+ * same process still answers `/health`, its resident memory stayed under
+ * 300 MB and grew by less than 150 MB, and the store holds exactly the blobs
+ * that were acknowledged.
  *
  * The seed is printed; `KPI_FUZZ_SEED=<n>` runs another.
  */
@@ -23,12 +27,15 @@ const FRAMES = 10_000;
 const BODIES = 10_000;
 const GOOD_BLOBS = 200;
 /** Resident memory the process may reach during the run, and may grow by. */
-const MAX_RSS_MB = 400;
-const MAX_RSS_GROWTH_MB = 200;
+const MAX_RSS_MB = 300;
+const MAX_RSS_GROWTH_MB = 150;
 const TOKEN = 'klt_hostile-clients-test-token-0123456789abcdef';
 /** What a socket may end with: the protocol's refusals and the WebSocket layer's. */
-const EXPECTED_CLOSES = new Set([4400, 4401, 1007, 1009, 1002]);
+const EXPECTED_CLOSES = new Set(['4400', '4401', '1007', '1009', '1002']);
 const SUBSCRIBE = { rangeMs: 3_600_000 };
+/** Sockets one address may hold before hello, and how long hello may take, in this run. */
+const CAP = 32;
+const HELLO_MS = 1000;
 
 const dbName = uniqueDbName('hostile');
 afterAll(async () => {
@@ -64,7 +71,17 @@ const message = fc.record(
   },
   { requiredKeys: [] },
 );
+/** A subscription the service takes: on a greeted socket it gets a snapshot and the socket keeps working. */
+const validSubscription = fc
+  .record(
+    { rangeMs: fc.integer({ min: 600_000, max: 7 * 86_400_000 }), bucket: fc.constantFrom('10m', '1h', '1d'), segment: fc.constantFrom('os', 'browser') },
+    { requiredKeys: ['rangeMs'] },
+  )
+  .map((sub) => (sub.segment ? { ...sub, top: 5 } : sub));
 const frame: fc.Arbitrary<Frame> = fc.oneof(
+  // valid messages: a subscribe works after hello (4400 before it), a hello works before it (4400 after it)
+  { weight: 1, arbitrary: validSubscription.map((sub) => ({ text: JSON.stringify({ type: 'subscribe', subscribe: sub }) })) },
+  { weight: 1, arbitrary: validSubscription.map((sub) => ({ text: JSON.stringify({ type: 'hello', token: TOKEN, subscribe: sub }) })) },
   { weight: 12, arbitrary: message.map((m) => ({ text: JSON.stringify(m) })) },
   { weight: 3, arbitrary: anything.map((v) => ({ text: JSON.stringify(v) })) },
   { weight: 1, arbitrary: fc.string({ maxLength: 64 }).map((text) => ({ text })) },
@@ -102,41 +119,66 @@ function send(socket: WebSocket, f: Frame): void {
 }
 
 interface SocketRun {
-  code: number | undefined;
+  /** How the socket ended: a close code, or `working` (still open, and it answered a valid subscribe with a snapshot). */
+  end: string;
   framesSent: number;
 }
 
 /**
  * One socket: a valid hello first when `greet`, then frames until the
- * service closes it or all are sent; resolves with how it ended (undefined:
- * still open, then closed by the test).
+ * service closes it or all are sent. A socket the service left open must
+ * still work: it is sent a valid `subscribe` and must answer with a snapshot
+ * (a frame silently ignored, or a socket left hanging, shows as `no answer`
+ * or as the close that subscribe got).
  */
 function runSocket(url: string, frames: Frame[], greet: boolean): Promise<SocketRun> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url);
     let sent = 0;
     let settled = false;
-    const settle = (code: number | undefined) => {
+    let probing = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (end: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (socket.readyState === socket.OPEN) socket.terminate();
-      resolve({ code, framesSent: sent });
+      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.terminate();
+      resolve({ end, framesSent: sent });
     };
-    const timer = setTimeout(() => settle(undefined), 1500);
+    const probe = () => {
+      if (settled || socket.readyState !== socket.OPEN) return;
+      probing = true;
+      socket.send(JSON.stringify({ type: 'subscribe', subscribe: SUBSCRIBE }));
+      timer = setTimeout(() => settle('no answer'), 10_000);
+    };
     socket.on('error', () => undefined);
-    socket.on('close', (code) => settle(code));
+    socket.on('close', (code) => settle(probing ? `${code} after a valid subscribe` : String(code)));
+    socket.on('message', (data) => {
+      if (probing && (JSON.parse(data.toString()) as { type?: unknown }).type === 'snapshot') settle('working');
+    });
     socket.on('unexpected-response', (_req, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
     socket.on('open', () => {
       if (greet) socket.send(JSON.stringify({ type: 'hello', token: TOKEN, subscribe: SUBSCRIBE }));
       const next = () => {
         if (settled || socket.readyState !== socket.OPEN) return;
-        if (sent === frames.length) return void setTimeout(() => settle(undefined), 50);
+        // the last frame had its time to be refused; a socket still open must work
+        if (sent === frames.length) return void (timer = setTimeout(probe, 300));
         send(socket, frames[sent++]!);
         setTimeout(next, 2);
       };
       next();
     });
+  });
+}
+
+/** Opens a socket from `localAddress` that says nothing; resolves once open (or with the code it was closed with at once). */
+function silentSocket(url: string, localAddress: string): Promise<{ socket: WebSocket; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { localAddress });
+    const closed = new Promise<number>((done) => socket.on('close', (code) => done(code)));
+    socket.on('error', () => undefined);
+    socket.once('open', () => resolve({ socket, closed }));
+    socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
   });
 }
 
@@ -174,13 +216,17 @@ describe('hostile clients against the service process', () => {
       KPI_TRUST_LOOPBACK: 'false',
       KPI_API_TOKENS: tokenDigest(TOKEN),
       KPI_RATE_LIMIT_MAX: '1000000',
-      KPI_STREAM_MAX_UNGREETED_PER_ADDRESS: '64',
+      // above the frame run's 24 sockets at a time from 127.0.0.1
+      KPI_STREAM_MAX_UNGREETED_PER_ADDRESS: String(CAP),
+      KPI_STREAM_HELLO_MS: String(HELLO_MS),
     });
     await within(
       'the service listening',
       30_000,
       service.waitForLog((l) => l.msg === 'kpi-live listening'),
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\nits last log lines: ${JSON.stringify(service.logs.slice(-5))}`);
+    });
     pid = service.child.pid!;
     rssBefore = rssMb(pid);
   }, 60_000);
@@ -203,10 +249,10 @@ describe('hostile clients against the service process', () => {
       clearInterval(sampler);
     }
     const codes: Record<string, number> = {};
-    for (const r of runs) codes[String(r.code ?? 'open')] = (codes[String(r.code ?? 'open')] ?? 0) + 1;
+    for (const r of runs) codes[r.end] = (codes[r.end] ?? 0) + 1;
     const sent = runs.reduce((s, r) => s + r.framesSent, 0);
     console.log(`hostile frames: seed ${SEED}; ${FRAMES} generated, ${sent} sent on ${runs.length} sockets; sockets ended with ${JSON.stringify(codes)}`);
-    const unexpected = Object.keys(codes).filter((c) => c !== 'open' && !EXPECTED_CLOSES.has(Number(c)));
+    const unexpected = Object.keys(codes).filter((c) => c !== 'working' && !EXPECTED_CLOSES.has(c));
     expect(unexpected).toEqual([]);
     expect(sent).toBe(FRAMES);
     expect(service.child.exitCode).toBeNull();
@@ -263,6 +309,39 @@ describe('hostile clients against the service process', () => {
       await store.close();
     }
   }, 300_000);
+
+  it(`closes the socket after ${CAP} waiting for hello from one address at once (4429), on time (4408), and a wrong token (4401)`, async () => {
+    const url = `${base.replace('http', 'ws')}/api/live`;
+    // each source address is its own client: 127.0.0.0/8 is all loopback
+    const waiting = await Promise.all(Array.from({ length: CAP }, () => silentSocket(url, '127.0.0.2')));
+    const refused = await silentSocket(url, '127.0.0.2');
+    expect(await within('the socket over the cap closing', 5000, refused.closed)).toBe(4429);
+    const other = await silentSocket(url, '127.0.0.3');
+    const wrong = await silentSocket(url, '127.0.0.4');
+    wrong.socket.send(JSON.stringify({ type: 'hello', token: 'klt_wrong', subscribe: SUBSCRIBE }));
+    expect(await within('the wrong token refused', 5000, wrong.closed)).toBe(4401);
+    // nobody said hello: every waiting socket is closed once the deadline passes, which frees the address
+    const codes = await within(`the waiting sockets closed after ${HELLO_MS} ms`, HELLO_MS + 10_000, Promise.all([...waiting, other].map((w) => w.closed)));
+    expect(new Set(codes)).toEqual(new Set([4408]));
+    const again = await silentSocket(url, '127.0.0.2');
+    again.socket.send(JSON.stringify({ type: 'hello', token: TOKEN, subscribe: SUBSCRIBE }));
+    const answer = await within(
+      'a snapshot for the freed address',
+      10_000,
+      new Promise<string>((done) => again.socket.once('message', (data) => done((JSON.parse(data.toString()) as { type: string }).type))),
+    );
+    expect(answer).toBe('snapshot');
+    again.socket.close();
+    const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    const refusedTotal = Number(/^kpi_live_refused_ungreeted_total (\d+)/m.exec(metrics)?.[1]);
+    const badTotal = Number(/^kpi_live_bad_messages_total (\d+)/m.exec(metrics)?.[1]);
+    console.log(
+      `hostile: ${CAP} sockets waiting for hello from 127.0.0.2, the next closed 4429; kpi_live_refused_ungreeted_total ${refusedTotal}, kpi_live_bad_messages_total ${badTotal}`,
+    );
+    expect(refusedTotal).toBe(1);
+    expect(badTotal).toBeGreaterThan(0);
+    expect(service.child.exitCode).toBeNull();
+  }, 60_000);
 
   it('kept its memory within the bound, and stops cleanly', async () => {
     const rssAfter = rssMb(pid);

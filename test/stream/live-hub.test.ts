@@ -316,13 +316,18 @@ describe('LiveHub', () => {
 });
 
 describe('LiveHub under hostile clients', () => {
-  const send = (socket: FakeSocket, value: unknown) => socket.emit('message', Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), false);
-
-  it.each(['null', '5', '[]', '"x"', 'true', '[[[[[]]]]]'])('closes a socket whose frame is JSON but no object (%s) with 4400, naming why', (text) => {
+  /** A hub with fake timers and one socket authorised at upgrade. */
+  const attachedSocket = () => {
     vi.useFakeTimers();
     const { hub } = setup();
     const socket = new FakeSocket();
     hub.attach(socket as never, true);
+    return { hub, socket };
+  };
+  const send = (socket: FakeSocket, value: unknown) => socket.emit('message', Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), false);
+
+  it.each(['null', '5', '[]', '"x"', 'true', '[[[[[]]]]]'])('closes a socket whose frame is JSON but no object (%s) with 4400, naming why', (text) => {
+    const { hub, socket } = attachedSocket();
     expect(() => send(socket, text)).not.toThrow();
     expect(socket.closed?.code).toBe(4400);
     expect(socket.sent).toEqual([{ type: 'error', message: 'a message must be a JSON object' }]);
@@ -372,10 +377,7 @@ describe('LiveHub under hostile clients', () => {
   });
 
   it('names the field at fault in the error and the close', () => {
-    vi.useFakeTimers();
-    const { hub } = setup();
-    const socket = new FakeSocket();
-    hub.attach(socket as never, true);
+    const { hub, socket } = attachedSocket();
     socket.hello();
     send(socket, { type: 'subscribe', subscribe: { rangeMs: 3_600_000, top: '5', segment: 'os' } });
     expect(socket.sent.at(-1)).toEqual({ type: 'error', message: 'subscribe.top must be an integer between 1 and 20' });
@@ -384,10 +386,7 @@ describe('LiveHub under hostile clients', () => {
   });
 
   it('ignores what a socket sends after it was closed', () => {
-    vi.useFakeTimers();
-    const { hub } = setup();
-    const socket = new FakeSocket();
-    hub.attach(socket as never, true);
+    const { hub, socket } = attachedSocket();
     send(socket, 'null');
     socket.closed = undefined;
     socket.hello();
