@@ -2,9 +2,14 @@
  * The embedded store: a pouchdb-server child process on a loopback port, so
  * that a machine without CouchDB runs kpi-live with the very same HTTP code
  * path (nano) as production.
+ *
+ * It is kpi-live's alone: it answers only requests with the admin
+ * credentials kept in the data directory (made on first start), and its data
+ * directory and files are readable by their owner only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, sep } from 'node:path';
 import type { Log } from '../log.js';
@@ -40,6 +45,115 @@ export async function freeLoopbackPort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The embedded store's only admin; every request to it must carry these. */
+export interface StoreCredentials {
+  user: string;
+  password: string;
+}
+
+/** File of the data directory that keeps the store's credentials (mode 0600). */
+export const CREDENTIALS_FILE = 'store-credentials.json';
+/** pouchdb-server's config file in the data directory (it holds the admin's password hashed). */
+export const CONFIG_FILE = 'pouchdb-server.json';
+const LOG_FILE = 'pouchdb-server.log';
+const ADMIN_USER = 'kpi-live';
+
+/** The `authorization` header value for the credentials (HTTP Basic). */
+export function basicAuthorization(credentials: StoreCredentials): string {
+  return `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`;
+}
+
+function readCredentials(file: string): StoreCredentials | undefined {
+  try {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as Partial<StoreCredentials> | null;
+    if (typeof kept?.user === 'string' && kept.user && typeof kept.password === 'string' && kept.password.length >= 32) {
+      return { user: kept.user, password: kept.password };
+    }
+  } catch {
+    // missing or not JSON: made anew below
+  }
+  return undefined;
+}
+
+/**
+ * The credentials kept in `dataDir`, made on first use: a 32-byte random
+ * password, in a file of mode 0600 that the store process reads itself (so
+ * the password is on no command line and in no environment). A file that
+ * cannot be used is replaced: the store takes its admin from this file on
+ * every start, so new credentials lose nothing.
+ */
+export function keptCredentials(dataDir: string, log: Log): StoreCredentials {
+  const file = join(dataDir, CREDENTIALS_FILE);
+  const kept = readCredentials(file);
+  if (kept) return kept;
+  const made: StoreCredentials = { user: ADMIN_USER, password: randomBytes(32).toString('base64url') };
+  const temp = `${file}.${process.pid}.tmp`;
+  if (existsSync(temp)) unlinkSync(temp); // a crashed start's: mode is only set on a new file
+  writeFileSync(temp, JSON.stringify(made) + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    if (!existsSync(file)) {
+      // link, not rename: a store started at the same moment on this folder keeps the credentials it made
+      linkSync(temp, file);
+      return made;
+    }
+    log.warn({ file }, 'the embedded store credentials file was unusable: made new credentials');
+    renameSync(temp, file);
+    return made;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readCredentials(file) ?? made;
+  } finally {
+    if (existsSync(temp)) unlinkSync(temp);
+  }
+}
+
+/** Takes group and other permissions off `path` (a symlink is left alone); false when it could not. */
+function makePrivate(path: string, log: Log): boolean {
+  const stat = lstatSync(path);
+  if (stat.isSymbolicLink()) return true;
+  const mode = stat.mode & 0o777;
+  if ((mode & 0o077) === 0) return true;
+  try {
+    chmodSync(path, mode & 0o700);
+    return true;
+  } catch (err) {
+    log.warn({ path, code: (err as NodeJS.ErrnoException).code }, 'cannot make an embedded store file private');
+    return false;
+  }
+}
+
+function makeTreePrivate(dir: string, log: Log): void {
+  makePrivate(dir, log);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) makeTreePrivate(path, log);
+    else makePrivate(path, log);
+  }
+}
+
+/**
+ * Makes `dataDir` (mode 0700) and takes group and other permissions off what
+ * the store keeps in it: its config, log and credentials, and every LevelDB
+ * database folder (one with a `CURRENT` file). A folder made by an older
+ * kpi-live had 0755 folders and 0644 files. Other files in the folder are
+ * left as they are (it may be a folder of the user's; the folder's own 0700
+ * already keeps other users out).
+ */
+export function makeDataDirPrivate(dataDir: string, log: Log): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dataDir, 0o700);
+  } catch (err) {
+    throw new Error(`cannot make the embedded store folder ${dataDir} private (${(err as NodeJS.ErrnoException).code}): it must belong to kpi-live's user`);
+  }
+  const storeFiles = new Set([CREDENTIALS_FILE, CONFIG_FILE, LOG_FILE, `.${CONFIG_FILE}`]);
+  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+    const path = join(dataDir, entry.name);
+    if (entry.isDirectory() && existsSync(join(path, 'CURRENT'))) makeTreePrivate(path, log);
+    else if (entry.isFile() && storeFiles.has(entry.name)) makePrivate(path, log);
+  }
+}
+
 /**
  * Supervises one pouchdb-server process: spawns it, waits until it answers,
  * restarts it (with growing delays) when it dies unexpectedly, and ends it on
@@ -48,12 +162,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * @example
  * const couch = new EmbeddedCouch({ dataDir: './data', log });
  * await couch.start();
- * nano(couch.url);
+ * nano(couch.authorizedUrl);
  * await couch.stop();
  */
 export class EmbeddedCouch {
   readonly dataDir: string;
   #port: number | undefined;
+  #credentials: StoreCredentials | undefined;
   #child: ChildProcess | undefined;
   #stopping = false;
   #restarts = 0;
@@ -70,10 +185,24 @@ export class EmbeddedCouch {
     this.#restartDelaysMs = options.restartDelaysMs ?? [250, 1000, 2000, 5000, 10_000];
   }
 
-  /** Base URL of the server (valid once started). */
+  /** Base URL of the server, without credentials: for logs (valid once started). */
   get url(): string {
     if (this.#port === undefined) throw new Error('embedded store not started');
     return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** The admin credentials every request needs (valid once started). */
+  get credentials(): StoreCredentials {
+    if (!this.#credentials) throw new Error('embedded store not started');
+    return { ...this.#credentials };
+  }
+
+  /** Base URL with the credentials in it, for nano or a `COUCHDB_URL`; never log it. */
+  get authorizedUrl(): string {
+    const url = new URL(this.url);
+    url.username = encodeURIComponent(this.credentials.user);
+    url.password = encodeURIComponent(this.credentials.password);
+    return url.toString().replace(/\/$/, '');
   }
 
   /** Process id of the running server, if any (tests use it to simulate a crash). */
@@ -83,7 +212,8 @@ export class EmbeddedCouch {
 
   async start(): Promise<void> {
     this.#stopping = false;
-    mkdirSync(this.dataDir, { recursive: true });
+    makeDataDirPrivate(this.dataDir, this.#log);
+    this.#credentials = keptCredentials(this.dataDir, this.#log);
     this.#port ??= await freeLoopbackPort();
     await this.#spawn();
   }
@@ -91,10 +221,10 @@ export class EmbeddedCouch {
   async #spawn(): Promise<void> {
     // pouchdb-server writes its config and log into its working directory
     // unless told otherwise: keep both in the data folder.
-    const configFile = join(this.dataDir, 'pouchdb-server.json');
+    const configFile = join(this.dataDir, CONFIG_FILE);
     if (!existsSync(configFile)) {
-      const settings = { log: { file: join(this.dataDir, 'pouchdb-server.log'), level: 'warning' } };
-      writeFileSync(configFile, JSON.stringify(settings, null, 2));
+      const settings = { log: { file: join(this.dataDir, LOG_FILE), level: 'warning' } };
+      writeFileSync(configFile, JSON.stringify(settings, null, 2), { mode: 0o600 });
     }
     const script = join(projectRoot(), 'couchdb', 'embedded-server.cjs');
     const args = [
@@ -107,6 +237,8 @@ export class EmbeddedCouch {
       this.dataDir + sep,
       '--config',
       configFile,
+      '--credentials',
+      join(this.dataDir, CREDENTIALS_FILE),
       '--no-stdout-logs',
       '--no-color',
     ];
@@ -161,7 +293,7 @@ export class EmbeddedCouch {
     const deadline = Date.now() + this.#startTimeoutMs;
     while (Date.now() < deadline && !this.#stopping) {
       try {
-        const res = await fetch(`${this.url}/`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`${this.url}/`, { headers: { authorization: basicAuthorization(this.credentials) }, signal: AbortSignal.timeout(1000) });
         await res.body?.cancel();
         if (res.ok) return true;
       } catch {

@@ -185,7 +185,7 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
   } else {
     embedded = new EmbeddedCouch({ dataDir: config.dataDir, log });
     await embedded.start();
-    url = embedded.url;
+    url = embedded.authorizedUrl;
   }
   const displayUrl = redactUrl(url);
   const server = nano({ url, log: () => undefined });

@@ -10,6 +10,7 @@ import app, { serverOptions } from '../../src/app.js';
 import { tokenDigest } from '../../src/auth/credentials.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { Store } from '../../src/store/store.js';
+import { splitCredentials } from './couch-backend.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -76,13 +77,8 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
 
 /** Removes a database of the harness's CouchDB (missing is fine). */
 export async function dropDb(name: string): Promise<void> {
-  const url = new URL(inject('couchUrl'));
-  const auth = url.username
-    ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` }
-    : undefined;
-  url.username = '';
-  url.password = '';
-  await fetch(new URL(name, url.toString().replace(/\/?$/, '/')), { method: 'DELETE', headers: auth }).then((r) => r.arrayBuffer());
+  const { base, headers } = splitCredentials(inject('couchUrl'));
+  await fetch(new URL(name, `${base}/`), { method: 'DELETE', headers }).then((r) => r.arrayBuffer());
 }
 
 /** Number of blob documents (design documents excluded) in the app's database. */

@@ -17,7 +17,7 @@ import { EmbeddedCouch } from '../../src/store/embedded.js';
 
 export interface CouchBackend {
   kind: 'env' | 'testcontainers' | 'embedded';
-  /** Base URL, credentials included when the backend needs them. */
+  /** Base URL, credentials included when the backend needs them (the embedded one always does). */
   url: string;
   /** How to show the backend in a log (no credentials). */
   description: string;
@@ -25,6 +25,26 @@ export interface CouchBackend {
 }
 
 const COUCHDB_IMAGE = 'couchdb:3.4';
+
+/**
+ * A store URL as `fetch` takes it: fetch refuses a URL with credentials, so
+ * they move into an `authorization` header (none when the URL has none).
+ *
+ * @example
+ * const { base, headers } = splitCredentials(inject('couchUrl'));
+ * await fetch(`${base}/_all_dbs`, { headers });
+ */
+export function splitCredentials(url: string): { base: string; headers: Record<string, string> } {
+  const parsed = new URL(url);
+  const headers: Record<string, string> = {};
+  if (parsed.username) {
+    const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+    headers.authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
+  }
+  parsed.username = '';
+  parsed.password = '';
+  return { base: parsed.toString().replace(/\/$/, ''), headers };
+}
 
 async function containerRuntimeAnswers(): Promise<boolean> {
   try {
@@ -81,7 +101,7 @@ async function startEmbedded(): Promise<CouchBackend> {
   await couch.start();
   return {
     kind: 'embedded',
-    url: couch.url,
+    url: couch.authorizedUrl,
     description: `embedded pouchdb-server at ${couch.url} (data in ${dataDir})`,
     stop: async () => {
       await couch.stop();

@@ -5,7 +5,7 @@
  * `KPI_TEST_BACKEND` stops the run with a message naming it.
  */
 import { describe, expect, it } from 'vitest';
-import { startCouchBackend } from '../harness/couch-backend.js';
+import { splitCredentials, startCouchBackend } from '../harness/couch-backend.js';
 
 describe('the test backend choice', () => {
   it('takes COUCHDB_URL first, and never shows its credentials', async () => {
@@ -17,11 +17,15 @@ describe('the test backend choice', () => {
     await backend.stop();
   });
 
-  it('starts the embedded server when asked to, without asking for a container runtime', async () => {
+  it('starts the embedded server when asked to, without asking for a container runtime, its URL holding the credentials it needs', async () => {
     const backend = await startCouchBackend({ KPI_TEST_BACKEND: 'embedded' });
     try {
       expect(backend.kind).toBe('embedded');
-      expect((await fetch(`${backend.url}/`)).ok).toBe(true);
+      const { base, headers } = splitCredentials(backend.url);
+      expect(headers.authorization).toBeDefined();
+      expect(backend.description).not.toContain(new URL(backend.url).password);
+      expect((await fetch(`${base}/`, { headers })).ok).toBe(true);
+      expect((await fetch(`${base}/`)).status).toBe(401);
     } finally {
       await backend.stop();
     }
