@@ -207,7 +207,8 @@ async function main(): Promise<void> {
     const child = spawn(process.execPath, [join(projectRoot(), 'bin', 'kpi-live.js'), 'serve'], {
       env: {
         PATH: process.env.PATH ?? '',
-        COUCHDB_URL: couch.url,
+        // the store answers its admin only; these services are this run's own
+        COUCHDB_URL: couch.authorizedUrl,
         KPI_DB: db,
         PORT: String(port),
         LOG_LEVEL: 'warn',
@@ -337,7 +338,7 @@ async function main(): Promise<void> {
     const [, before, during, after] = segments as [RunStats, RunStats, RunStats, RunStats];
 
     // 4. correctness: the new follower counts every stored blob once
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: couch.url, dbName: 'bench_cluster', logLevel: 'silent' } });
+    const config = loadConfig({ env: {}, overrides: { couchdbUrl: couch.authorizedUrl, dbName: 'bench_cluster', logLevel: 'silent' } });
     const store = await openStore(config, log, { setup: false });
     let equal = false;
     let stored = 0;
