@@ -13,6 +13,13 @@
  *
  * State-changing requests authenticated by the cookie also need the session's
  * `X-CSRF-Token` and, when the browser sends one, a same-origin `Origin`.
+ *
+ * A session ends at its expiry, at sign-out on any instance (kept in the
+ * store: revocations.ts), or when the user or token that made it is no
+ * longer configured. While the store cannot be read, sessions still read
+ * (the list of sign-outs is the last one read), but may change nothing once
+ * that list is older than {@link revocationTimings}' bound (503); before the
+ * list was read at all, no session is accepted (503).
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,6 +31,7 @@ import type { Config } from '../config/config.js';
 import { HttpError } from '../http/errors.js';
 import { isTokenDigest, newApiToken, parseUsers, tokenChecker, tokenDigest, verifyPassword } from './credentials.js';
 import { loginPage, LOGIN_CSS } from './login-page.js';
+import { RevocationList, type RevocationOptions } from './revocations.js';
 import { cookieValue, SESSION_COOKIE, SessionKeeper, type Session } from './sessions.js';
 
 /** How a request proved it may read. */
@@ -153,6 +161,17 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
   const sessions = new SessionKeeper(secret, config.sessionHours * 3_600_000);
   // the credentials configured now: a session made with any other ends
   const liveCredentials = new Set([...digests, ...users.values()].map((material) => sessions.credentialId(material)));
+  const revocations = new RevocationList(`${config.dbName}_sessions`, app.log, revocationTimings(config.couchdbTimeoutMs));
+  // at onReady: the store plugin registers after this one
+  app.addHook('onReady', () => revocations.start(app.store));
+  app.addHook('preClose', () => revocations.stop());
+
+  /** The session of a request's cookie, and whether it may be used: `unknown` while no list of sign-outs was ever read. */
+  const sessionOf = (request: FastifyRequest): { session: Session; state: 'live' | 'unknown' } | undefined => {
+    const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    if (!session || !liveCredentials.has(session.credential) || revocations.has(session.id)) return undefined;
+    return { session, state: revocations.known ? 'live' : 'unknown' };
+  };
 
   const sameOrigin = (request: FastifyRequest): boolean => {
     const origin = request.headers.origin;
@@ -167,8 +186,8 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
   const identify = (request: FastifyRequest): Identity | undefined => {
     const token = bearerToken(request);
     if (token !== undefined) return validToken(token) ? { kind: 'token' } : undefined;
-    const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
-    if (session && liveCredentials.has(session.credential)) return { kind: 'session', session };
+    const found = sessionOf(request);
+    if (found?.state === 'live') return { kind: 'session', session: found.session };
     // the Host check stops DNS rebinding: a page of evil.example resolved to
     // 127.0.0.1 is same-origin with itself, but its requests say its name
     if (config.trustLoopback && isLoopback(request.socket.remoteAddress) && isLoopbackHost(request.headers.host)) return { kind: 'loopback' };
@@ -178,6 +197,8 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
   const requireReader: onRequestHookHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const who = identify(request);
     if (!who) {
+      if (sessionOf(request)?.state === 'unknown')
+        throw new HttpError(503, 'sign-outs cannot be read from the store yet, so no session is accepted; retry later');
       if (bearerToken(request) !== undefined) {
         reply.header('www-authenticate', 'Bearer realm="kpi-live", error="invalid_token"');
         throw new HttpError(401, 'the bearer token is not valid');
@@ -190,6 +211,10 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
     const csrf = headerValue(request.headers['x-csrf-token']);
     if (who.kind === 'session' && !sessions.checkCsrf(who.session, csrf)) {
       throw new HttpError(403, 'this request needs the X-CSRF-Token of the session (GET /api/session)', 'headers.x-csrf-token');
+    }
+    // fail closed: a session signed out elsewhere while the store was away changes nothing
+    if (who.kind === 'session' && !revocations.current()) {
+      throw new HttpError(503, 'sign-outs cannot be read from the store, so a session may change nothing now; retry later');
     }
     // Loopback trust has no cookie to forge, but a page the user opens may
     // post to loopback: a browser's write needs the token too.
@@ -231,7 +256,7 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
       const next = safeNext(body.next);
       if (!sameOrigin(request)) return html(reply, 403, loginPage({ next, users: users.size > 0, error: 'Sign-in must come from this page.' }));
       let user: string | undefined;
-      let credential = '';
+      let credential: string | undefined;
       if (body.token) {
         if (validToken(body.token)) {
           user = 'token';
@@ -246,19 +271,22 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
           credential = sessions.credentialId(hash);
         }
       }
-      if (!user) {
+      if (!user || !credential) {
         request.log.info({ user: body.user?.slice(0, 64) ?? null }, 'sign-in refused');
         return html(reply, 401, loginPage({ next, users: users.size > 0, error: 'That did not match. Try again.' }));
       }
-      const { cookie } = sessions.issue(user, Date.now(), credential);
+      const { cookie } = sessions.issue(user, credential);
       setCookie(request, reply, cookie, Math.floor(sessions.lifetimeMs / 1000));
       request.log.info({ user }, 'signed in');
       return reply.code(303).header('location', next).send();
     });
     pages.post('/logout', { config: { rateLimit: false } }, async (request, reply) => {
       if (!sameOrigin(request)) throw new HttpError(403, 'cross-origin requests may not change anything', 'headers.origin');
+      // any genuine session, even one whose credential is gone: signing out never hurts
       const session = sessions.verify(cookieValue(request.headers.cookie, SESSION_COOKIE));
-      if (session) sessions.revoke(session);
+      if (session && !(await revocations.revoke(session.id, session.expiresAt))) {
+        request.log.warn({ user: session.user }, 'signed out on this instance; other instances learn of it when the store takes it');
+      }
       setCookie(request, reply, '', 0);
       return reply.code(303).header('location', '/login').send();
     });
@@ -287,6 +315,16 @@ async function auth(app: FastifyInstance, { config }: { config: Config }): Promi
       },
     );
   });
+}
+
+/**
+ * How sign-outs are followed, from the store's request timeout: the feed
+ * waits that long for a change, every other request is bounded by it, and
+ * the list is no longer trusted for state changes after three times that
+ * without an answer (30 s by default), the longest a healthy feed takes.
+ */
+export function revocationTimings(couchdbTimeoutMs: number): RevocationOptions {
+  return { longpollMs: couchdbTimeoutMs, requestTimeoutMs: couchdbTimeoutMs, staleAfterMs: 3 * couchdbTimeoutMs, sweepEveryMs: 3_600_000 };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

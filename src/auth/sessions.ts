@@ -1,12 +1,13 @@
 /**
  * Dashboard sign-in sessions as signed cookies: `<payload>.<HMAC-SHA256>`,
- * the payload holding the user, a session id and the expiry. Nothing is kept
- * per session on the server, so any instance that shares the key accepts the
- * cookie (several instances behind one load balancer).
+ * the payload holding the user, a session id, the credential that signed in
+ * and the expiry. Nothing is kept per session on the server, so any instance
+ * that shares the key accepts the cookie (several instances behind one load
+ * balancer).
  *
- * Sign-out forgets the session id on this instance until the session would
- * have expired anyway, and clears the cookie; the short lifetime bounds what
- * a stolen cookie is worth elsewhere.
+ * Sign-out is kept in the store, apart from the cookie (revocations.ts); a
+ * session also ends when its credential leaves the configuration (the
+ * plugin compares {@link Session.credential} with the configured ones).
  *
  * CSRF: the cookie is `SameSite=Strict`, and every state-changing request
  * authenticated by it must also carry `X-CSRF-Token`, an HMAC of the session
@@ -29,11 +30,11 @@ export interface Session {
 
 export const SESSION_COOKIE = 'kpi_session';
 
+const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+
 export class SessionKeeper {
   readonly #key: Buffer;
   readonly #lifetimeMs: number;
-  /** Session ids signed out here, with their expiry. */
-  readonly #revoked = new Map<string, number>();
 
   constructor(secret: string, lifetimeMs: number) {
     this.#key = Buffer.from(secret, 'utf8');
@@ -53,39 +54,38 @@ export class SessionKeeper {
     return this.#sign(`credential:${material}`).slice(0, 22);
   }
 
-  /** A new session for a user, and its cookie value. */
-  issue(user: string, now = Date.now(), credential = ''): { session: Session; cookie: string } {
+  /** A new session for a user signed in with `credential` (a {@link credentialId}), and its cookie value. */
+  issue(user: string, credential: string, now = Date.now()): { session: Session; cookie: string } {
     const session: Session = { user, id: randomBytes(16).toString('base64url'), credential, expiresAt: now + this.#lifetimeMs };
     const payload = Buffer.from(JSON.stringify({ u: session.user, i: session.id, c: credential, e: session.expiresAt })).toString('base64url');
     return { session, cookie: `${payload}.${this.#sign(payload)}` };
   }
 
-  /** The session a cookie value stands for, if it is genuine, current and not signed out. */
-  verify(cookie: string | undefined, now = Date.now()): Session | undefined {
-    if (!cookie || cookie.length > 1024) return undefined;
+  /**
+   * The session a cookie value stands for, if it is genuine and current
+   * (whether it was signed out, or its credential is still configured, is
+   * the caller's to check). Total: any value gives a session or undefined.
+   */
+  verify(cookie: unknown, now = Date.now()): Session | undefined {
+    if (typeof cookie !== 'string' || cookie.length > 1024) return undefined;
     const dot = cookie.indexOf('.');
     if (dot < 1) return undefined;
     const payload = cookie.slice(0, dot);
     const given = Buffer.from(cookie.slice(dot + 1), 'base64url');
     const expected = Buffer.from(this.#sign(payload), 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    let parsed: { u?: unknown; i?: unknown; c?: unknown; e?: unknown } | null;
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof parsed;
+      parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
     } catch {
       return undefined;
     }
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
-    if (typeof parsed.u !== 'string' || typeof parsed.i !== 'string' || typeof parsed.e !== 'number') return undefined;
-    if (parsed.c !== undefined && typeof parsed.c !== 'string') return undefined;
-    if (parsed.e <= now || this.#revoked.has(parsed.i)) return undefined;
-    return { user: parsed.u, id: parsed.i, credential: parsed.c ?? '', expiresAt: parsed.e };
-  }
-
-  /** Signs a session out (on this instance). */
-  revoke(session: Session, now = Date.now()): void {
-    for (const [id, expiresAt] of this.#revoked) if (expiresAt <= now) this.#revoked.delete(id);
-    this.#revoked.set(session.id, session.expiresAt);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+    const { u, i, c, e } = parsed as Record<string, unknown>;
+    if (typeof u !== 'string' || typeof i !== 'string' || typeof c !== 'string' || typeof e !== 'number') return undefined;
+    // the id names the session's revocation document: only ids of the form issue() makes
+    if (!SESSION_ID.test(i) || !Number.isFinite(e) || e <= now) return undefined;
+    return { user: u, id: i, credential: c, expiresAt: e };
   }
 
   /** The CSRF token of a session. */
@@ -102,10 +102,14 @@ export class SessionKeeper {
   }
 }
 
-/** The value of one cookie of a `Cookie` header. */
-export function cookieValue(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
+/**
+ * The value of the first cookie called `name` in a `Cookie` header of any
+ * shape (several headers arrive as an array; anything else has none).
+ */
+export function cookieValue(header: unknown, name: string): string | undefined {
+  const text = Array.isArray(header) ? header.filter((h) => typeof h === 'string').join('; ') : header;
+  if (typeof text !== 'string' || text === '') return undefined;
+  for (const part of text.split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }

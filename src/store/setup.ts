@@ -13,7 +13,7 @@ import { StoreRequestError, StoreUnavailableError, type Store } from './store.js
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The databases kpi-live keeps beside the blob database, by suffix (`<KPI_DB>_<suffix>`). */
-export const SIBLING_DB_SUFFIXES = ['aggregates', 'deploys', 'alerts'] as const;
+export const SIBLING_DB_SUFFIXES = ['aggregates', 'deploys', 'alerts', 'sessions'] as const;
 
 /** A database's `_security` object, as CouchDB keeps it. */
 export interface SecurityObject {

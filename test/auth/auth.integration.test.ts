@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { tokenDigest, userEntry } from '../../src/auth/credentials.js';
-import { startTestApp, type TestApp } from '../harness/app.js';
+import { dropDb, startTestApp, type TestApp } from '../harness/app.js';
 
 const PASSWORD = 'a password long enough';
 const MACHINE_TOKEN = 'klt_machine-token-for-the-auth-test';
@@ -38,6 +38,7 @@ describe('sign-in', () => {
   });
   afterAll(async () => {
     await t.close();
+    await dropDb(`${t.config.dbName}_sessions`); // made by the sign-out test
   });
 
   it('guards every route that returns data, and leaves ingest and health open', async () => {

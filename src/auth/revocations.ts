@@ -1,0 +1,297 @@
+/**
+ * Signed-out sessions, kept in the store so that a sign-out survives a
+ * restart and reaches every instance (`<KPI_DB>_sessions`, one document per
+ * revoked session: `revoked/<session id>` with its `expiresAt`, deleted by
+ * any instance once the session would have expired anyway).
+ *
+ * Every instance follows the database's `_changes` (longpoll) into an
+ * in-memory set, so checking a cookie stays synchronous and costs no store
+ * read: a sign-out on one instance reaches the others as soon as the store
+ * announces it. The set is *current* while reads of the feed keep
+ * answering; {@link RevocationList.current} says whether the latest answer
+ * is recent enough to trust for a state change.
+ *
+ * The database is made by the first sign-out (like the alerts' one): reading
+ * a missing one reads nothing, so an installation where nobody ever signed
+ * out has none. A sign-out the store cannot take at once is still refused on
+ * this instance at once, and written when the store answers again.
+ */
+import type { Log } from '../log.js';
+import { ensureDatabase } from '../store/setup.js';
+import { StoreRequestError, type Store } from '../store/store.js';
+
+const PREFIX = 'revoked/';
+/** Changes read per request. */
+const BATCH = 500;
+const MAX_BACKOFF_MS = 5000;
+
+export interface RevocationOptions {
+  /** How long a caught-up read of the feed waits for a change, ms. */
+  longpollMs: number;
+  /** Bound on every other store request, ms. */
+  requestTimeoutMs: number;
+  /** The set is no longer current when the feed has not answered for this long, ms. */
+  staleAfterMs: number;
+  /** How often expired revocations are deleted from the store, ms. */
+  sweepEveryMs: number;
+}
+
+interface ChangesAnswer {
+  results: { id: string; deleted?: boolean; doc?: { expiresAt?: unknown } }[];
+  last_seq: unknown;
+}
+
+const isNotFound = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 404;
+const isConflict = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 409;
+const aborted = (signal: AbortSignal) =>
+  new Promise<never>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cut')), { once: true }));
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+export class RevocationList {
+  /** Revoked session ids, with the expiry of their session. */
+  readonly #revoked = new Map<string, number>();
+  /** Revocations not yet written to the store. */
+  readonly #unwritten = new Map<string, number>();
+  #since: unknown = 0;
+  /** When the feed last answered (ms), undefined before the first answer. */
+  #syncedAt: number | undefined;
+  #sweptAt = 0;
+  #outage = false;
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #store: Store | undefined;
+
+  constructor(
+    readonly db: string,
+    readonly log: Log,
+    readonly options: RevocationOptions,
+  ) {}
+
+  /** Whether the session id was signed out (on any instance whose sign-out this one has read). */
+  has(id: string): boolean {
+    return this.#revoked.has(id);
+  }
+
+  /** Whether the feed has answered at all: before that, nobody knows which sessions were signed out. */
+  get known(): boolean {
+    return this.#syncedAt !== undefined;
+  }
+
+  /** Whether the set holds every sign-out made until at most `staleAfterMs` ago. */
+  current(now = Date.now()): boolean {
+    return this.#syncedAt !== undefined && now - this.#syncedAt <= this.options.staleAfterMs;
+  }
+
+  /**
+   * Reads the revocations stored so far (bounded by the request timeout;
+   * a store that does not answer is logged and read later), then follows
+   * the feed until {@link stop}.
+   */
+  async start(store: Store): Promise<void> {
+    this.#store = store;
+    try {
+      await this.#catchUp();
+    } catch (err) {
+      this.log.warn({ db: this.db, err: (err as Error).message }, 'signed-out sessions could not be read: sessions are refused until the store answers');
+    }
+    this.#loop = this.#follow();
+  }
+
+  /** Stops following, after one last try to write what is not written yet. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    if (this.#store) await this.#writeUnwritten().catch(() => undefined);
+    if (this.#unwritten.size > 0)
+      this.log.warn({ db: this.db, sessions: this.#unwritten.size }, 'sign-outs not written to the store: other instances accept those sessions');
+  }
+
+  /**
+   * Signs a session out: refused here at once, and everywhere once written.
+   * True when the store took it; false when it will be written later.
+   */
+  async revoke(id: string, expiresAt: number, now = Date.now()): Promise<boolean> {
+    this.#prune(now);
+    this.#revoked.set(id, expiresAt);
+    this.#unwritten.set(id, expiresAt);
+    try {
+      await this.#writeUnwritten();
+      return true;
+    } catch (err) {
+      this.log.warn({ db: this.db, err: (err as Error).message }, 'sign-out not written to the store yet: retried while the store is down');
+      return false;
+    }
+  }
+
+  get store(): Store {
+    if (!this.#store) throw new Error('the list of signed-out sessions is not started');
+    return this.#store;
+  }
+
+  #apply(answer: ChangesAnswer): void {
+    for (const change of answer.results) {
+      if (!change.id.startsWith(PREFIX)) continue;
+      const id = change.id.slice(PREFIX.length);
+      const expiresAt = change.doc?.expiresAt;
+      if (change.deleted) this.#revoked.delete(id);
+      else if (typeof expiresAt === 'number' && Number.isFinite(expiresAt)) this.#revoked.set(id, expiresAt);
+    }
+    this.#since = answer.last_seq;
+  }
+
+  /** Reads the feed without waiting until nothing is left. */
+  async #catchUp(): Promise<void> {
+    for (;;) {
+      let answer: ChangesAnswer;
+      try {
+        answer = await this.store.request<ChangesAnswer>({
+          db: this.db,
+          path: '_changes',
+          qs: { since: this.#sinceParam(), include_docs: true, limit: BATCH },
+          timeoutMs: this.options.requestTimeoutMs,
+          signal: this.#stop.signal,
+        });
+      } catch (err) {
+        // nobody signed out yet: no database, nothing revoked
+        if (!isNotFound(err)) throw err;
+        this.#synced();
+        return;
+      }
+      this.#apply(answer);
+      if (answer.results.length < BATCH) {
+        this.#synced();
+        return;
+      }
+    }
+  }
+
+  /** Waits for the next change (CouchDB answers at `timeout`; pouchdb-server holds the request, so it is cut a little later). */
+  async #waitForChange(): Promise<void> {
+    const { longpollMs } = this.options;
+    const cut = new AbortController();
+    const timer = setTimeout(() => cut.abort(), longpollMs + Math.min(2000, Math.max(100, longpollMs / 5)));
+    const onStop = () => cut.abort();
+    this.#stop.signal.addEventListener('abort', onStop, { once: true });
+    if (this.#stop.signal.aborted) cut.abort();
+    try {
+      const request = this.store.request<ChangesAnswer>({
+        db: this.db,
+        path: '_changes',
+        qs: { since: this.#sinceParam(), include_docs: true, limit: BATCH, feed: 'longpoll', timeout: longpollMs },
+        timeoutMs: longpollMs + 5000,
+        signal: cut.signal,
+      });
+      // an aborted longpoll that pouchdb-server holds does not always end: the cut ends the wait
+      request.catch(() => undefined);
+      const answer = await Promise.race([request, aborted(cut.signal)]);
+      this.#apply(answer);
+      this.#synced();
+      if (answer.results.length >= BATCH) await this.#catchUp();
+    } catch (err) {
+      // cut by us: nothing new, or a store that holds or hangs; a read that may not wait tells which
+      if (!cut.signal.aborted || this.#stop.signal.aborted) throw err;
+      await this.#catchUp();
+    } finally {
+      clearTimeout(timer);
+      this.#stop.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  async #follow(): Promise<void> {
+    let backoffMs = 250;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        if (!this.known) await this.#catchUp();
+        await this.#writeUnwritten();
+        await this.#sweep();
+        await this.#waitForChange();
+        backoffMs = 250;
+        if (this.#outage) this.log.info({ db: this.db }, 'signed-out sessions are read from the store again');
+        this.#outage = false;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (isNotFound(err)) {
+          // no database yet: nothing to wait on, look again soon
+          this.#synced();
+          await sleep(Math.min(1000, this.options.longpollMs), signal);
+          continue;
+        }
+        if (!this.#outage) this.log.warn({ db: this.db, err: (err as Error).message }, 'signed-out sessions cannot be read from the store: retrying');
+        this.#outage = true;
+        await sleep(backoffMs, signal);
+        backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+      }
+    }
+  }
+
+  #synced(): void {
+    this.#syncedAt = Date.now();
+  }
+
+  #sinceParam(): string {
+    // opaque: passed back as the store sent it (a string in CouchDB 3, a number in pouchdb-server)
+    return typeof this.#since === 'string' ? this.#since : JSON.stringify(this.#since);
+  }
+
+  async #writeUnwritten(): Promise<void> {
+    for (const [id, expiresAt] of this.#unwritten) {
+      const doc = { _id: `${PREFIX}${id}`, expiresAt, revokedAt: Date.now() };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.store.request({ method: 'POST', db: this.db, body: doc, timeoutMs: this.options.requestTimeoutMs });
+          break;
+        } catch (err) {
+          if (isConflict(err)) break; // signed out already
+          if (!isNotFound(err) || attempt > 1) throw err;
+          await ensureDatabase(this.store, this.db, this.log);
+        }
+      }
+      this.#unwritten.delete(id);
+    }
+  }
+
+  /** Forgets, here and in the store, revocations of sessions that have expired anyway. */
+  async #sweep(now = Date.now()): Promise<void> {
+    if (now - this.#sweptAt < this.options.sweepEveryMs) return;
+    this.#prune(now);
+    let startkey = PREFIX;
+    for (;;) {
+      const page = await this.store
+        .request<{ rows: { id: string; doc?: { _rev: string; expiresAt?: unknown } }[] }>({
+          db: this.db,
+          path: '_all_docs',
+          qs: { include_docs: true, startkey, endkey: `${PREFIX}\ufff0`, limit: BATCH }, // nano JSON-encodes keys itself
+          timeoutMs: this.options.requestTimeoutMs,
+          signal: this.#stop.signal,
+        })
+        .catch((err: unknown) => {
+          if (isNotFound(err)) return { rows: [] };
+          throw err;
+        });
+      const rows = page.rows.filter((row) => row.id !== startkey || startkey === PREFIX);
+      const expired = rows.filter((row) => row.doc && typeof row.doc.expiresAt === 'number' && row.doc.expiresAt <= now);
+      if (expired.length > 0) {
+        // another instance sweeping at the same time makes conflicts: harmless
+        await this.store.request({
+          method: 'POST',
+          db: this.db,
+          path: '_bulk_docs',
+          body: { docs: expired.map((row) => ({ _id: row.id, _rev: row.doc!._rev, _deleted: true })) },
+          timeoutMs: this.options.requestTimeoutMs,
+        });
+      }
+      if (page.rows.length < BATCH) break;
+      startkey = page.rows[page.rows.length - 1]!.id;
+    }
+    this.#sweptAt = now;
+  }
+
+  #prune(now: number): void {
+    for (const [id, expiresAt] of this.#revoked) if (expiresAt <= now && !this.#unwritten.has(id)) this.#revoked.delete(id);
+  }
+}
