@@ -61,6 +61,7 @@ export class RevocationList {
   #syncedAt: number | undefined;
   #sweptAt = 0;
   #outage = false;
+  #upkeepError: string | undefined;
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #store: Store | undefined;
@@ -207,8 +208,7 @@ export class RevocationList {
     while (!signal.aborted) {
       try {
         if (!this.known) await this.#catchUp();
-        await this.#writeUnwritten();
-        await this.#sweep();
+        await this.#upkeep();
         await this.#waitForChange();
         backoffMs = 250;
         if (this.#outage) this.log.info({ db: this.db }, 'signed-out sessions are read from the store again');
@@ -226,6 +226,24 @@ export class RevocationList {
         await sleep(backoffMs, signal);
         backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
       }
+    }
+  }
+
+  /**
+   * Writes what is not written yet and sweeps; a failure is logged (once
+   * while it lasts) and tried again next round, and never stops the reading
+   * of the feed (a store that refuses our writes still tells of others' sign-outs).
+   */
+  async #upkeep(): Promise<void> {
+    try {
+      await this.#writeUnwritten();
+      await this.#sweep();
+      this.#upkeepError = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.#upkeepError)
+        this.log.warn({ db: this.db, err: message, unwritten: this.#unwritten.size }, 'signed-out sessions: writing to the store failed');
+      this.#upkeepError = message;
     }
   }
 
