@@ -71,6 +71,7 @@ export async function startTestApp(overrides: Partial<Record<keyof Config, unkno
       await dropDb(`${config.dbName}_aggregates`);
       await dropDb(`${config.dbName}_deploys`);
       await dropDb(`${config.dbName}_alerts`);
+      await dropDb(`${config.dbName}_sessions`);
     },
   };
 }
