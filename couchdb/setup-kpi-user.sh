@@ -43,7 +43,7 @@ case "$user" in
   '' | _* | *[!A-Za-z0-9_.@-]*) fail "KPI_COUCHDB_USER must be letters, digits or . _ @ - (not starting with _), not '$user'" ;;
 esac
 [ "${#user_password}" -ge 12 ] || fail 'KPI_COUCHDB_PASSWORD must have at least 12 characters'
-databases="$db $aggregates_db ${db}_deploys ${db}_alerts"
+databases="$db $aggregates_db ${db}_deploys ${db}_alerts ${db}_sessions"
 for name in $databases; do
   # shellcheck disable=SC2016 # the $ is one of the characters CouchDB allows
   printf '%s' "$name" | grep -Eq '^[a-z][a-z0-9_$()+-]*$' ||

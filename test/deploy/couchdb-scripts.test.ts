@@ -32,7 +32,7 @@ const KPI_PASSWORD = 'kpi-live-password-1';
 /** The scripts need curl (compose runs them in a curl image); without it they cannot run here. */
 const noCurl = spawnSync('curl', ['--version'], { encoding: 'utf8' }).status === 0 ? undefined : 'curl is not installed';
 if (noCurl) console.log(`[kpi-live tests] couchdb/*.sh: not run, ${noCurl}`);
-const DATABASES = ['kpi_blobs', 'kpi_blobs_aggregates', 'kpi_blobs_deploys', 'kpi_blobs_alerts'];
+const DATABASES = ['kpi_blobs', 'kpi_blobs_aggregates', 'kpi_blobs_deploys', 'kpi_blobs_alerts', 'kpi_blobs_sessions'];
 
 interface ScriptRun {
   code: number | null;
@@ -209,7 +209,7 @@ describe.skipIf(noCurl)('couchdb/setup-kpi-user.sh', () => {
     try {
       const run = await runScript('setup-kpi-user.sh', setupVars(couch, { KPI_DB: 'kpi_other', KPI_AGGREGATES_DB: 'kpi_rollups' }));
       expect(run.code, run.stderr).toBe(0);
-      expectDatabasesFor(couch, ['kpi_other', 'kpi_rollups', 'kpi_other_deploys', 'kpi_other_alerts'], 'kpi_live');
+      expectDatabasesFor(couch, ['kpi_other', 'kpi_rollups', 'kpi_other_deploys', 'kpi_other_alerts', 'kpi_other_sessions'], 'kpi_live');
       expect(couch.database('kpi_blobs')).toBeUndefined();
     } finally {
       await couch.close();
