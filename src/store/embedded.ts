@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, sep } from 'node:path';
 import type { Log } from '../log.js';
@@ -107,18 +107,16 @@ export function keptCredentials(dataDir: string, log: Log): StoreCredentials {
   }
 }
 
-/** Takes group and other permissions off `path` (a symlink is left alone); false when it could not. */
-function makePrivate(path: string, log: Log): boolean {
+/** Takes group and other permissions off `path` (a symlink is left alone); says so when it cannot. */
+function makePrivate(path: string, log: Log): void {
   const stat = lstatSync(path);
-  if (stat.isSymbolicLink()) return true;
+  if (stat.isSymbolicLink()) return;
   const mode = stat.mode & 0o777;
-  if ((mode & 0o077) === 0) return true;
+  if ((mode & 0o077) === 0) return;
   try {
     chmodSync(path, mode & 0o700);
-    return true;
   } catch (err) {
-    log.warn({ path, code: (err as NodeJS.ErrnoException).code }, 'cannot make an embedded store file private');
-    return false;
+    log.warn({ path, mode: mode.toString(8), code: (err as NodeJS.ErrnoException).code }, 'cannot take group and other permissions off an embedded store file');
   }
 }
 
@@ -141,11 +139,8 @@ function makeTreePrivate(dir: string, log: Log): void {
  */
 export function makeDataDirPrivate(dataDir: string, log: Log): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  try {
-    chmodSync(dataDir, 0o700);
-  } catch (err) {
-    throw new Error(`cannot make the embedded store folder ${dataDir} private (${(err as NodeJS.ErrnoException).code}): it must belong to kpi-live's user`);
-  }
+  // a folder of another user (or a mount without modes) is warned about, not refused: the store's files are 0600 anyway
+  makePrivate(realpathSync(dataDir), log);
   const storeFiles = new Set([CREDENTIALS_FILE, CONFIG_FILE, LOG_FILE, `.${CONFIG_FILE}`]);
   for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
     const path = join(dataDir, entry.name);

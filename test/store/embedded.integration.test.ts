@@ -54,6 +54,11 @@ function modes(dir: string): { path: string; dir: boolean; mode: number }[] {
   return found;
 }
 
+/** Expects `dir` and every folder under it 0700, every file under it 0600. */
+function expectOwnerOnly(dir: string): void {
+  for (const f of modes(dir)) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
+}
+
 /** The requests an intruder tries; each must be refused without credentials. */
 const probes = (db: string) => [
   { method: 'GET', path: '/' },
@@ -249,7 +254,7 @@ describe('EmbeddedCouch credentials and file modes', () => {
     expect(found.filter((f) => !f.dir).map((f) => f.path)).toEqual(
       expect.arrayContaining([join(dataDir, 'kept', 'CURRENT'), join(dataDir, 'pouchdb-server.log')]),
     );
-    for (const f of found) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
+    expectOwnerOnly(dataDir);
 
     const second = new EmbeddedCouch({ dataDir, log: silent });
     await second.start();
@@ -273,7 +278,7 @@ describe('EmbeddedCouch credentials and file modes', () => {
     const couch = new EmbeddedCouch({ dataDir, log: silent });
     await couch.start();
     try {
-      for (const f of modes(dataDir)) expect({ path: f.path, mode: f.mode.toString(8) }).toEqual({ path: f.path, mode: f.dir ? '700' : '600' });
+      expectOwnerOnly(dataDir);
       expect(keptCredentials(dataDir)).toEqual(couch.credentials);
       expect((await fetch(`${couch.url}/old_blobs/old`)).status).toBe(401);
       const doc = (await (await fetch(`${couch.url}/old_blobs/old`, { headers: asAdmin(couch) })).json()) as { n: number };
