@@ -92,6 +92,16 @@ export interface LoadedCheckpoint {
   seq: unknown;
 }
 
+/** Reads of a checkpoint that another writer keeps replacing, before giving up. */
+const LOAD_ATTEMPTS = 5;
+
+/** A bucket document the checkpoint root names is not in the store. */
+class MissingBucketError extends Error {
+  constructor(readonly docId: string) {
+    super(`checkpoint is missing bucket document ${docId}`);
+  }
+}
+
 export class CheckpointStore {
   #root: Root | undefined;
   readonly #settings: string;
@@ -125,8 +135,24 @@ export class CheckpointStore {
    * was computed under other settings (then the next save replaces it).
    */
   async load(): Promise<LoadedCheckpoint | undefined> {
-    const root = await this.#readRoot();
-    this.#root = root;
+    // A writer that commits while we read supersedes (and then removes) the
+    // bucket documents the root we read names: read its new root and start
+    // over. The same root with a document missing is a broken checkpoint.
+    for (let attempt = 1; ; attempt++) {
+      const root = await this.#readRoot();
+      this.#root = root;
+      try {
+        return await this.#loadFrom(root);
+      } catch (err) {
+        if (!(err instanceof MissingBucketError) || attempt >= LOAD_ATTEMPTS) throw err;
+        const now = await this.#readRoot();
+        if (now?.generation === root?.generation && now?.tag === root?.tag && now?.savedAt === root?.savedAt) throw err;
+        this.log.info({ missing: err.docId, attempt }, 'the checkpoint was replaced while it was read: reading the new one');
+      }
+    }
+  }
+
+  async #loadFrom(root: Root | undefined): Promise<LoadedCheckpoint | undefined> {
     if (!root) return undefined;
     if (root.settings !== this.#settings) {
       this.log.warn({ saved: root.settings, now: this.#settings }, 'segment or retention settings changed: the aggregate is rebuilt from the feed');
@@ -143,7 +169,7 @@ export class CheckpointStore {
         body: { keys: ids.slice(i, i + 500) },
       });
       for (const row of answer.rows) {
-        if (!row.doc) throw new Error(`checkpoint is missing bucket document ${row.key}`);
+        if (!row.doc) throw new MissingBucketError(row.key);
         let bucket: ReturnType<typeof bucketFromJson>;
         try {
           bucket = bucketFromJson(row.doc);

@@ -101,6 +101,34 @@ describe('CheckpointStore', () => {
     }
   });
 
+  it('reads the new checkpoint when another writer replaces it while it is read (its superseded buckets already removed)', async () => {
+    const other = uniqueDbName('ckpt-replaced');
+    try {
+      const writer = new CheckpointStore(t.store, other, defaultSegmentConfig, defaultRetention, silent);
+      await writer.ensureDb();
+      await writer.save(snapshotOf(stateWith(12), 'seq-12', 0));
+      const newer = stateWith(20);
+      let replaced = false;
+      // the first read of bucket documents comes after the other writer's next commit
+      const racing = {
+        ...t.store,
+        request: async (req: StoreRequest) => {
+          if (!replaced && req.path === '_all_docs' && req.method === 'POST') {
+            replaced = true;
+            await writer.save(snapshotOf(newer, 'seq-20', 0));
+          }
+          return t.store.request(req);
+        },
+      } as Store;
+      const loaded = await new CheckpointStore(racing, other, defaultSegmentConfig, defaultRetention, silent).load();
+      expect(replaced).toBe(true);
+      expect(loaded?.seq).toBe('seq-20');
+      expect(JSON.stringify(loaded?.state.toJSON())).toBe(JSON.stringify(newer.toJSON()));
+    } finally {
+      await dropDb(other);
+    }
+  });
+
   it('writes only changed buckets and removes the documents they supersede', async () => {
     const store = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
     const loaded = (await store.load())!;
