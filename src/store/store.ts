@@ -25,7 +25,7 @@ export class StoreUnavailableError extends Error {
 
 /** CouchDB answered with a 4xx that is not about load (a bad request of ours). */
 export class StoreRequestError extends Error {
-  override readonly name = 'StoreRequestError';
+  override readonly name: string = 'StoreRequestError';
   /** Answered with 503 + Retry-After: the client should retry later. */
   readonly unavailable = true;
   constructor(
