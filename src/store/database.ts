@@ -165,13 +165,16 @@ export class Database {
    * resolved them first, or the store failed: the next resolve tries again).
    */
   async resolve(keep: Doc, leaves: readonly Doc[], opts?: CallOptions): Promise<string[]> {
-    const losers = leaves.filter((leaf) => leaf._rev !== keep._rev);
-    if (losers.length === 0) return [];
-    const results = await this.bulk(
-      losers.map((leaf) => ({ _id: leaf._id, _rev: leaf._rev, _deleted: true })),
-      opts,
-    ).catch(() => losers.map((): BulkResult => ({ error: 'unavailable' })));
-    return losers.filter((_leaf, i) => results[i]?.error).map((leaf) => leaf._rev ?? '');
+    const left: string[] = [];
+    for (const leaf of leaves) {
+      if (leaf._rev === keep._rev || !leaf._rev) continue;
+      try {
+        await this.remove(leaf._id, leaf._rev, opts);
+      } catch {
+        left.push(leaf._rev);
+      }
+    }
+    return left;
   }
 
   /**
