@@ -1,23 +1,36 @@
 /**
  * Saving the aggregate and its feed position together, atomically, in
- * CouchDB, so a restart resumes exactly where the saved state ends.
+ * CouchDB, so a restart resumes exactly where the saved state ends. The one
+ * codec of the checkpoint documents: the follower writes and loads them here,
+ * and a standby reads them here too (published.ts).
  *
  * CouchDB has no multi-document transactions, but one document update is
  * atomic. So a checkpoint is written like a shadow page:
  * 1. the buckets changed since the last checkpoint are written as new,
  *    immutable documents `b/<start>/<size>/<generation>-<random>`;
- * 2. one root document, `_local/kpi-live-aggregate`, is replaced: it names
- *    the generation of every bucket, and holds the feed position, the
- *    watermark and the applied-blob set. Writing it is the commit.
+ * 2. one root document, `kpi-live-aggregate`, is replaced: it names the tag
+ *    of every bucket, and holds the feed position, the watermark and the
+ *    applied-blob set. Writing it is the commit.
  * A crash between 1 and 2 leaves the old root pointing at old documents,
  * which are still there: the old checkpoint is intact, and the unreferenced
- * new documents are removed at the next start. Superseded documents are
- * removed after each commit. The root is updated with its revision, so two
- * writers cannot both win: the loser gets {@link CheckpointConflictError}.
- * On a CouchDB cluster two writes at one revision can both be accepted (each
- * by some copies of the shard; a `_local` document keeps no conflicting
- * revisions to tell them apart), so every commit is read back: a writer whose
- * root is not the one the cluster answers with lost, as if it got 409.
+ * new documents are removed at the next start. The documents a commit
+ * supersedes are removed one commit later (the root lists them as
+ * `retired`), so a root that conflicts with it on a cluster, which descends
+ * from the same parent, still finds every document it names.
+ *
+ * The fence. The root is a normal document, updated with its `_rev`, so on
+ * one node two writers cannot both win: the loser gets 409, and
+ * {@link CheckpointConflictError}. (It is not a `_local` document: CouchDB
+ * keeps no revisions for those, a stale `_rev` is accepted there, and a
+ * rebuild's replace would be overwritten by the running service unnoticed.)
+ * On a cluster two writes at one revision can both be kept, as conflicting
+ * leaves of the root; CouchDB's own winner is arbitrary, so the checkpoint
+ * picks by a rule of its own ({@link compareRoots}): the higher `era` (a
+ * rebuild's replace starts a new era), then the higher generation, then the
+ * tag. Every commit is read back with all leaves: a writer whose root is not
+ * the pick lost, as if it got 409; the winner deletes the other leaves.
+ * Readers apply the same rule, and a leaf whose bucket documents are gone
+ * (another writer removed what it had superseded) is passed over for the next.
  *
  * The root also records a hash of the segment configuration and retention;
  * a state computed under other settings is not loaded (the aggregate is
@@ -25,22 +38,28 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Log } from '../log.js';
+import { ConflictError, Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
-import { StoreRequestError, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { CorruptCellError } from './cell.js';
 import type { SegmentConfig } from './segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type BucketJson, type RetentionConfig } from './state.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type Bucket, type BucketJson, type RetentionConfig } from './state.js';
 
-export const ROOT_ID = '_local/kpi-live-aggregate';
+export const ROOT_ID = 'kpi-live-aggregate';
+/** Where versions before the normal-document root kept it; loaded once, then removed. */
+export const LEGACY_ROOT_ID = '_local/kpi-live-aggregate';
 const BUCKET_PREFIX = 'b/';
 
-interface Root {
-  _id: typeof ROOT_ID;
+/** The checkpoint root. */
+export interface Root {
+  _id: string;
   _rev?: string;
   version: 1;
   settings: string;
   seq: unknown;
+  /** Raised by every replace (a rebuild): a root of a higher era wins any conflict. Missing: 0. */
+  era?: number;
   generation: number;
   watermark: number;
   /** bucket key → tag of its document (`<generation>-<random>`: unique per writer) */
@@ -49,6 +68,8 @@ interface Root {
   savedAt: number;
   /** Unique per commit: tells this writer's root from another writer's of the same generation. */
   tag?: string;
+  /** Bucket documents this commit superseded: the next commit removes them. */
+  retired?: string[];
 }
 
 /** Another writer (a rebuild, a second instance) replaced the checkpoint. */
@@ -81,10 +102,54 @@ export function snapshotOf(state: AggregateState, seq: unknown, sinceVersion: nu
   };
 }
 
-const docId = (key: string, tag: string) => `${BUCKET_PREFIX}${key}/${tag}`;
+/** The document of bucket `key` under `tag`. */
+export const bucketDocId = (key: string, tag: string) => `${BUCKET_PREFIX}${key}/${tag}`;
 
 export function settingsHash(segments: SegmentConfig, retention: RetentionConfig): string {
   return createHash('sha256').update(JSON.stringify({ segments, retention })).digest('hex').slice(0, 16);
+}
+
+/** Order of roots that conflict: era, then generation, then tag; the greatest is the checkpoint. */
+export function compareRoots(a: Root, b: Root): number {
+  return (a.era ?? 0) - (b.era ?? 0) || a.generation - b.generation || ((a.tag ?? '') < (b.tag ?? '') ? -1 : (a.tag ?? '') > (b.tag ?? '') ? 1 : 0);
+}
+
+/** The same commit: a root read back is the one written. */
+export const sameRoot = (a: Root | undefined, b: Root | undefined): boolean =>
+  a !== undefined && b !== undefined && a.tag === b.tag && a.generation === b.generation && a.savedAt === b.savedAt;
+
+/** The checkpoint root's leaves, best first by {@link compareRoots}; the legacy `_local` root when there is no other. */
+export async function readRoots(db: Database): Promise<Root[]> {
+  const leaves = await db.leaves<Root>(ROOT_ID);
+  if (leaves.length > 0) return leaves.sort((a, b) => compareRoots(b, a));
+  const legacy = await db.get<Root>(LEGACY_ROOT_ID);
+  return legacy ? [{ ...legacy, _rev: undefined } as Root] : [];
+}
+
+/** A bucket document a checkpoint root names is not in the store. */
+export class MissingBucketError extends Error {
+  override readonly name = 'MissingBucketError';
+  constructor(readonly docId: string) {
+    super(`checkpoint is missing bucket document ${docId}`);
+  }
+}
+
+/**
+ * The bucket documents of `entries` (bucket key → tag), checked: a missing
+ * one throws {@link MissingBucketError}, one that holds another bucket or
+ * something that is not a count throws (CorruptCellError for the latter).
+ */
+export async function readBuckets(db: Database, entries: readonly [string, string][]): Promise<Map<string, Bucket>> {
+  const buckets = new Map<string, Bucket>();
+  const rows = await db.getMany<BucketJson>(entries.map(([key, tag]) => bucketDocId(key, tag)));
+  rows.forEach((row, i) => {
+    if (!row.doc) throw new MissingBucketError(row.id);
+    const bucket = bucketFromJson(row.doc);
+    const key = entries[i]![0];
+    if (bucketKey(bucket.start, bucket.size) !== key) throw new Error(`checkpoint bucket document ${row.id} holds bucket ${bucketKey(bucket.start, bucket.size)}`);
+    buckets.set(key, bucket);
+  });
+  return buckets;
 }
 
 export interface LoadedCheckpoint {
@@ -95,16 +160,11 @@ export interface LoadedCheckpoint {
 /** Reads of a checkpoint that another writer keeps replacing, before giving up. */
 const LOAD_ATTEMPTS = 5;
 
-/** A bucket document the checkpoint root names is not in the store. */
-class MissingBucketError extends Error {
-  constructor(readonly docId: string) {
-    super(`checkpoint is missing bucket document ${docId}`);
-  }
-}
-
 export class CheckpointStore {
+  /** The root this writer last loaded or committed. */
   #root: Root | undefined;
   readonly #settings: string;
+  readonly #db: Database;
 
   constructor(
     readonly store: Store,
@@ -114,20 +174,12 @@ export class CheckpointStore {
     readonly log: Log,
   ) {
     this.#settings = settingsHash(segments, retention);
+    this.#db = new Database(store, db);
   }
 
   /** Creates the database when missing. */
   async ensureDb(): Promise<void> {
     await ensureDatabase(this.store, this.db);
-  }
-
-  async #readRoot(): Promise<Root | undefined> {
-    try {
-      return await this.store.request<Root>({ db: this.db, path: ROOT_ID });
-    } catch (err) {
-      if (err instanceof StoreRequestError && err.statusCode === 404) return undefined;
-      throw err;
-    }
   }
 
   /**
@@ -139,16 +191,26 @@ export class CheckpointStore {
     // bucket documents the root we read names: read its new root and start
     // over. The same root with a document missing is a broken checkpoint.
     for (let attempt = 1; ; attempt++) {
-      const root = await this.#readRoot();
-      this.#root = root;
-      try {
-        return await this.#loadFrom(root);
-      } catch (err) {
-        if (!(err instanceof MissingBucketError) || attempt >= LOAD_ATTEMPTS) throw err;
-        const now = await this.#readRoot();
-        if (now?.generation === root?.generation && now?.tag === root?.tag && now?.savedAt === root?.savedAt) throw err;
-        this.log.info({ missing: err.docId, attempt }, 'the checkpoint was replaced while it was read: reading the new one');
+      const roots = await readRoots(this.#db);
+      this.#root = roots[0];
+      let missing: MissingBucketError | undefined;
+      for (const root of roots) {
+        try {
+          const loaded = await this.#loadFrom(root);
+          // the leaf loaded is the one the next commit replaces (its revision is the fence)
+          this.#root = root;
+          return loaded;
+        } catch (err) {
+          if (!(err instanceof MissingBucketError)) throw err;
+          missing ??= err;
+          if (roots.length > 1) this.log.warn({ missing: err.docId, leaves: roots.length }, 'a conflicting checkpoint root names removed documents: trying the next');
+        }
       }
+      if (!missing) return undefined;
+      if (attempt >= LOAD_ATTEMPTS) throw missing;
+      const now = (await readRoots(this.#db))[0];
+      if (sameRoot(now, roots[0])) throw missing;
+      this.log.info({ missing: missing.docId, attempt }, 'the checkpoint was replaced while it was read: reading the new one');
     }
   }
 
@@ -158,44 +220,34 @@ export class CheckpointStore {
       this.log.warn({ saved: root.settings, now: this.#settings }, 'segment or retention settings changed: the aggregate is rebuilt from the feed');
       return undefined;
     }
-    const ids = Object.entries(root.buckets).map(([key, generation]) => docId(key, generation));
-    const state = new AggregateState(this.segments, this.retention);
-    for (let i = 0; i < ids.length; i += 500) {
-      const answer = await this.store.request<{ rows: { key: string; doc?: BucketJson; error?: string }[] }>({
-        method: 'POST',
-        db: this.db,
-        path: '_all_docs',
-        qs: { include_docs: true },
-        body: { keys: ids.slice(i, i + 500) },
-      });
-      for (const row of answer.rows) {
-        if (!row.doc) throw new MissingBucketError(row.key);
-        let bucket: ReturnType<typeof bucketFromJson>;
-        try {
-          bucket = bucketFromJson(row.doc);
-        } catch (err) {
-          if (!(err instanceof CorruptCellError)) throw err;
-          // Counting it would put a wrong number on a tile, and dropping the
-          // bucket would lose its blobs; the feed holds every blob still kept
-          // (KPI_RETENTION_DAYS), so the rebuild loses only older ones.
-          this.log.error(
-            { doc: row.key, problem: err.message },
-            'a checkpoint bucket holds something that is not a count: the aggregate is rebuilt from the feed',
-          );
-          return undefined;
-        }
-        state.buckets.set(bucketKey(bucket.start, bucket.size), bucket);
-      }
+    let buckets: Map<string, Bucket>;
+    try {
+      buckets = await readBuckets(this.#db, Object.entries(root.buckets));
+    } catch (err) {
+      if (!(err instanceof CorruptCellError)) throw err;
+      // Counting it would put a wrong number on a tile, and dropping the
+      // bucket would lose its blobs; the feed holds every blob still kept
+      // (KPI_RETENTION_DAYS), so the rebuild loses only older ones.
+      this.log.error({ problem: err.message }, 'a checkpoint bucket holds something that is not a count: the aggregate is rebuilt from the feed');
+      return undefined;
     }
+    const state = new AggregateState(this.segments, this.retention);
+    for (const [key, bucket] of buckets) state.buckets.set(key, bucket);
     state.watermark = root.watermark;
     state.applied = AppliedSet.fromJSON(root.applied);
     return { state, seq: root.seq };
   }
 
-  /** Commits a snapshot; throws {@link CheckpointConflictError} if another writer got there first. */
-  async save(snapshot: Snapshot): Promise<void> {
+  /**
+   * Commits a snapshot on top of the root this writer loaded or committed
+   * last; throws {@link CheckpointConflictError} if another writer got there
+   * first. `replace` (a rebuild) starts a new era, which wins any conflict
+   * with a commit of an older one.
+   */
+  async save(snapshot: Snapshot, options: { replace?: boolean } = {}): Promise<void> {
     const previous = this.#root;
     const generation = (previous?.generation ?? 0) + 1;
+    const era = (previous?.era ?? 0) + (options.replace ? 1 : 0);
     const tag = `${generation}-${randomBytes(4).toString('hex')}`;
     const buckets: Record<string, string> = {};
     const live = new Set(snapshot.keys);
@@ -203,107 +255,106 @@ export class CheckpointStore {
     const docs = snapshot.changed.map((b) => {
       const key = bucketKey(b.start, b.size);
       buckets[key] = tag;
-      return { ...b, _id: docId(key, tag) };
+      return { ...b, _id: bucketDocId(key, tag) };
     });
     for (const key of snapshot.keys) {
       if (buckets[key] === undefined) throw new Error(`bucket ${key} is neither saved nor changed`);
     }
     for (let i = 0; i < docs.length; i += 500) {
-      const results = await this.store.request<{ id: string; error?: string; reason?: string }[]>({
-        method: 'POST',
-        db: this.db,
-        path: '_bulk_docs',
-        body: { docs: docs.slice(i, i + 500) },
-      });
+      const results = await this.#db.bulk(docs.slice(i, i + 500));
       const failed = results.find((r) => r.error);
       if (failed) throw new Error(`checkpoint bucket write failed: ${failed.error}: ${failed.reason ?? ''}`);
     }
+    const retired = Object.entries(previous?.buckets ?? {})
+      .filter(([key, t]) => buckets[key] !== t)
+      .map(([key, t]) => bucketDocId(key, t));
     const root: Root = {
       _id: ROOT_ID,
       ...(previous?._rev ? { _rev: previous._rev } : {}),
       version: 1,
       settings: this.#settings,
       seq: snapshot.seq,
+      era,
       generation,
       watermark: snapshot.watermark,
       buckets,
       applied: snapshot.applied,
       savedAt: Date.now(),
       tag,
+      retired,
     };
-    let answer: { rev: string };
+    let rev: string;
     try {
-      answer = await this.store.request<{ rev: string }>({ method: 'PUT', db: this.db, path: ROOT_ID, body: root });
+      rev = await this.#db.put(root);
     } catch (err) {
-      if (err instanceof StoreRequestError && err.statusCode === 409) throw new CheckpointConflictError('the checkpoint was replaced by another writer');
+      if (err instanceof ConflictError) throw new CheckpointConflictError('the checkpoint was replaced by another writer');
       throw err;
     }
-    this.#root = { ...root, _rev: answer.rev };
-    await this.#verifyCommitted(root);
-    // Superseded bucket documents are no longer referenced: remove them.
-    const superseded = Object.entries(previous?.buckets ?? {})
-      .filter(([key, gen]) => buckets[key] !== gen)
-      .map(([key, gen]) => docId(key, gen));
-    await this.#remove(superseded).catch((err: Error) =>
+    this.#root = { ...root, _rev: rev };
+    const others = await this.#verifyCommitted(this.#root);
+    // What the commit before this one superseded is referenced by neither
+    // root now (nor by a root that conflicts with this one: it descends from
+    // the same parent), except by a leaf still standing that this commit
+    // could not delete.
+    const kept = new Set(others.flatMap((leaf) => Object.entries(leaf.buckets).map(([key, t]) => bucketDocId(key, t))));
+    const removable = (previous?.retired ?? []).filter((id) => !kept.has(id));
+    await this.#db.removeMany(removable).catch((err: Error) =>
       this.log.warn({ err: err.message }, 'could not remove superseded checkpoint documents; they go at the next start'),
     );
+    if (previous && previous._rev === undefined && previous._id === LEGACY_ROOT_ID) await this.#removeLegacyRoot();
   }
 
   /**
-   * Reads the root back: another writer's root of the same or a newer
-   * generation means this commit lost (two writes at one revision accepted
-   * by different copies on a cluster; or a newer checkpoint already). A root
-   * of an older generation is a copy the write has not reached yet: it
-   * cannot tell, and counts as committed (the next save reads again). The
-   * losing writer's bucket documents are orphans the next start removes. On
-   * one node, or the embedded store, the loser got 409 and this read finds
-   * its own root.
+   * Reads the root back with all its leaves. Another writer's root that wins
+   * by {@link compareRoots} means this commit lost (two writes at one
+   * revision kept by different copies on a cluster, or a newer checkpoint
+   * already). A read that does not show this commit and shows nothing that
+   * beats it is a copy the write has not reached yet: it cannot tell, and
+   * counts as committed (the next save reads again). The winner deletes the
+   * other leaves; those it could not delete are returned. The losing
+   * writer's bucket documents are orphans the next start removes.
    */
-  async #verifyCommitted(root: Root): Promise<void> {
-    let current: Root | undefined;
+  async #verifyCommitted(root: Root): Promise<Root[]> {
+    let leaves: Root[];
     try {
-      current = await this.#readRoot();
+      leaves = await readRoots(this.#db);
     } catch (err) {
       // the write was accepted; the next save's revision check still fences it
       this.log.warn({ err: (err as Error).message }, 'could not read the checkpoint back; counted as saved');
-      return;
+      return [];
     }
-    if (current === undefined || current.tag === root.tag || current.generation < root.generation) return;
-    throw new CheckpointConflictError(`another writer's checkpoint (generation ${current.generation}) won on the cluster`);
+    const best = leaves[0];
+    if (best && !sameRoot(best, root) && compareRoots(best, root) > 0) {
+      throw new CheckpointConflictError(`another writer's checkpoint (era ${best.era ?? 0}, generation ${best.generation}) won on the cluster`);
+    }
+    const mine = leaves.find((leaf) => sameRoot(leaf, root));
+    if (!mine || leaves.length === 1) return [];
+    this.#root = mine;
+    const left = await this.#db.resolve(mine, leaves);
+    if (left.length) this.log.warn({ revisions: left.length }, 'could not remove the losing leaves of the checkpoint root; the next commit tries again');
+    return leaves.filter((leaf) => left.includes(leaf._rev ?? ''));
+  }
+
+  /** The root of an older version is not needed once a normal root is committed. */
+  async #removeLegacyRoot(): Promise<void> {
+    const legacy = await this.#db.get<Root>(LEGACY_ROOT_ID).catch(() => undefined);
+    if (legacy?._rev) await this.#db.remove(LEGACY_ROOT_ID, legacy._rev).catch(() => undefined);
   }
 
   /**
-   * Removes bucket documents the root does not reference: left by a crash
-   * mid-checkpoint, or by a writer whose commit lost a conflict. The root is
-   * read afresh, and a document of a newer generation than the root's is
-   * kept: it may belong to a checkpoint being written right now (by this
-   * process or another one), whose root is not committed yet.
+   * Removes bucket documents no root leaf references: left by a crash
+   * mid-checkpoint, or by a writer whose commit lost a conflict. The roots
+   * are read afresh, and a document of a newer generation than the best
+   * root's is kept: it may belong to a checkpoint being written right now
+   * (by this process or another one), whose root is not committed yet.
    */
   async removeOrphans(): Promise<number> {
-    const root = await this.#readRoot();
-    const referenced = new Set(Object.entries(root?.buckets ?? {}).map(([key, tag]) => docId(key, tag)));
-    const generation = root?.generation ?? 0;
-    const answer = await this.store.request<{ rows: { id: string }[] }>({
-      db: this.db,
-      path: '_all_docs',
-      qs: { startkey: BUCKET_PREFIX, endkey: `${BUCKET_PREFIX}\uffff` },
-    });
-    const orphans = answer.rows.map((r) => r.id).filter((id) => !referenced.has(id) && Number.parseInt(id.slice(id.lastIndexOf('/') + 1), 10) <= generation);
-    await this.#remove(orphans);
+    const roots = await readRoots(this.#db);
+    const referenced = new Set(roots.flatMap((root) => Object.entries(root.buckets).map(([key, tag]) => bucketDocId(key, tag))));
+    const generation = Math.max(0, ...roots.map((root) => root.generation));
+    const rows = await this.#db.allDocs({ startkey: BUCKET_PREFIX, endkey: `${BUCKET_PREFIX}\uffff` });
+    const orphans = rows.map((r) => r.id!).filter((id) => !referenced.has(id) && Number.parseInt(id.slice(id.lastIndexOf('/') + 1), 10) <= generation);
+    await this.#db.removeMany(orphans);
     return orphans.length;
-  }
-
-  async #remove(ids: string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += 500) {
-      const keys = ids.slice(i, i + 500);
-      const answer = await this.store.request<{ rows: { id?: string; value?: { rev: string; deleted?: boolean } }[] }>({
-        method: 'POST',
-        db: this.db,
-        path: '_all_docs',
-        body: { keys },
-      });
-      const docs = answer.rows.filter((r) => r.id && r.value && !r.value.deleted).map((r) => ({ _id: r.id!, _rev: r.value!.rev, _deleted: true }));
-      if (docs.length) await this.store.request({ method: 'POST', db: this.db, path: '_bulk_docs', body: { docs } });
-    }
   }
 }

@@ -3,7 +3,8 @@
  * (checkpoint.ts), read by an instance that does not follow the feed (a
  * standby) so it can answer the query API and the live stream too.
  *
- * Every `pollMs` the checkpoint root is read; when its revision changed, only
+ * Every `pollMs` the checkpoint root is read, with the checkpoint's own
+ * codec and conflict rule (checkpoint.ts); when it is another commit, only
  * the bucket documents whose tag changed are fetched, and applied to the
  * state in one synchronous step, each with a new state version, so live
  * deltas work as on the follower. A bucket that disappears without a changed
@@ -16,31 +17,18 @@
  */
 import { Subject } from 'rxjs';
 import type { Log } from '../log.js';
-import { StoreRequestError, type Store } from '../store/store.js';
+import { Database } from '../store/database.js';
+import type { Store } from '../store/store.js';
 import type { AggregateChange, AggregatorStatus } from './aggregator.js';
-import { AppliedSet, type AppliedSetJson } from './applied-set.js';
-import { ROOT_ID, settingsHash } from './checkpoint.js';
+import { AppliedSet } from './applied-set.js';
+import { MissingBucketError, readBuckets, readRoots, settingsHash, type Root } from './checkpoint.js';
 import type { SegmentConfig } from './segments.js';
-import { AggregateState, bucketFromJson, bucketKey, type Bucket, type BucketJson, type RetentionConfig } from './state.js';
+import { AggregateState, type Bucket, type RetentionConfig } from './state.js';
 
-/** The checkpoint root as checkpoint.ts writes it (the fields read here). */
-interface PublishedRoot {
-  _rev: string;
-  settings: string;
-  generation: number;
-  watermark: number;
-  /** bucket key → tag; the bucket's document is `b/<key>/<tag>` */
-  buckets: Record<string, string>;
-  applied: AppliedSetJson;
-  savedAt: number;
-}
-
-const bucketDocId = (key: string, tag: string) => `b/${key}/${tag}`;
 const ATTEMPTS = 5;
 
-class MissingBucketError extends Error {
-  override readonly name = 'MissingBucketError';
-}
+/** What identifies one commit of the root: its revision and its tag (a `_local` root of an older version reused revisions). */
+const commitOf = (root: Root) => `${root._rev ?? ''}/${root.tag ?? ''}/${root.savedAt}`;
 
 export interface PublishedOptions {
   store: Store;
@@ -76,7 +64,7 @@ export class PublishedAggregate {
   readonly #changes = new Subject<AggregateChange>();
   /** Buckets changed by each refresh. */
   readonly changes$ = this.#changes.asObservable();
-  #root: { rev: string; buckets: Record<string, string>; savedAt: number; generation: number } | undefined;
+  #root: { commit: string; buckets: Record<string, string>; savedAt: number; generation: number } | undefined;
   /** Start of the last read that found the state equal to the published one. */
   #currentAt: number | undefined;
   #lastError: string | null = null;
@@ -87,8 +75,11 @@ export class PublishedAggregate {
   /** The last read failed. */
   #failing = false;
 
+  readonly #db: Database;
+
   constructor(options: PublishedOptions) {
     this.#options = options;
+    this.#db = new Database(options.store, options.stateDb);
     this.#settings = settingsHash(options.segments, options.retention);
     this.state = new AggregateState(options.segments, options.retention);
   }
@@ -157,9 +148,13 @@ export class PublishedAggregate {
   }
 
   async #refresh(): Promise<boolean> {
+    // the best leaf by the checkpoint's own rule; past one whose documents
+    // are gone (a cluster still holding a losing leaf), the next
+    let skip = 0;
     for (let attempt = 1; ; attempt++) {
       const startedAt = Date.now();
-      const root = await this.#readRoot();
+      const roots = await readRoots(this.#db);
+      const root = roots[Math.min(skip, roots.length - 1)];
       if (this.#stopped) return false;
       if (!root) {
         const had = this.#root !== undefined;
@@ -169,7 +164,7 @@ export class PublishedAggregate {
         if (had) this.#replace(new AggregateState(this.#options.segments, this.#options.retention));
         return had;
       }
-      if (root._rev === this.#root?.rev) {
+      if (commitOf(root) === this.#root?.commit) {
         this.#currentAt = startedAt;
         this.#lastError = null;
         return false;
@@ -182,7 +177,7 @@ export class PublishedAggregate {
             'the published aggregate was computed under other segment or retention settings',
           );
         this.#warnedSettings = true;
-        this.#root = { rev: root._rev, buckets: {}, savedAt: root.savedAt, generation: root.generation };
+        this.#root = { commit: commitOf(root), buckets: {}, savedAt: root.savedAt, generation: root.generation };
         this.#currentAt = startedAt;
         this.#lastError = 'the published aggregate was computed under other segment or retention settings';
         this.#replace(new AggregateState(this.#options.segments, this.#options.retention));
@@ -195,9 +190,13 @@ export class PublishedAggregate {
       const wanted = fresh ? Object.keys(root.buckets) : changed;
       let buckets: Map<string, Bucket>;
       try {
-        buckets = await this.#fetch(wanted.map((key) => [key, root.buckets[key]!]));
+        buckets = await readBuckets(this.#db, wanted.map((key) => [key, root.buckets[key]!]));
       } catch (err) {
-        if (err instanceof MissingBucketError && attempt < ATTEMPTS) continue; // a commit raced us: read its root
+        if (err instanceof MissingBucketError && attempt < ATTEMPTS) {
+          // a commit raced us (read its root), or this leaf lost a conflict (take the next)
+          if (roots.length > skip + 1) skip++;
+          continue;
+        }
         throw err;
       }
       if (this.#stopped) return false;
@@ -210,7 +209,7 @@ export class PublishedAggregate {
       if (!fresh) for (const key of removed) state.buckets.delete(key);
       state.watermark = root.watermark;
       state.applied = AppliedSet.fromJSON(root.applied);
-      this.#root = { rev: root._rev, buckets: { ...root.buckets }, savedAt: root.savedAt, generation: root.generation };
+      this.#root = { commit: commitOf(root), buckets: { ...root.buckets }, savedAt: root.savedAt, generation: root.generation };
       this.#currentAt = startedAt;
       this.#lastError = null;
       if (fresh) this.#replace(state);
@@ -222,37 +221,5 @@ export class PublishedAggregate {
   #replace(state: AggregateState): void {
     this.state = state;
     this.#changes.next({ version: state.version, keys: [...state.buckets.keys()] });
-  }
-
-  async #readRoot(): Promise<PublishedRoot | undefined> {
-    try {
-      return await this.#options.store.request<PublishedRoot>({ db: this.#options.stateDb, path: ROOT_ID });
-    } catch (err) {
-      if (err instanceof StoreRequestError && err.statusCode === 404) return undefined;
-      throw err;
-    }
-  }
-
-  async #fetch(entries: [string, string][]): Promise<Map<string, Bucket>> {
-    const buckets = new Map<string, Bucket>();
-    for (let i = 0; i < entries.length; i += 500) {
-      const slice = entries.slice(i, i + 500);
-      const answer = await this.#options.store.request<{ rows: { key: string; doc?: BucketJson | null }[] }>({
-        method: 'POST',
-        db: this.#options.stateDb,
-        path: '_all_docs',
-        qs: { include_docs: true },
-        body: { keys: slice.map(([key, tag]) => bucketDocId(key, tag)) },
-      });
-      answer.rows.forEach((row, j) => {
-        if (!row.doc) throw new MissingBucketError(`published bucket document ${row.key} is gone`);
-        const bucket = bucketFromJson(row.doc);
-        const key = slice[j]![0];
-        if (bucketKey(bucket.start, bucket.size) !== key)
-          throw new Error(`published bucket document ${row.key} holds bucket ${bucketKey(bucket.start, bucket.size)}`);
-        buckets.set(key, bucket);
-      });
-    }
-    return buckets;
   }
 }

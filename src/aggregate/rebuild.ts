@@ -220,7 +220,7 @@ async function replaceCheckpoint(checkpoints: CheckpointStore, state: AggregateS
   for (let attempt = 1; ; attempt++) {
     await checkpoints.load(); // learns the current root's revision
     try {
-      await checkpoints.save(snapshotOf(state, seq, 0));
+      await checkpoints.save(snapshotOf(state, seq, 0), { replace: true });
       break;
     } catch (err) {
       // a running service saved in between: take its new revision and replace it again

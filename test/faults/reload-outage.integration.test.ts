@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { ROOT_ID } from '../../src/aggregate/checkpoint.js';
 import { rebuild } from '../../src/aggregate/rebuild.js';
+import { StoreRequestError } from '../../src/store/store.js';
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
@@ -29,8 +30,16 @@ const feedAnsweredHere: FaultRule = (_method, path) =>
 /** Replaces the service's checkpoint root with an identical one of a new revision, as another writer would. */
 async function replaceCheckpoint(t: TestApp): Promise<void> {
   const stateDb = `${t.config.dbName}_aggregates`;
-  const root = await t.store.request<Record<string, unknown>>({ db: stateDb, path: ROOT_ID });
-  await t.store.request({ method: 'PUT', db: stateDb, path: ROOT_ID, body: { ...root, savedAt: Date.now() } });
+  for (let attempt = 1; ; attempt++) {
+    const root = await t.store.request<Record<string, unknown>>({ db: stateDb, path: ROOT_ID });
+    try {
+      await t.store.request({ method: 'PUT', db: stateDb, path: ROOT_ID, body: { ...root, savedAt: Date.now() } });
+      return;
+    } catch (err) {
+      // the service committed between the read and the write: read its root again
+      if (!(err instanceof StoreRequestError && err.statusCode === 409) || attempt >= 20) throw err;
+    }
+  }
 }
 
 async function closeContained(t: TestApp, proxy: FaultProxy): Promise<void> {
