@@ -160,11 +160,19 @@ export interface LoadedCheckpoint {
 /** Reads of a checkpoint that another writer keeps replacing, before giving up. */
 const LOAD_ATTEMPTS = 5;
 
+/**
+ * The embedded store keeps every revision of the root (each names every
+ * bucket) until it is compacted, and never compacts by itself: it is asked
+ * to after this many commits. CouchDB 3's compaction daemon does it there.
+ */
+export const COMPACT_EVERY_COMMITS = 500;
+
 export class CheckpointStore {
   /** The root this writer last loaded or committed. */
   #root: Root | undefined;
   readonly #settings: string;
   readonly #db: Database;
+  #commits = 0;
 
   constructor(
     readonly store: Store,
@@ -302,6 +310,8 @@ export class CheckpointStore {
       this.log.warn({ err: err.message }, 'could not remove superseded checkpoint documents; they go at the next start'),
     );
     if (previous && previous._rev === undefined && previous._id === LEGACY_ROOT_ID) await this.#removeLegacyRoot();
+    if (this.store.kind === 'embedded' && ++this.#commits % COMPACT_EVERY_COMMITS === 0)
+      await this.#db.compact().catch((err: Error) => this.log.warn({ err: err.message }, 'could not compact the checkpoint database; tried again later'));
   }
 
   /**

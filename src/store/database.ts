@@ -284,4 +284,13 @@ export class Database {
   async setSecurity(security: object, opts?: CallOptions): Promise<void> {
     await this.#request({ method: 'PUT', path: '_security', body: security, ...call(opts) });
   }
+
+  /**
+   * Asks the store to compact the database (drop old revisions' bodies).
+   * CouchDB 3 does this by itself (its compaction daemon) and lets only
+   * admins ask; the embedded store never does it by itself.
+   */
+  async compact(opts?: CallOptions): Promise<void> {
+    await this.#request({ method: 'POST', path: '_compact', body: {}, ...call(opts) });
+  }
 }

@@ -10,6 +10,7 @@ import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snap
 import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
 import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
+import { Database } from '../../src/store/database.js';
 import { StoreRequestError, type Store, type StoreRequest } from '../../src/store/store.js';
 import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 
@@ -286,5 +287,11 @@ describe('CheckpointStore', () => {
     } finally {
       await dropDb(other);
     }
+  });
+
+  it('the store compacts the checkpoint database when asked (the embedded store keeps every root revision until then)', async () => {
+    const checkpoints = new Database(t.store, db);
+    await checkpoints.compact();
+    expect(await new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent).load()).toBeDefined();
   });
 });
