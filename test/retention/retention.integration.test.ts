@@ -52,6 +52,13 @@ const post = (t: TestApp, items: Item[]) => postSessions(t, items);
  * the feed keeps moving, so the aggregate soon reads past whatever retention
  * listed (on a quiet feed it would take up to two longpolls).
  */
+/** Posts one ongoing blob (outside the KPI windows) and waits until the aggregate counted it: it has read the feed past everything before. */
+async function readPastNow(t: TestApp): Promise<void> {
+  const counted = t.app.aggregates.status().counted;
+  await post(t, [{ blob: { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 7]] }, userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0' }]);
+  await waitUntil(() => t.app.aggregates.status().counted > counted, 20_000, 'a blob posted after the passes counted');
+}
+
 async function whileTrafficFlows<T>(t: TestApp, work: () => Promise<T>): Promise<T> {
   let flowing = true;
   const traffic = (async () => {
@@ -128,14 +135,16 @@ describe('retention of raw blobs', () => {
     expect((await t.app.inject(`/wsapi/interaction_data?start=0&end=${CUTOFF}`)).json()).toEqual([]);
     expect((await t.app.inject(`/wsapi/interaction_data/count?start=0&end=${UNTIL}`)).json()).toMatchObject({ count: retained.length });
 
-    // the running aggregator reads the deletions on its feed and subtracts nothing
-    await waitUntil(() => t.app.aggregates.status().deletions >= expired.length, 20_000, 'the deletions on the feed');
+    // the running aggregator reads the deletions on its feed (those not purged first) and subtracts nothing
+    await readPastNow(t);
+    const purges = t.app.retention.status().purge === 'supported';
+    if (!purges) await waitUntil(() => t.app.aggregates.status().deletions >= expired.length, 20_000, 'the deletions on the feed');
     expect(seriesOf(t)).toEqual(before);
     const answer = await t.app.inject(`/api/kpis?from=${queries[1]!.from}&to=${queries[1]!.to}&bucket=1h&segment=os`);
     expect((answer.json() as KpiAnswer).series).toEqual(JSON.parse(JSON.stringify(before[1])));
     const health = (await t.app.inject('/health')).json() as { retention: Record<string, unknown>; aggregate: { deletions: number } };
     expect(health.retention).toMatchObject({ removed: expired.length, cutoff: CUTOFF, lastError: null, running: false });
-    expect(health.aggregate.deletions).toBeGreaterThanOrEqual(expired.length);
+    if (!purges) expect(health.aggregate.deletions).toBeGreaterThanOrEqual(expired.length);
     expect(await readHorizon(t.store, t.store.blobsDb)).toBe(CUTOFF);
   });
 
@@ -196,7 +205,12 @@ describe('retention of raw blobs', () => {
     } finally {
       (t.store as { request: typeof request }).request = request;
     }
-    await waitUntil(() => t.app.aggregates.status().deletions >= expired.length + docs.length, 20_000, 'the deletions on the feed');
+    // where the store purges, a purged tombstone leaves the feed, so the aggregate
+    // may never read it: a blob posted after the passes, once counted, shows the
+    // feed was read past every deletion
+    await readPastNow(t);
+    if (t.app.retention.status().purge !== 'supported')
+      await waitUntil(() => t.app.aggregates.status().deletions >= expired.length + docs.length, 20_000, 'the deletions on the feed');
     expect(seriesOf(t)).toEqual(withThem);
   });
 
