@@ -11,7 +11,8 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
 import type { Log } from '../log.js';
-import { StoreRequestError, type Store } from '../store/store.js';
+import { ConflictError, Database } from '../store/database.js';
+import type { Store } from '../store/store.js';
 import { LEASE_ID, LeaseMachine, leaseTimings, type LeaseDoc, type LeaseTimings, type Mode, type Plan, type Role, type WriteOutcome } from './lease.js';
 
 /** The generation of a CouchDB revision (`3-abc…` → 3). */
@@ -72,6 +73,7 @@ export class LeaseElector {
   readonly #options: ElectorOptions;
   readonly #now: () => number;
   readonly #requestTimeoutMs: number;
+  readonly #db: Database;
   readonly #leader = new BehaviorSubject(false);
   /** True while this instance is the follower; the current value at once, then each change. */
   readonly leader$: Observable<boolean> = this.#leader.pipe(distinctUntilChanged());
@@ -84,6 +86,7 @@ export class LeaseElector {
 
   constructor(options: ElectorOptions) {
     this.#options = options;
+    this.#db = new Database(options.store, options.db);
     this.timings = leaseTimings(options.ttlMs);
     this.#machine = new LeaseMachine({ instanceId: options.instanceId, timings: this.timings, mode: options.mode });
     this.#now = options.now ?? (() => performance.now());
@@ -201,26 +204,15 @@ export class LeaseElector {
   }
 
   async #read(): Promise<LeaseDoc | null> {
-    try {
-      return await this.#options.store.request<LeaseDoc>({ db: this.#options.db, path: LEASE_ID, timeoutMs: this.#requestTimeoutMs });
-    } catch (err) {
-      if (err instanceof StoreRequestError && err.statusCode === 404) return null;
-      throw err;
-    }
+    return (await this.#db.get<LeaseDoc>(LEASE_ID, { timeoutMs: this.#requestTimeoutMs })) ?? null;
   }
 
   async #write(doc: LeaseDoc): Promise<WriteOutcome> {
     try {
-      const answer = await this.#options.store.request<{ rev: string }>({
-        method: 'PUT',
-        db: this.#options.db,
-        path: LEASE_ID,
-        body: doc,
-        timeoutMs: this.#requestTimeoutMs,
-      });
-      return doc.holder === null ? { ok: true, rev: answer.rev } : await this.#verifyWon(answer.rev);
+      const rev = await this.#db.put(doc, { timeoutMs: this.#requestTimeoutMs });
+      return doc.holder === null ? { ok: true, rev } : await this.#verifyWon(rev);
     } catch (err) {
-      return { ok: false, conflict: err instanceof StoreRequestError && err.statusCode === 409, error: (err as Error).message };
+      return { ok: false, conflict: err instanceof ConflictError, error: (err as Error).message };
     }
   }
 
@@ -235,19 +227,14 @@ export class LeaseElector {
    * 409 and this read finds nothing to do.
    */
   async #verifyWon(rev: string): Promise<WriteOutcome> {
-    const doc = await this.#options.store.request<LeaseDoc & { _conflicts?: string[] }>({
-      db: this.#options.db,
-      path: LEASE_ID,
-      qs: { conflicts: true },
-      timeoutMs: this.#requestTimeoutMs,
-    });
-    const winner = doc._rev ?? '';
+    const doc = await this.#db.get<LeaseDoc>(LEASE_ID, { conflicts: true, timeoutMs: this.#requestTimeoutMs });
+    const winner = doc?._rev ?? '';
     if (winner !== rev && revGeneration(winner) >= revGeneration(rev)) {
       return { ok: false, conflict: true, error: 'a write of the lease by another instance won on the cluster' };
     }
-    for (const loser of winner === rev ? (doc._conflicts ?? []) : []) {
-      await this.#options.store
-        .request({ method: 'DELETE', db: this.#options.db, path: LEASE_ID, qs: { rev: loser }, timeoutMs: this.#requestTimeoutMs })
+    for (const loser of winner === rev ? (doc?._conflicts ?? []) : []) {
+      await this.#db
+        .remove(LEASE_ID, loser, { timeoutMs: this.#requestTimeoutMs })
         .catch((err: Error) => this.#options.log.warn({ err: err.message }, 'could not remove a losing revision of the lease'));
     }
     return { ok: true, rev };
