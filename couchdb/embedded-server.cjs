@@ -8,8 +8,8 @@
 // left out, because they cost more than the rest of a write together:
 // - 'validation' re-reads the design documents and recompiles
 //   validate_doc_update for every document of a _bulk_docs write. kpi-live is
-//   the only writer of this loopback-only store and validates blobs itself;
-//   on a real CouchDB the design document's guard is enforced as usual.
+//   the only writer of this loopback-only store, validates blobs itself, and
+//   its design documents have no validate_doc_update (couchdb/design-docs.ts).
 // - 'compression' gzips answers that only travel over loopback.
 //
 // Only kpi-live may use it, not every process of the machine:

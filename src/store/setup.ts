@@ -8,6 +8,7 @@
 import type { Log } from '../log.js';
 import { isDeepStrictEqual } from 'node:util';
 import { blobsDesignDoc } from '../../couchdb/design-docs.js';
+import { ConflictError, Database } from './database.js';
 import { StoreRequestError, StoreUnavailableError, type Store } from './store.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,7 +107,8 @@ export async function ensureSecurity(store: Store, db: string, log?: Log): Promi
     log?.warn({ db, server: who.server }, '_security left as it is: kpi-live signs in to CouchDB anonymously, so there is no user to name');
     return 'skipped';
   }
-  const current = await store.request<SecurityObject>({ db, path: '_security' });
+  const database = new Database(store, db);
+  const current = await database.security<SecurityObject>();
   const members = serviceMembers(who.user);
   if (isDeepStrictEqual(current.members, members)) return 'unchanged';
   if (!mayEditSecurity(who, current)) {
@@ -116,20 +118,14 @@ export async function ensureSecurity(store: Store, db: string, log?: Log): Promi
     );
     return 'skipped';
   }
-  await store.request({ method: 'PUT', db, path: '_security', body: { ...current, members } });
+  await database.setSecurity({ ...current, members });
   log?.info({ db, members }, "database readable by kpi-live's CouchDB user only");
   return 'set';
 }
 
 /** Whether a database exists (and kpi-live may look at it). */
 export async function databaseExists(store: Store, db: string): Promise<boolean> {
-  try {
-    await store.request({ db });
-    return true;
-  } catch (err) {
-    if (err instanceof StoreRequestError && err.statusCode === 404) return false;
-    throw err;
-  }
+  return (await new Database(store, db).info()) !== undefined;
 }
 
 async function ensureDatabaseOnly(store: Store, db: string): Promise<boolean> {
@@ -137,10 +133,8 @@ async function ensureDatabaseOnly(store: Store, db: string): Promise<boolean> {
   // exists, and a dedicated kpi-live user is no server admin.
   if (await databaseExists(store, db)) return false;
   try {
-    await store.request({ method: 'PUT', db });
-    return true;
+    return await new Database(store, db).create();
   } catch (err) {
-    if (err instanceof StoreRequestError && err.statusCode === 412) return false;
     if (err instanceof StoreRequestError && (err.statusCode === 401 || err.statusCode === 403)) {
       throw new StoreRequestError(
         `database ${db} does not exist, and kpi-live's CouchDB user may not create it (only server admins may): create it as an admin, e.g. with couchdb/setup-kpi-user.sh (${err.message})`,
@@ -162,24 +156,30 @@ export async function ensureDatabase(store: Store, db: string, log?: Log): Promi
   return created;
 }
 
-async function ensureDesignDoc(store: Store, db: string, design: Record<string, unknown> & { _id: string }): Promise<boolean> {
-  let current: Record<string, unknown> | undefined;
+/** What {@link ensureDesignDoc} did. */
+type DesignOutcome = 'created' | 'updated' | 'unchanged';
+
+/**
+ * Writes a design document when it is missing or differs. Written whole, so
+ * a field an older kpi-live put there and this one no longer has (the blob
+ * database's `validate_doc_update`) is removed; a lost race with another
+ * instance writing the same document is a 409, not an error.
+ */
+async function ensureDesignDoc(database: Database, design: Record<string, unknown> & { _id: string }, log: Log): Promise<DesignOutcome> {
+  const current = await database.get<Record<string, unknown>>(design._id);
+  const { _rev, ...rest }: Record<string, unknown> = current ?? {};
+  if (current && isDeepStrictEqual(rest, design)) return 'unchanged';
   try {
-    current = await store.request<Record<string, unknown>>({ db, path: encodeURI(design._id) });
+    await database.put(current ? { ...design, _rev } : design);
   } catch (err) {
-    if (!(err instanceof StoreRequestError && err.statusCode === 404)) throw err;
-  }
-  if (current) {
-    const { _rev, ...rest } = current;
-    if (isDeepStrictEqual(rest, design)) return false;
-  }
-  try {
-    await store.request({ method: 'PUT', db, path: encodeURI(design._id), body: current ? { ...design, _rev: current._rev } : design });
-    return true;
-  } catch (err) {
-    if (err instanceof StoreRequestError && err.statusCode === 409) return false;
+    if (err instanceof ConflictError) return 'unchanged';
     throw err;
   }
+  if (!current) return 'created';
+  const removed = Object.keys(rest).filter((field) => !(field in design));
+  const changed = Object.keys(design).filter((field) => field in rest && !isDeepStrictEqual(rest[field], design[field]));
+  log.info({ db: database.name, design: design._id, removed, changed }, 'design document updated');
+  return 'updated';
 }
 
 /**
@@ -195,12 +195,12 @@ export async function applySetup(store: Store, log: Log, waitMs = 30_000): Promi
     try {
       const created = await ensureDatabaseOnly(store, store.blobsDb);
       const security: Record<string, SecurityOutcome> = { [store.blobsDb]: await ensureSecurity(store, store.blobsDb, log) };
-      const designed = await ensureDesignDoc(store, store.blobsDb, blobsDesignDoc);
+      const design = await ensureDesignDoc(new Database(store, store.blobsDb), blobsDesignDoc, log);
       for (const suffix of SIBLING_DB_SUFFIXES) {
         const db = `${store.blobsDb}_${suffix}`;
         if (await databaseExists(store, db)) security[db] = await ensureSecurity(store, db, log);
       }
-      log.info({ db: store.blobsDb, created, designUpdated: designed, security }, 'store ready');
+      log.info({ db: store.blobsDb, created, design, security }, 'store ready');
       return;
     } catch (err) {
       if (!(err instanceof StoreUnavailableError) || Date.now() > deadline) throw err;

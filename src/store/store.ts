@@ -7,7 +7,6 @@ import nano, { type ServerScope } from 'nano';
 import type { Log } from '../log.js';
 import { redactUrl, type Config } from '../config/config.js';
 import { EmbeddedCouch } from './embedded.js';
-import { applySetup } from './setup.js';
 
 /** The store did not answer, timed out, or said it is overloaded or broken. */
 export class StoreUnavailableError extends Error {
@@ -290,6 +289,9 @@ export async function openStore(config: Config, log: Log, options: { setup?: boo
 
   log.info({ store: store.kind, url: displayUrl, db: config.dbName, dataDir: embedded?.dataDir, pid: embedded?.pid }, `using ${store.kind} CouchDB store`);
   if (options.setup !== false) {
+    // Imported here: setup.ts works through database.ts, whose errors extend
+    // this module's, so a static import would evaluate them before these.
+    const { applySetup } = await import('./setup.js');
     try {
       await applySetup(store, log);
     } catch (err) {
