@@ -16,6 +16,8 @@ export interface MarkedLoadOptions {
   seed: number;
   /** A request not answered within this is counted as `timeout` (a hang). */
   timeoutMs: number;
+  /** The workers stop by themselves once this many requests were sent (unbounded unless told). */
+  maxRequests?: number;
 }
 
 export interface MarkedLoad {
@@ -44,7 +46,7 @@ export function startMarkedLoad(options: MarkedLoadOptions): MarkedLoad {
   const count = (key: string) => (statuses[key] = (statuses[key] ?? 0) + 1);
 
   const worker = async () => {
-    while (!stopped) {
+    while (!stopped && sent < (options.maxRequests ?? Infinity)) {
       const marker = `${options.prefix}-${sent++}`;
       const { blob, userAgent } = simulateSession(random, { now: Date.now() });
       const started = Date.now();
