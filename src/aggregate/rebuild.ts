@@ -25,6 +25,7 @@
  */
 import { defer, lastValueFrom } from 'rxjs';
 import { parseBlobDocId } from '../store/blob-ids.js';
+import { Database } from '../store/database.js';
 import type { Store } from '../store/store.js';
 import { readHorizon } from '../retention/horizon.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
@@ -59,9 +60,11 @@ const BUCKET_SIZES = [TEN_MINUTES, HOUR, DAY] as const;
 
 /** Number of blob documents (design documents excluded), for a progress total. */
 export async function blobCount(store: Store, db: string): Promise<number> {
-  const info = await store.request<{ doc_count: number }>({ db });
-  const design = await store.request<{ rows: unknown[] }>({ db, path: '_all_docs', qs: { startkey: '_design/', endkey: '_design0' } });
-  return info.doc_count - design.rows.length;
+  const blobs = new Database(store, db);
+  const info = await blobs.info();
+  if (!info) throw new Error(`database ${db} does not exist`);
+  const design = await blobs.allDocs({ startkey: '_design/', endkey: '_design0' });
+  return info.doc_count - design.length;
 }
 
 /**
@@ -70,10 +73,10 @@ export async function blobCount(store: Store, db: string): Promise<number> {
  * first id is not a blob id (then it vouches for nothing).
  */
 export async function oldestBlobTime(store: Store, db: string): Promise<number | undefined> {
-  const answer = await store.request<{ rows: { id: string }[] }>({ db, path: '_all_docs', qs: { endkey: '_', inclusive_end: false, limit: 1 } });
-  const first = answer.rows.find((row) => !row.id.startsWith('_design/'));
+  const rows = await new Database(store, db).allDocs({ endkey: '_', inclusive_end: false, limit: 1 });
+  const first = rows.find((row) => !row.id!.startsWith('_design/'));
   if (!first) return undefined;
-  return parseBlobDocId(first.id)?.time ?? Number.NEGATIVE_INFINITY;
+  return parseBlobDocId(first.id!)?.time ?? Number.NEGATIVE_INFINITY;
 }
 
 /** The union of two applied sets, in the canonical form AppliedSet keeps (sorted ranges that neither overlap nor touch). */
