@@ -2,8 +2,14 @@
  * bench:cluster: several kpi-live instances on one store, and a failover of
  * the aggregate follower under load.
  *
- * One embedded store (pouchdb-server) started here, shared over loopback by
- * five `kpi-live serve` processes: three ingest instances (`KPI_ROLE=standby`:
+ * One store shared over loopback by five `kpi-live serve` processes: the
+ * CouchDB `COUCHDB_URL` names (databases of the run's own, dropped at the
+ * end), else an embedded store (pouchdb-server) started here. Before any
+ * service starts, the store's raw ceilings are measured (bench/store.ts):
+ * `_bulk_docs` straight to it, 500 blob documents a batch, 2 in flight, and
+ * its `_changes` read back (include_docs, 1,000 a batch): what the cluster's
+ * ingest and the new follower's catch-up can at most reach. Three ingest
+ * instances (`KPI_ROLE=standby`:
  * they take blobs and serve dashboards from the published aggregate, never
  * follow the feed) and two that take part in the election (`auto`): one
  * follows `_changes` and writes the checkpoint, the other stands by.
@@ -21,21 +27,25 @@
  *    stored blob, its `/api/kpis` and an ingest instance's (from the
  *    published checkpoint) are compared with a rebuild from the stored blobs.
  * 5. Stored size: the average blob document (JSON, from a sample) and the
- *    store's disk use per blob, for the sizing in docs/architecture.md.
+ *    store's disk use per blob (the embedded store's folder; CouchDB's
+ *    database file size), for the sizing in docs/architecture.md.
  *
  * Bodies are real simulator sessions (src/simulate), one blob per POST with
  * a browser User-Agent, pre-serialised; the load generator (autocannon) runs
  * in a worker thread of this same module. Everything is on loopback, stops by
- * itself, and is bounded (about 2.5 minutes; a watchdog ends it at 3).
+ * itself, and is bounded (about 2.5 minutes; a watchdog ends it at 4).
  *
  * Prints a table; the last line is JSON: baselineBlobsPerSec, baselineP99Ms,
  * clusterBlobsPerSec, clusterP99Ms, ratio, offeredBlobsPerSec,
  * failoverBlobsPerSec, failoverP99Ms, takeoverMs, liveMs, standbyMaxLagSeconds,
  * stored, lost, equal, avgDocBytes, diskBytesPerDoc, loadAverage (the machine's
- * 1-minute load average at start: other work moves every number here).
+ * 1-minute load average at start: other work moves every number here),
+ * store (`{kind, version}`), rawBulkDocsPerSec, rawChangesPerSec, ofCeiling
+ * (clusterBlobsPerSec ÷ rawBulkDocsPerSec).
  *
- * Knobs (environment): BENCH_CONNECTIONS (default 64), BENCH_LEASE_TTL_MS
- * (default 15000, the service's default).
+ * Knobs (environment): COUCHDB_URL, BENCH_CONNECTIONS (default 64),
+ * BENCH_LEASE_TTL_MS (default 15000, the service's default),
+ * BENCH_CEILING_SECONDS (default 5).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
@@ -126,7 +136,7 @@ function fireInWorker(job: LoadJob, onSegmentEnd?: (i: number, stats: RunStats) 
 // Benchmark (main thread)
 // ---------------------------------------------------------------------------
 
-const WATCHDOG_MS = 180_000;
+const WATCHDOG_MS = 240_000;
 const POOL_SIZE = 4000;
 const WARMUP_SECONDS = 2;
 const BASELINE_SECONDS = 8;
@@ -176,9 +186,15 @@ async function main(): Promise<void> {
   const { seededRandom, simulateSession } = await import('../src/simulate/generator.js');
   const { projectRoot } = await import('../src/project-root.js');
   const { isDeepStrictEqual } = await import('node:util');
+  const { benchDbName, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } = await import('./store.js');
 
   const connections = intFromEnv('BENCH_CONNECTIONS', 64);
   const ttlMs = intFromEnv('BENCH_LEASE_TTL_MS', 15_000);
+  const ceilingSeconds = intFromEnv('BENCH_CEILING_SECONDS', 5);
+  const couchdbUrl = couchdbUrlFromEnv();
+  // a fresh embedded store has nothing else in it; a shared CouchDB gets names of this run's own
+  const soloDb = couchdbUrl ? benchDbName('solo') : 'bench_solo';
+  const clusterDb = couchdbUrl ? benchDbName('cluster') : 'bench_cluster';
   const failoverSeconds = Math.ceil(ttlMs / 1000) + 12;
   const started = Date.now();
   // other work on the machine moves every number here: say how busy it was
@@ -188,8 +204,10 @@ async function main(): Promise<void> {
   const say = (line: string) => process.stderr.write(`[${elapsed()}] ${line}\n`);
 
   const dataDir = await mkdtemp(join(tmpdir(), 'kpi-bench-cluster-'));
-  const couch = new EmbeddedCouch({ dataDir, log });
-  await couch.start();
+  const couch = couchdbUrl ? undefined : new EmbeddedCouch({ dataDir, log });
+  await couch?.start();
+  const storeUrl = couchdbUrl ?? couch!.authorizedUrl;
+  const where = await benchStore({ embeddedUrl: couch?.authorizedUrl });
   const instances: Instance[] = [];
   const killAll = () => {
     for (const i of instances) i.child.kill('SIGKILL');
@@ -198,7 +216,7 @@ async function main(): Promise<void> {
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench:cluster: still running after ${WATCHDOG_MS / 1000} s: stopping\n`);
     killAll();
-    void couch.stop().finally(() => process.exit(1));
+    void Promise.resolve(couch?.stop()).finally(() => process.exit(1));
   }, WATCHDOG_MS);
   watchdog.unref();
 
@@ -207,8 +225,8 @@ async function main(): Promise<void> {
     const child = spawn(process.execPath, [join(projectRoot(), 'bin', 'kpi-live.js'), 'serve'], {
       env: {
         PATH: process.env.PATH ?? '',
-        // the store answers its admin only; these services are this run's own
-        COUCHDB_URL: couch.authorizedUrl,
+        // the embedded store answers its admin only; these services are this run's own
+        COUCHDB_URL: storeUrl,
         KPI_DB: db,
         PORT: String(port),
         LOG_LEVEL: 'warn',
@@ -259,8 +277,14 @@ async function main(): Promise<void> {
   const ingestUrl = (i: Instance) => `${i.url}/wsapi/interaction_data`;
 
   try {
+    // 0. the store's own ceilings, before any service runs
+    say(`store: ${where.label}; raw _bulk_docs (500 a batch, 2 in flight, ${ceilingSeconds} s), then its _changes read back`);
+    const ceilingDocs = await storedBlobJson(2000, 13, now);
+    const ceilings = await storeCeilings(where, (i) => ceilingDocs[i % ceilingDocs.length]!, { seconds: ceilingSeconds });
+    say(`store ceilings: ${ceilings.write.docsPerSec} docs/s written, ${ceilings.feed.changesPerSec} changes/s read`);
+
     // 1. baseline: one instance alone
-    const solo = await startInstance('solo', 'bench_solo', 'auto');
+    const solo = await startInstance('solo', soloDb, 'auto');
     say(`baseline: one instance, ${connections} connections, closed loop, ${WARMUP_SECONDS} s warm-up + ${BASELINE_SECONDS} s`);
     const [, baseline] = await fireInWorker({
       urls: [ingestUrl(solo)],
@@ -271,12 +295,12 @@ async function main(): Promise<void> {
     await stopInstance(solo);
 
     // 2. the cluster: two in the election (the first started follows), three ingest instances
-    const followerA = await startInstance('follower-a', 'bench_cluster', 'auto');
+    const followerA = await startInstance('follower-a', clusterDb, 'auto');
     const [followerB, ...ingest] = await Promise.all([
-      startInstance('follower-b', 'bench_cluster', 'auto'),
-      startInstance('ingest-1', 'bench_cluster', 'standby'),
-      startInstance('ingest-2', 'bench_cluster', 'standby'),
-      startInstance('ingest-3', 'bench_cluster', 'standby'),
+      startInstance('follower-b', clusterDb, 'auto'),
+      startInstance('ingest-1', clusterDb, 'standby'),
+      startInstance('ingest-2', clusterDb, 'standby'),
+      startInstance('ingest-3', clusterDb, 'standby'),
     ]);
     const roles = await Promise.all([followerA, followerB!, ...ingest].map(async (i) => `${i.name}: ${(await health(i)).lease?.role}`));
     say(`cluster: ${roles.join(', ')}`);
@@ -338,7 +362,7 @@ async function main(): Promise<void> {
     const [, before, during, after] = segments as [RunStats, RunStats, RunStats, RunStats];
 
     // 4. correctness: the new follower counts every stored blob once
-    const config = loadConfig({ env: {}, overrides: { couchdbUrl: couch.authorizedUrl, dbName: 'bench_cluster', logLevel: 'silent' } });
+    const config = loadConfig({ env: {}, overrides: { couchdbUrl: storeUrl, dbName: clusterDb, logLevel: 'silent' } });
     const store = await openStore(config, log, { setup: false });
     let equal = false;
     let stored = 0;
@@ -346,7 +370,7 @@ async function main(): Promise<void> {
     let avgDocBytes = 0;
     let diskBytesPerDoc = 0;
     try {
-      const info = await store.request<{ doc_count: number }>({ db: 'bench_cluster' });
+      const info = await store.request<{ doc_count: number; sizes?: { file?: number } }>({ db: clusterDb });
       stored = info.doc_count - 1; // the design document
       acknowledged = [probeWarmup!, probe!, ...segments].reduce((n, s) => n + s.ok, 0); // every 200, warm-ups included
       const dialogs = async (instance: Instance) => {
@@ -366,8 +390,8 @@ async function main(): Promise<void> {
       say(`${stored} blobs stored; rebuilding from them to compare`);
       const rebuilt = await rebuild({
         store,
-        blobsDb: 'bench_cluster',
-        stateDb: 'bench_cluster_aggregates',
+        blobsDb: clusterDb,
+        stateDb: `${clusterDb}_aggregates`,
         segments: defaultSegmentConfig,
         retention: defaultRetention,
         batchSize: 1000,
@@ -383,13 +407,14 @@ async function main(): Promise<void> {
 
       // 5. stored size
       const sample = await store.request<{ rows: { doc: Record<string, unknown> }[] }>({
-        db: 'bench_cluster',
+        db: clusterDb,
         path: '_all_docs',
         qs: { include_docs: true, limit: 2001, startkey: '0' }, // nano JSON-encodes keys itself
       });
       const docs = sample.rows.map((r) => r.doc).filter((d) => !String(d._id).startsWith('_design/'));
       avgDocBytes = Math.round(docs.reduce((n, d) => n + Buffer.byteLength(JSON.stringify(d)), 0) / Math.max(1, docs.length));
-      diskBytesPerDoc = Math.round((await dirBytes(join(dataDir, 'bench_cluster'))) / Math.max(1, stored));
+      const diskBytes = couch ? await dirBytes(join(dataDir, clusterDb)) : (info.sizes?.file ?? 0);
+      diskBytesPerDoc = Math.round(diskBytes / Math.max(1, stored));
     } finally {
       monitoring = false;
       await store.close();
@@ -415,7 +440,7 @@ async function main(): Promise<void> {
     ];
     const lines = [
       '',
-      `kpi-live cluster on one embedded store (${cpus().length} cores shared by the store, 5 services and the load generator; ` +
+      `kpi-live cluster on one store, ${where.label} (${cpus().length} cores shared by the store, 5 services and the load generator; ` +
         `load average ${loadAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at the end): ` +
         `3 ingest instances (KPI_ROLE=standby) + 2 in the election; lease ttl ${ttlMs} ms; ${connections} connections; 1 blob per POST`,
       table([
@@ -427,6 +452,9 @@ async function main(): Promise<void> {
         row('failover: after', after, offered),
       ]),
       '',
+      `store ceilings (same run)       raw _bulk_docs ${ceilings.write.docsPerSec} docs/s (${ceilings.write.batch} a batch, ${ceilings.write.inFlight} in flight), ` +
+        `raw _changes ${ceilings.feed.changesPerSec} changes/s (include_docs, ${ceilings.feed.batch} a batch)`,
+      `cluster / store write ceiling   ${((100 * probe!.blobsPerSec) / ceilings.write.docsPerSec).toFixed(0)}% (baseline: ${((100 * baseline!.blobsPerSec) / ceilings.write.docsPerSec).toFixed(0)}%)`,
       `cluster / baseline throughput   ${ratio.toFixed(2)}×`,
       `failover run accepted           ${failoverBlobsPerSec.toFixed(0)} blobs/s of ${offered} offered (${((100 * failoverBlobsPerSec) / offered).toFixed(1)}%), p99 ${failover.p99Ms} ms`,
       `takeover (lease held)           ${takeoverMs ?? 'none'} ms after SIGKILL   bound ttl + ttl/3 + 5 s = ${ttlMs + Math.floor(ttlMs / 3) + 5000} ms   ${verdict(takeoverMs !== null && takeoverMs <= ttlMs + Math.floor(ttlMs / 3) + 5000)}`,
@@ -434,7 +462,7 @@ async function main(): Promise<void> {
       `ingest instances' lag behind the published aggregate: at most ${standbyMaxLag} s`,
       `stored ${stored}, acknowledged ${acknowledged}, lost ${lost}   ${verdict(lost === 0)}`,
       `aggregate == rebuild (new follower and an ingest instance)   ${equal}   ${verdict(equal)}`,
-      `stored blob: ${avgDocBytes} B of JSON on average; ${diskBytesPerDoc} B of store disk per blob (embedded store, uncompacted)`,
+      `stored blob: ${avgDocBytes} B of JSON on average; ${diskBytesPerDoc} B of store disk per blob (${couch ? 'embedded store folder' : "CouchDB's database file"}, uncompacted)`,
       ...[baseline!, probe!, before, during, after].filter((s) => s.failures).map((s) => `  failures: ${s.failures}`),
       '',
     ];
@@ -458,12 +486,17 @@ async function main(): Promise<void> {
         avgDocBytes,
         diskBytesPerDoc,
         loadAverage: Number(loadAtStart.toFixed(2)),
+        store: { kind: where.kind, version: where.version },
+        rawBulkDocsPerSec: ceilings.write.docsPerSec,
+        rawChangesPerSec: ceilings.feed.changesPerSec,
+        ofCeiling: ofCeiling(probe!.blobsPerSec, ceilings.write.docsPerSec),
       }) + '\n',
     );
     if (!equal || lost > 0 || takeoverMs === null) process.exitCode = 1;
   } finally {
     await Promise.all(instances.filter((i) => i.child.exitCode === null && i.child.signalCode === null).map(stopInstance));
-    await couch.stop();
+    if (couchdbUrl) await dropDatabases(where, [...kpiDatabases(soloDb), ...kpiDatabases(clusterDb)]);
+    await couch?.stop();
     await rm(dataDir, { recursive: true, force: true });
     clearTimeout(watchdog);
   }

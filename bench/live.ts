@@ -2,7 +2,12 @@
  * Live-stream benchmark: how soon a blob reaches a dashboard, what 500 open
  * dashboards cost the service, and how long the dashboard takes to draw a
  * month of 10-minute points. Three measurements, one run, one fresh service
- * on the embedded store (coalescing at its default 250 ms):
+ * (coalescing at its default 250 ms) on the store `COUCHDB_URL` names (a
+ * database of the run's own, dropped at the end), else on a fresh embedded
+ * store. Before the load, the store's raw ceilings are measured
+ * (bench/store.ts): `_bulk_docs` straight to it, 500 blob documents a batch,
+ * 2 in flight, and its `_changes` read back (include_docs, 1,000 a batch),
+ * so the offered load is shown as a share of what the store takes:
  *
  *   1. Latency. Simulated dialogs POST one blob each (like real dialogs) at
  *      1,000 blobs/s over keep-alive connections with bounded concurrency.
@@ -52,21 +57,26 @@
  *
  * The last line of stdout is one JSON object: `{"p50Ms", "p95Ms", "p99Ms",
  * "probes", "clients", "msgsPerClientPerSec", "clientsBehind",
- * "serverCpuPct", "serverRssMb", "renderMs", …}` (`renderMs` null when
- * Chromium is missing or fails, with the reason on the table).
+ * "serverCpuPct", "serverRssMb", "renderMs", …, "store", "rawBulkDocsPerSec",
+ * "rawChangesPerSec", "ofCeiling"}` (`renderMs` null when Chromium is
+ * missing or fails, with the reason on the table; `store`: `{kind,
+ * version}`; `ofCeiling`: blobs/s sent in the latency run ÷
+ * rawBulkDocsPerSec).
  *
  * Knobs (environment): BENCH_RATE (blobs/s, default 1000), BENCH_SECONDS
  * (latency run, default 15), BENCH_WARMUP_SECONDS (default 3),
  * BENCH_FANOUT_SECONDS (default 10), BENCH_CLIENTS (default 500),
  * BENCH_PROBE_MS (default 100), BENCH_CONNECTIONS (POSTs in flight at most,
  * default 64), BENCH_RENDER_RUNS (default 5), CHROMIUM_PATH (default
- * /usr/bin/chromium).
+ * /usr/bin/chromium), COUCHDB_URL, BENCH_STORE_PID (an external store's
+ * process, whose CPU is then shown as the embedded store's is),
+ * BENCH_CEILING_SECONDS (default 5).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -721,6 +731,7 @@ async function main(): Promise<void> {
   const { startServer } = await import('../src/server.js');
   const { INGEST_PATH } = await import('../src/ingest/plugin.js');
   const { windowOf } = await import('../src/stream/live-hub.js');
+  const { benchDbName, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } = await import('./store.js');
 
   const rate = intFromEnv('BENCH_RATE', 1000);
   const seconds = intFromEnv('BENCH_SECONDS', 15);
@@ -730,17 +741,38 @@ async function main(): Promise<void> {
   const probeEveryMs = intFromEnv('BENCH_PROBE_MS', 100);
   const maxInFlight = intFromEnv('BENCH_CONNECTIONS', 64);
   const renderRuns = intFromEnv('BENCH_RENDER_RUNS', 5);
+  const ceilingSeconds = intFromEnv('BENCH_CEILING_SECONDS', 5);
+  const couchdbUrl = couchdbUrlFromEnv();
+  const dbName = benchDbName('live');
 
   const dataDir = await mkdtemp(join(tmpdir(), 'kpi-bench-live-'));
   const children: { close(): Promise<void> }[] = [];
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let store: Awaited<ReturnType<typeof benchStore>> | undefined;
   try {
-    const config = loadConfig({ env: {}, overrides: { dataDir, host: '127.0.0.1', port: 0, logLevel: 'warn', rateLimitMax: 10_000_000, trustLoopback: true } });
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        dataDir,
+        ...(couchdbUrl ? { couchdbUrl, dbName } : {}),
+        host: '127.0.0.1',
+        port: 0,
+        logLevel: 'warn',
+        rateLimitMax: 10_000_000,
+        trustLoopback: true,
+      },
+    });
     // JSON to stderr even on a terminal: stdout is for the results.
     server = await startServer(config, createLogger(config, process.stderr));
     const app = server.app;
-    const storePid = app.store.embedded?.pid;
-    process.stderr.write(`kpi-live at ${server.url}, coalescing ${config.streamCoalesceMs} ms, embedded store pid ${storePid}\n`);
+    const storePid = app.store.embedded?.pid ?? (process.env.BENCH_STORE_PID ? intFromEnv('BENCH_STORE_PID', 1) : undefined);
+    store = await benchStore({ embeddedUrl: app.store.embedded?.authorizedUrl });
+    process.stderr.write(`kpi-live at ${server.url}, coalescing ${config.streamCoalesceMs} ms, store: ${store.label}${storePid ? `, pid ${storePid}` : ''}\n`);
+
+    // The store's own ceilings, while the service is idle.
+    process.stderr.write(`store ceilings: raw _bulk_docs (500 a batch, 2 in flight, ${ceilingSeconds} s), then its _changes read back\n`);
+    const ceilingDocs = await storedBlobJson(2000, 11, Date.now());
+    const ceilings = await storeCeilings(store, (i) => ceilingDocs[i % ceilingDocs.length]!, { seconds: ceilingSeconds });
 
     const load = new ChildLink<ToLoad, FromLoad>('load');
     children.push(load);
@@ -907,13 +939,21 @@ async function main(): Promise<void> {
 
     const rows: string[][] = [
       ['', 'measured', 'target', ''],
+      [
+        '0. store ceilings (same run, service idle)',
+        `raw _bulk_docs ${ceilings.write.docsPerSec} docs/s (${ceilings.write.batch} a batch, ${ceilings.write.inFlight} in flight); ` +
+          `raw _changes ${ceilings.feed.changesPerSec} changes/s (include_docs, ${ceilings.feed.batch} a batch); ` +
+          `the latency run's ${achieved(one.result).toFixed(0)} blobs/s = ${((100 * achieved(one.result)) / ceilings.write.docsPerSec).toFixed(0)}% of the write ceiling`,
+        '',
+        '',
+      ],
       ['1. POST → delta, 1 client: p50 / p95 / p99', trio(l1), `p95 ≤ ${TARGETS.p95Ms} ms`, verdict(l1.p95 <= TARGETS.p95Ms)],
       ['     where the time goes', l1.breakdown, '', ''],
       ['     probes', probeLine(one.result), '', ''],
       ['     load', loadLine(one.result), '', ''],
       [
         '     service',
-        `CPU ${pct(one.span.cpuPct)} of a core (${hookPct.toFixed(1)}% of its time the probe hook), store child CPU ${pct(one.span.storeCpuPct)}, ` +
+        `CPU ${pct(one.span.cpuPct)} of a core (${hookPct.toFixed(1)}% of its time the probe hook), store CPU ${pct(one.span.storeCpuPct)}, ` +
           `event loop delay p99 ${one.span.loopP99Ms.toFixed(0)} / max ${one.span.loopMaxMs.toFixed(0)} ms`,
         '',
         '',
@@ -931,7 +971,7 @@ async function main(): Promise<void> {
         `= ${TARGETS.clientsBehind}`,
         verdict(behind + missing === TARGETS.clientsBehind),
       ],
-      ['   service CPU over the span', `${pct(many.span.cpuPct)} of one core (store child: ${pct(many.span.storeCpuPct)})`, '', ''],
+      ['   service CPU over the span', `${pct(many.span.cpuPct)} of one core (store: ${pct(many.span.storeCpuPct)})`, '', ''],
       [
         '   service memory',
         `RSS ${many.span.rssPeakMb} MB peak over the span (run 1: ${one.span.rssPeakMb} MB); heap ${clientsHeapMb >= 0 ? '+' : ''}${clientsHeapMb.toFixed(1)} MB once the ${ready.connected} clients connected`,
@@ -967,7 +1007,7 @@ async function main(): Promise<void> {
     const lines = [
       '',
       `kpi-live live stream: ${rate} simulated blobs/s (1 per POST, ≤ ${maxInFlight} in flight), 1 h window in 10-minute buckets, ` +
-        `coalescing ${config.streamCoalesceMs} ms, embedded store; load and clients in child processes`,
+        `coalescing ${config.streamCoalesceMs} ms, store: ${store.label}; load and clients in child processes; load average ${loadavg()[0]!.toFixed(1)}`,
       table(rows),
       '',
       `targets: p95 ${l1.p95.toFixed(1)} ms ≤ ${TARGETS.p95Ms} ms ${verdict(l1.p95 <= TARGETS.p95Ms)}` +
@@ -989,12 +1029,17 @@ async function main(): Promise<void> {
       fanoutP95Ms: round1(l2.p95),
       renderMs: render.renderMs === null ? null : round1(render.renderMs),
       renderWorkMs: render.workMs === null ? null : round1(render.workMs),
+      store: { kind: store.kind, version: store.version },
+      rawBulkDocsPerSec: ceilings.write.docsPerSec,
+      rawChangesPerSec: ceilings.feed.changesPerSec,
+      ofCeiling: ofCeiling(achieved(one.result), ceilings.write.docsPerSec),
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
     await Promise.all(children.map((c) => c.close()));
     // Stops the HTTP server and the stream, saves the aggregate, ends the pouchdb-server child.
     await server?.close();
+    if (couchdbUrl && store) await dropDatabases(store, kpiDatabases(dbName));
     await rm(dataDir, { recursive: true, force: true });
   }
 }
