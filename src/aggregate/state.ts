@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, type CellJson } from './cell.js';
-import { blobFacts, type FactsInput } from './facts.js';
+import { blobFacts, isStoredBlob, type FactsInput } from './facts.js';
 import { DIMENSIONS, type Dimension, type SegmentConfig } from './segments.js';
 
 export const MINUTE = 60_000;
@@ -56,7 +56,8 @@ export interface StateJson {
   applied: AppliedSetJson;
 }
 
-export type ApplyResult = 'counted' | 'duplicate' | 'no-signal';
+/** `not-a-blob`: a document of another shape ({@link isStoredBlob}), left out (and not remembered as applied). */
+export type ApplyResult = 'counted' | 'duplicate' | 'no-signal' | 'not-a-blob';
 
 /** How many buckets of one size a state holds. */
 export interface BucketCount {
@@ -149,6 +150,7 @@ export class AggregateState {
 
   /** Counts one stored blob, once. */
   apply(doc: FactsInput & { _id: string }): ApplyResult {
+    if (!isStoredBlob(doc as unknown as Record<string, unknown>)) return 'not-a-blob';
     if (!this.applied.add(doc._id)) return 'duplicate';
     const facts = blobFacts(doc, this.segments);
     if (!facts) return 'no-signal';

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blobFacts, blobWeight, MIN_COUNTED_SAMPLE_RATE, WEIGHT_UNIT, type FactsInput } from '../../src/aggregate/facts.js';
+import { blobFacts, blobWeight, isStoredBlob, MIN_COUNTED_SAMPLE_RATE, WEIGHT_UNIT, type FactsInput } from '../../src/aggregate/facts.js';
+import { normalizeBlob } from '../../src/ingest/blob.js';
+import { BASE_TIME, EVENTS } from './blob-arbitrary.js';
 import { defaultSegmentConfig, segmentsOf } from '../../src/aggregate/segments.js';
 
 const T = Date.UTC(2026, 10, 23, 12, 0);
@@ -192,5 +194,69 @@ describe('segmentsOf', () => {
     expect(seg({ email_type: 'primary' }, true).emailType).toBe('Fallback');
     expect(facts(['screen.set_password'], { email_type: 'primary' }).segments.emailType).toBe('Fallback');
     expect(facts(['user.reset_password_staged'], { email_type: 'primary' }).segments.emailType).toBe('Fallback');
+  });
+});
+
+describe('isStoredBlob', () => {
+  const ctx = { now: BASE_TIME + 86_400_000, maxAgeMs: 30 * 86_400_000, maxFutureMs: 600_000, userAgent: undefined };
+  const wire = fc.record(
+    {
+      timestamp: fc.integer({ min: BASE_TIME, max: BASE_TIME + 86_400_000 }),
+      event_stream: fc.option(
+        fc.array(fc.tuple(fc.constantFrom(...EVENTS), fc.integer({ min: 0, max: 1000 })), { maxLength: 6 }).map((events) => {
+          let at = 0;
+          return events.map(([name, step]) => [name, (at += step)] as [string, number]);
+        }),
+        { nil: null },
+      ),
+      lang: fc.option(fc.constantFrom('en-US', 'de'), { nil: null }),
+      language: fc.constantFrom('fr', 'es'),
+      number_emails: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }),
+      number_sites_signed_in: fc.integer({ min: 0, max: 9 }),
+      new_account: fc.option(fc.boolean(), { nil: null }),
+      email_type: fc.constantFrom('primary', 'secondary', null),
+      sample_rate: fc.option(fc.constantFrom(1, 0.5, 0.01), { nil: null }),
+      screen_size: fc.option(fc.record({ width: fc.integer({ min: 0, max: 4000 }), height: fc.integer({ min: 0, max: 4000 }) }, { requiredKeys: [] }), { nil: null }),
+      user_agent: fc.option(fc.record({ os: fc.constantFrom('Linux', 'Windows NT 10.0'), browser: fc.constantFrom('Firefox'), version: fc.constantFrom('120', 7) }, { requiredKeys: [] }), { nil: null }),
+      rp_api: fc.option(fc.constantFrom('get', 'internal'), { nil: null }),
+    },
+    { requiredKeys: ['timestamp'] },
+  );
+
+  it('holds for every document ingest stores, whatever the wire form held (property)', () => {
+    fc.assert(
+      fc.property(wire, (raw) => {
+        expect(isStoredBlob(normalizeBlob(raw, '', ctx) as unknown as Record<string, unknown>)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('leaves out a document with any field the aggregate reads of another type', () => {
+    const blob = { _id: 'x', timestamp: BASE_TIME, event_stream: [['screen.rp_info', 5]] };
+    expect(isStoredBlob(blob)).toBe(true);
+    for (const wrong of [
+      { timestamp: 'yesterday' },
+      { timestamp: BASE_TIME + 1 },
+      { timestamp: -600_000 },
+      { event_stream: {} },
+      { event_stream: [5] },
+      { event_stream: [['screen.rp_info']] },
+      { event_stream: [[5, 'screen.rp_info']] },
+      { event_stream: [['screen.rp_info', 5, 'x']] },
+      { lang: {} },
+      { lang: null },
+      { screen_size: 800 },
+      { screen_size: { width: '800' } },
+      { user_agent: 'Firefox' },
+      { user_agent: { os: 7 } },
+      { new_account: 'yes' },
+      { number_emails: '2' },
+      { number_sites_logged_in: [] },
+      { sample_rate: '0.5' },
+      { rp_api: 1 },
+      { email_type: {} },
+    ])
+      expect(isStoredBlob({ ...blob, ...wrong }), JSON.stringify(wrong)).toBe(false);
   });
 });
