@@ -11,8 +11,8 @@
  * disjoint ranges. Its size grows with ingest restarts and failed writes, not
  * with the number of blobs: a million blobs from one run are one range.
  *
- * Ids of another shape never pass the design document's guard; should one
- * appear anyway it is remembered exactly, by id.
+ * Ingest gives no other ids; a document of a blob's shape under another id
+ * (written straight to the store) is remembered exactly, by id.
  */
 import { runAndCounter } from '../store/blob-ids.js';
 
