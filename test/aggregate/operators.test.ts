@@ -178,7 +178,7 @@ describe('couchChangesReader on a store that runs out of time', () => {
 
   it('reads a timed-out wait as nothing new yet, at the same position', async () => {
     const read = couchChangesReader(timingOut, 'blobs', { limit: 10, longpollMs: 1000 });
-    expect(await read('12-opaque', new AbortController().signal, true)).toEqual({ changes: [], lastSeq: '12-opaque', pending: 0, caughtUp: true });
+    expect(await read('12-opaque', new AbortController().signal, true)).toEqual({ changes: [], lastSeq: '12-opaque', pending: 0, caughtUp: true, held: true });
   });
 
   it('fails a read that may not wait (a start, a catch-up, a rebuild), so it is retried rather than taken as caught up', async () => {
