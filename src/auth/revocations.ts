@@ -17,6 +17,8 @@
  * this instance at once, and written when the store answers again.
  */
 import type { Log } from '../log.js';
+import { couchChangesReader, type ChangeBatch, type ChangesReader } from '../store/changes.js';
+import { ConflictError, Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 
@@ -36,15 +38,15 @@ export interface RevocationOptions {
   sweepEveryMs: number;
 }
 
-interface ChangesAnswer {
-  results: { id: string; deleted?: boolean; doc?: { expiresAt?: unknown } }[];
-  last_seq: unknown;
+const isNotFound = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 404;
+
+/** What {@link RevocationList.start} was given: the store, the database and its feed. */
+interface Started {
+  store: Store;
+  database: Database;
+  changes: ChangesReader;
 }
 
-const isNotFound = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 404;
-const isConflict = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 409;
-const aborted = (signal: AbortSignal) =>
-  new Promise<never>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('cut')), { once: true }));
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -64,7 +66,7 @@ export class RevocationList {
   #upkeepError: string | undefined;
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
-  #store: Store | undefined;
+  #on: Started | undefined;
 
   constructor(
     readonly db: string,
@@ -93,7 +95,12 @@ export class RevocationList {
    * the feed until {@link stop}.
    */
   async start(store: Store): Promise<void> {
-    this.#store = store;
+    const { longpollMs, requestTimeoutMs } = this.options;
+    this.#on = {
+      store,
+      database: new Database(store, this.db),
+      changes: couchChangesReader(store, this.db, { limit: BATCH, longpollMs, timeoutMs: requestTimeoutMs }),
+    };
     try {
       await this.#catchUp();
     } catch (err) {
@@ -106,7 +113,7 @@ export class RevocationList {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#loop;
-    if (this.#store) await this.#writeUnwritten().catch(() => undefined);
+    if (this.#on) await this.#writeUnwritten().catch(() => undefined);
     if (this.#unwritten.size > 0)
       this.log.warn({ db: this.db, sessions: this.#unwritten.size }, 'sign-outs not written to the store: other instances accept those sessions');
   }
@@ -129,77 +136,74 @@ export class RevocationList {
   }
 
   get store(): Store {
-    if (!this.#store) throw new Error('the list of signed-out sessions is not started');
-    return this.#store;
+    return this.#started.store;
   }
 
-  #apply(answer: ChangesAnswer): void {
-    for (const change of answer.results) {
+  get #started(): Started {
+    if (!this.#on) throw new Error('the list of signed-out sessions is not started');
+    return this.#on;
+  }
+
+  /** One read of the feed after the position read up to; waiting for a change when `wait`. Ends at once when stopped. */
+  async #read(wait: boolean): Promise<ChangeBatch> {
+    const { changes } = this.#started;
+    const signal = this.#stop.signal;
+    if (signal.aborted) throw new Error('stopped');
+    let onStop = () => {};
+    const stopped = new Promise<never>((_resolve, reject) => (onStop = () => reject(new Error('stopped'))));
+    signal.addEventListener('abort', onStop, { once: true });
+    const read = changes(this.#since, signal, wait);
+    // an aborted longpoll that the store holds does not always end: stopping ends the wait
+    read.catch(() => undefined);
+    try {
+      return await Promise.race([read, stopped]);
+    } finally {
+      signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  #apply(batch: ChangeBatch): void {
+    for (const change of batch.changes) {
       if (!change.id.startsWith(PREFIX)) continue;
       const id = change.id.slice(PREFIX.length);
       const expiresAt = change.doc?.expiresAt;
       if (change.deleted) this.#revoked.delete(id);
       else if (typeof expiresAt === 'number' && Number.isFinite(expiresAt)) this.#revoked.set(id, expiresAt);
     }
-    this.#since = answer.last_seq;
+    this.#since = batch.lastSeq;
   }
 
   /** Reads the feed without waiting until nothing is left. */
   async #catchUp(): Promise<void> {
     for (;;) {
-      let answer: ChangesAnswer;
+      let batch: ChangeBatch;
       try {
-        answer = await this.store.request<ChangesAnswer>({
-          db: this.db,
-          path: '_changes',
-          qs: { since: this.#sinceParam(), include_docs: true, limit: BATCH },
-          timeoutMs: this.options.requestTimeoutMs,
-          signal: this.#stop.signal,
-        });
+        batch = await this.#read(false);
       } catch (err) {
         // nobody signed out yet: no database, nothing revoked
         if (!isNotFound(err)) throw err;
         this.#synced();
         return;
       }
-      this.#apply(answer);
-      if (answer.results.length < BATCH) {
+      this.#apply(batch);
+      if (batch.caughtUp) {
         this.#synced();
         return;
       }
     }
   }
 
-  /** Waits for the next change (CouchDB answers at `timeout`; pouchdb-server holds the request, so it is cut a little later). */
+  /** Waits for the next change (CouchDB answers at `timeout`; a store that holds the request is cut a little later). */
   async #waitForChange(): Promise<void> {
-    const { longpollMs } = this.options;
-    const cut = new AbortController();
-    const timer = setTimeout(() => cut.abort(), longpollMs + Math.min(2000, Math.max(100, longpollMs / 5)));
-    const onStop = () => cut.abort();
-    this.#stop.signal.addEventListener('abort', onStop, { once: true });
-    if (this.#stop.signal.aborted) cut.abort();
-    try {
-      const request = this.store.request<ChangesAnswer>({
-        db: this.db,
-        path: '_changes',
-        qs: { since: this.#sinceParam(), include_docs: true, limit: BATCH, feed: 'longpoll', timeout: longpollMs },
-        timeoutMs: longpollMs + 5000,
-        signal: cut.signal,
-      });
-      // an aborted longpoll that pouchdb-server holds does not always end: the cut ends the wait
-      request.catch(() => undefined);
-      const answer = await Promise.race([request, aborted(cut.signal)]);
-      this.#apply(answer);
-      this.#synced();
-      if (answer.results.length >= BATCH) await this.#catchUp();
-    } catch (err) {
-      // cut by us: nothing new, or a store that holds or hangs; a read that may not wait tells which
-      if (!cut.signal.aborted || this.#stop.signal.aborted) throw err;
+    const batch = await this.#read(true);
+    if (batch.held) {
+      // cut by the reader: nothing new, or a store that holds or hangs; a read that may not wait tells which
       await this.#catchUp();
-    } finally {
-      clearTimeout(timer);
-      this.#stop.signal.removeEventListener('abort', onStop);
+      return;
     }
+    this.#apply(batch);
+    this.#synced();
+    if (!batch.caughtUp) await this.#catchUp();
   }
 
   async #follow(): Promise<void> {
@@ -251,20 +255,15 @@ export class RevocationList {
     this.#syncedAt = Date.now();
   }
 
-  #sinceParam(): string {
-    // opaque: passed back as the store sent it (a string in CouchDB 3, a number in pouchdb-server)
-    return typeof this.#since === 'string' ? this.#since : JSON.stringify(this.#since);
-  }
-
   async #writeUnwritten(): Promise<void> {
     for (const [id, expiresAt] of this.#unwritten) {
       const doc = { _id: `${PREFIX}${id}`, expiresAt, revokedAt: Date.now() };
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.store.request({ method: 'POST', db: this.db, body: doc, timeoutMs: this.options.requestTimeoutMs });
+          await this.#started.database.put(doc, { timeoutMs: this.options.requestTimeoutMs });
           break;
         } catch (err) {
-          if (isConflict(err)) break; // signed out already
+          if (err instanceof ConflictError) break; // signed out already
           if (!isNotFound(err) || attempt > 1) throw err;
           await ensureDatabase(this.store, this.db, this.log);
         }
@@ -277,34 +276,25 @@ export class RevocationList {
   async #sweep(now = Date.now()): Promise<void> {
     if (now - this.#sweptAt < this.options.sweepEveryMs) return;
     this.#prune(now);
+    const timeoutMs = this.options.requestTimeoutMs;
     let startkey = PREFIX;
     for (;;) {
-      const page = await this.store
-        .request<{ rows: { id: string; doc?: { _rev: string; expiresAt?: unknown } }[] }>({
-          db: this.db,
-          path: '_all_docs',
-          qs: { include_docs: true, startkey, endkey: `${PREFIX}\ufff0`, limit: BATCH }, // nano JSON-encodes keys itself
-          timeoutMs: this.options.requestTimeoutMs,
-          signal: this.#stop.signal,
-        })
+      const page = await this.#started.database
+        .allDocs<{ expiresAt?: unknown }>({ include_docs: true, startkey, endkey: `${PREFIX}\ufff0`, limit: BATCH }, { timeoutMs, signal: this.#stop.signal })
         .catch((err: unknown) => {
-          if (isNotFound(err)) return { rows: [] };
+          if (isNotFound(err)) return [];
           throw err;
         });
-      const rows = page.rows.filter((row) => row.id !== startkey || startkey === PREFIX);
-      const expired = rows.filter((row) => row.doc && typeof row.doc.expiresAt === 'number' && row.doc.expiresAt <= now);
-      if (expired.length > 0) {
-        // another instance sweeping at the same time makes conflicts: harmless
-        await this.store.request({
-          method: 'POST',
-          db: this.db,
-          path: '_bulk_docs',
-          body: { docs: expired.map((row) => ({ _id: row.id, _rev: row.doc!._rev, _deleted: true })) },
-          timeoutMs: this.options.requestTimeoutMs,
-        });
-      }
-      if (page.rows.length < BATCH) break;
-      startkey = page.rows[page.rows.length - 1]!.id;
+      const rows = page.filter((row) => row.key !== startkey || startkey === PREFIX);
+      const expired = rows.flatMap((row) => (row.doc && typeof row.doc.expiresAt === 'number' && row.doc.expiresAt <= now ? [row.doc] : []));
+      // another instance sweeping at the same time makes conflicts: harmless
+      if (expired.length > 0)
+        await this.#started.database.bulk(
+          expired.map((doc) => ({ _id: doc._id, _rev: doc._rev, _deleted: true })),
+          { timeoutMs },
+        );
+      if (page.length < BATCH) break;
+      startkey = page[page.length - 1]!.key;
     }
     this.#sweptAt = now;
   }
