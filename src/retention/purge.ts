@@ -7,6 +7,7 @@
  * which costs a little disk and no privacy (an id holds the 10-minute time
  * and ingest run/counter, nothing of the blob).
  */
+import { Database } from '../store/database.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 
 /** Ids per `_purge` request: CouchDB 3's default `[purge] max_document_id_number`. */
@@ -25,8 +26,8 @@ export type PurgeSupport = { supported: true } | { supported: false; reason: str
  */
 export async function detectPurge(store: Store, db: string, signal?: AbortSignal): Promise<PurgeSupport> {
   try {
-    const answer = await store.request<{ purged?: unknown } | undefined>({ method: 'POST', db, path: '_purge', body: {}, ...(signal ? { signal } : {}) });
-    if (answer && typeof answer === 'object' && typeof answer.purged === 'object') return { supported: true };
+    const purged = await new Database(store, db).purge({}, { signal });
+    if (typeof purged === 'object') return { supported: true };
     return { supported: false, reason: 'the store answered _purge without a purge result' };
   } catch (err) {
     if (err instanceof StoreRequestError) return { supported: false, reason: err.message };
@@ -36,11 +37,11 @@ export async function detectPurge(store: Store, db: string, signal?: AbortSignal
 
 /** Purges the given tombstones (id and the revision of the deletion); how many the store purged. */
 export async function purgeTombstones(store: Store, db: string, tombstones: { id: string; rev: string }[], signal?: AbortSignal): Promise<number> {
+  const database = new Database(store, db);
   let purged = 0;
   for (let i = 0; i < tombstones.length; i += PURGE_BATCH) {
-    const body = Object.fromEntries(tombstones.slice(i, i + PURGE_BATCH).map((t) => [t.id, [t.rev]]));
-    const answer = await store.request<{ purged?: Record<string, unknown> }>({ method: 'POST', db, path: '_purge', body, ...(signal ? { signal } : {}) });
-    for (const revs of Object.values(answer.purged ?? {})) {
+    const batch = Object.fromEntries(tombstones.slice(i, i + PURGE_BATCH).map((t) => [t.id, [t.rev]]));
+    for (const revs of Object.values((await database.purge(batch, { signal })) ?? {})) {
       // CouchDB 3 answers {id: [revs]}; some 2.x builds answered {id: {purged: [revs], ok}}
       const list = Array.isArray(revs) ? revs : (revs as { purged?: unknown[] } | null)?.purged;
       if (Array.isArray(list) && list.length > 0) purged += 1;

@@ -27,6 +27,8 @@
  */
 import type { Log } from '../log.js';
 import { floorToBucket, timeKey } from '../store/blob-ids.js';
+import { couchChangesReader, type ChangesReader } from '../store/changes.js';
+import { Database, type AllDocsRow } from '../store/database.js';
 import type { Store } from '../store/store.js';
 import { advanceHorizon } from './horizon.js';
 import { detectPurge, purgeTombstones, type PurgeSupport } from './purge.js';
@@ -121,18 +123,8 @@ export interface RetentionStatus {
   passes: { ok: number; failed: number };
 }
 
-interface Row {
-  id: string;
-  value?: { rev: string };
-}
-
-interface BulkResult {
-  id: string;
-  ok?: boolean;
-  rev?: string;
-  error?: string;
-  reason?: string;
-}
+/** An expired blob: its id and current revision. */
+type Row = AllDocsRow<unknown> & { id: string; value: { rev: string } };
 
 /**
  * @example
@@ -143,6 +135,8 @@ interface BulkResult {
  */
 export class Retention {
   readonly #options: RetentionOptions;
+  readonly #blobs: Database;
+  readonly #changes: ChangesReader;
   readonly #batch: number;
   readonly #now: () => number;
   readonly #abort = new AbortController();
@@ -165,6 +159,8 @@ export class Retention {
 
   constructor(options: RetentionOptions) {
     this.#options = options;
+    this.#blobs = new Database(options.store, options.db);
+    this.#changes = couchChangesReader(options.store, options.db, { limit: CHANGES_PAGE, longpollMs: 0, includeDocs: false });
     this.#batch = options.batchSize ?? DEFAULT_BATCH;
     this.#now = options.now ?? Date.now;
   }
@@ -218,7 +214,9 @@ export class Retention {
     this.#status.cutoff = cutoff;
     let deleting: number | undefined;
     try {
-      const { update_seq: listedSeq } = await store.request<{ update_seq: unknown }>({ db, signal });
+      const info = await this.#blobs.info({ signal });
+      if (!info) throw new Error(`the blob database ${db} does not exist`);
+      const listedSeq = info.update_seq;
       const listedAt = this.#now();
       let page = await this.#expiredPage(cutoff, undefined);
       if (page.length > 0) {
@@ -281,19 +279,19 @@ export class Retention {
 
   /** Up to a batch of expired blobs, after the id `after` if given. */
   async #expiredPage(cutoff: number, after: string | undefined): Promise<Row[]> {
-    const answer = await this.#options.store.request<{ rows: Row[] }>({
-      db: this.#options.db,
-      path: '_all_docs',
-      qs: {
+    const rows = await this.#blobs.allDocs(
+      {
         ...(after !== undefined ? { startkey: after } : {}),
         endkey: timeKey(cutoff),
         inclusive_end: false,
         // one more covers the cursor's own row, when it is still there
         limit: this.#batch + (after !== undefined ? 1 : 0),
       },
-      signal: this.#abort.signal,
-    });
-    return answer.rows.filter((row) => row.id !== after && row.value?.rev && !row.id.startsWith('_design/')).slice(0, this.#batch);
+      { signal: this.#abort.signal },
+    );
+    return rows
+      .filter((row): row is Row => row.id !== undefined && row.id !== after && !!row.value?.rev && !row.id.startsWith('_design/'))
+      .slice(0, this.#batch);
   }
 
   /**
@@ -313,28 +311,20 @@ export class Retention {
   async #noteFresh(since: unknown, cutoff: number, fresh: Set<string>): Promise<unknown> {
     const endKey = timeKey(cutoff);
     for (;;) {
-      const answer = await this.#options.store.request<{ results: { id: string; deleted?: boolean }[]; last_seq: unknown }>({
-        db: this.#options.db,
-        path: '_changes',
-        qs: { since: typeof since === 'string' ? since : JSON.stringify(since), limit: CHANGES_PAGE },
-        signal: this.#abort.signal,
-      });
-      for (const change of answer.results) if (!change.deleted && change.id < endKey) fresh.add(change.id);
-      since = answer.last_seq;
-      if (answer.results.length < CHANGES_PAGE) return since;
+      const batch = await this.#changes(since, this.#abort.signal, false);
+      for (const change of batch.changes) if (!change.deleted && change.id < endKey) fresh.add(change.id);
+      since = batch.lastSeq;
+      if (batch.caughtUp) return since;
     }
   }
 
   /** Deletes a page: the tombstones written, and how many blobs the store refused. A conflict means another instance deleted the blob first. */
   async #delete(rows: Row[]): Promise<{ tombstones: { id: string; rev: string }[]; refused: number }> {
     if (rows.length === 0) return { tombstones: [], refused: 0 };
-    const results = await this.#options.store.request<BulkResult[]>({
-      method: 'POST',
-      db: this.#options.db,
-      path: '_bulk_docs',
-      body: { docs: rows.map((row) => ({ _id: row.id, _rev: row.value!.rev, _deleted: true })) },
-      signal: this.#abort.signal,
-    });
+    const results = await this.#blobs.bulk(
+      rows.map((row) => ({ _id: row.id, _rev: row.value.rev, _deleted: true })),
+      { signal: this.#abort.signal },
+    );
     const refused = results.filter((r) => r.error && r.error !== 'conflict');
     if (refused.length > 0) {
       this.#options.log.warn(
@@ -342,7 +332,7 @@ export class Retention {
         'retention: the store refused to delete some expired blobs',
       );
     }
-    return { tombstones: results.filter((r) => !r.error && r.rev).map((r) => ({ id: r.id, rev: r.rev! })), refused: refused.length };
+    return { tombstones: results.filter((r) => !r.error && r.id && r.rev).map((r) => ({ id: r.id!, rev: r.rev! })), refused: refused.length };
   }
 
   async #purgeSupport(): Promise<PurgeSupport> {
