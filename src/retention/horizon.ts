@@ -10,25 +10,29 @@
  * as a blob, never counted and never replicated, and it goes away with the
  * database it describes.
  */
-import { StoreRequestError, type Store } from '../store/store.js';
+import { Database } from '../store/database.js';
+import type { Store } from '../store/store.js';
 
 export const HORIZON_ID = '_local/kpi-live-retention';
 
-interface HorizonDoc {
-  _id: typeof HORIZON_ID;
-  _rev?: string;
+/** Writes of one advance at most, when other writers keep putting a lower horizon back. */
+const MAX_WRITES = 5;
+/** A write is read back this long after it was answered at least (twice as long as it took, when longer). */
+const SETTLE_MS = 250;
+
+interface HorizonRecord {
   /** Blobs whose (10-minute) time is before this, ms, were removed or are being removed. */
   horizon: number;
   updatedAt: number;
 }
 
-async function readDoc(store: Store, db: string, signal?: AbortSignal): Promise<HorizonDoc | undefined> {
-  try {
-    return await store.request<HorizonDoc>({ db, path: HORIZON_ID, ...(signal ? { signal } : {}) });
-  } catch (err) {
-    if (err instanceof StoreRequestError && err.statusCode === 404) return undefined;
-    throw err;
-  }
+const horizonOf = (doc: Partial<HorizonRecord> | undefined): number | undefined => (typeof doc?.horizon === 'number' ? doc.horizon : undefined);
+
+/** Whether a stored horizon is at `time` or later. */
+const reaches = (doc: Partial<HorizonRecord> | undefined, time: number): boolean => (horizonOf(doc) ?? Number.NEGATIVE_INFINITY) >= time;
+
+async function readStored(database: Database, signal?: AbortSignal): Promise<number | undefined> {
+  return horizonOf(await database.get<Partial<HorizonRecord>>(HORIZON_ID, { signal }));
 }
 
 /**
@@ -39,27 +43,58 @@ async function readDoc(store: Store, db: string, signal?: AbortSignal): Promise<
  * const horizon = await readHorizon(store, store.blobsDb); // e.g. 1795400400000
  */
 export async function readHorizon(store: Store, db: string, signal?: AbortSignal): Promise<number | undefined> {
-  const doc = await readDoc(store, db, signal);
-  return typeof doc?.horizon === 'number' ? doc.horizon : undefined;
+  return readStored(new Database(store, db), signal);
 }
 
+/** Waits `ms`, or less when `signal` aborts. */
+const pause = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
 /**
- * Moves the horizon forward to `time` (never back); the new horizon. Safe
- * with several instances: a lost race is read again and retried.
+ * Moves the horizon forward to `time` (never back); the horizon now stored.
+ *
+ * A `_local` document has no enforced revision on CouchDB: the last write
+ * wins, whatever it read. So the writers keep the horizon a max-register:
+ * - nothing is written over a horizon at `time` or later (asked before each
+ *   attempt, so where the store does fence `_local` revisions, as
+ *   pouchdb-server does, the loser of a race never writes over the winner);
+ * - each write is read back, and made again while the stored horizon is
+ *   below `time` (a lower advance landed after it), {@link MAX_WRITES} times
+ *   at most;
+ * - the read back waits {@link SETTLE_MS}, or twice as long as the write
+ *   took: CouchDB queues the writes of a database but answers its reads at
+ *   once, and a lower write sent with ours has been seen landing 60 ms
+ *   after ours was answered.
+ *
+ * Of two advances at once, the greater stays. A lower write held up longer
+ * than that wait is not seen; the next pass, with a later cutoff, moves the
+ * horizon past it. Passes run on the lease holder only, so two at once
+ * happen only around a change of holder.
  *
  * @example
  * await advanceHorizon(store, store.blobsDb, cutoff); // then delete the blobs before cutoff
  */
 export async function advanceHorizon(store: Store, db: string, time: number, signal?: AbortSignal): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    const current = await readDoc(store, db, signal);
-    if (current && current.horizon >= time) return current.horizon;
-    const doc: HorizonDoc = { _id: HORIZON_ID, ...(current?._rev ? { _rev: current._rev } : {}), horizon: time, updatedAt: Date.now() };
-    try {
-      await store.request({ method: 'PUT', db, path: HORIZON_ID, body: doc, ...(signal ? { signal } : {}) });
-      return time;
-    } catch (err) {
-      if (!(err instanceof StoreRequestError && err.statusCode === 409) || attempt >= 5) throw err;
-    }
+  const database = new Database(store, db);
+  for (let writes = 0; ; writes++) {
+    const stored = await readStored(database, signal);
+    if (stored !== undefined && stored >= time) return stored;
+    if (writes >= MAX_WRITES)
+      throw new Error(`the retention horizon of ${db} is still ${stored ?? 'unset'} after ${writes} writes of ${time}: another writer keeps moving it back`);
+    const started = Date.now();
+    const wrote = await database.putLocal<HorizonRecord>(
+      HORIZON_ID,
+      { horizon: time, updatedAt: Date.now() },
+      { signal, unless: (current) => reaches(current, time) },
+    );
+    if (wrote) await pause(Math.max(SETTLE_MS, 2 * (Date.now() - started)), signal);
   }
 }

@@ -212,14 +212,23 @@ export class Database {
    * Writes a `_local` document, last writer wins on every store: CouchDB
    * keeps no revisions for it, pouchdb-server does (so a lost race there is
    * read again and written once more). Nothing may rely on it as a fence.
+   *
+   * `unless` is asked about the stored document before each attempt (the
+   * lost race's winner included), and nothing is written when it holds:
+   * false then, true when written.
    */
-  async putLocal<T extends object>(id: string, body: T, opts?: CallOptions): Promise<void> {
+  async putLocal<T extends object>(
+    id: string,
+    body: T,
+    opts?: CallOptions & { unless?: (current: (Partial<T> & Doc) | undefined) => boolean },
+  ): Promise<boolean> {
     if (revisionsEnforced(id)) throw new Error(`${id} is not a _local document`);
     for (let attempt = 1; ; attempt++) {
       const current = await this.get<T>(id, opts);
+      if (opts?.unless?.(current)) return false;
       try {
         await this.#request({ method: 'PUT', path: docPath(id), body: { ...body, _id: id, ...(current?._rev ? { _rev: current._rev } : {}) }, ...call(opts) });
-        return;
+        return true;
       } catch (err) {
         if (!isStatus(err, 409) || attempt >= 5) throw err;
       }
