@@ -13,6 +13,7 @@
  * in between) is retried on the new revision.
  */
 import type { Log } from '../log.js';
+import { ConflictError, Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
 import { checkThresholds, isThresholdKey } from './thresholds.js';
@@ -34,46 +35,34 @@ export interface StoredThresholds {
 }
 
 const isNotFound = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 404;
-const isConflict = (err: unknown) => err instanceof StoreRequestError && err.statusCode === 409;
 
 export class AlertsDb {
+  readonly #database: Database;
+
   constructor(
     readonly store: Store,
     readonly db: string,
     readonly log: Log,
-  ) {}
+  ) {
+    this.#database = new Database(store, db);
+  }
 
   /** Creates the database unless it exists. */
   async ensure(): Promise<void> {
     await ensureDatabase(this.store, this.db);
   }
 
-  async #get<T>(id: string): Promise<(T & { _rev: string }) | undefined> {
-    try {
-      return await this.store.request<T & { _rev: string }>({ db: this.db, path: id });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
   /** Writes a document whatever its current revision (last writer wins). */
   async #put(id: string, body: Record<string, unknown>): Promise<string> {
     for (let attempt = 1; ; attempt++) {
-      const current = await this.#get<Record<string, unknown>>(id);
+      const current = await this.#database.get(id);
       try {
-        const answer = await this.store.request<{ rev: string }>({
-          method: 'PUT',
-          db: this.db,
-          path: id,
-          body: { ...body, _id: id, ...(current ? { _rev: current._rev } : {}) },
-        });
-        return answer.rev;
+        return await this.#database.put({ ...body, _id: id, ...(current?._rev ? { _rev: current._rev } : {}) });
       } catch (err) {
         if (attempt >= 5) throw err;
         // The database is made on the first write: an instance that never stores anything leaves none behind.
         if (isNotFound(err)) await this.ensure();
-        else if (!isConflict(err)) throw err;
+        else if (!(err instanceof ConflictError)) throw err;
       }
     }
   }
@@ -83,10 +72,10 @@ export class AlertsDb {
    * funnel lost a step in a newer kpi-live) is ignored, with a warning.
    */
   async loadThresholds(): Promise<StoredThresholds | undefined> {
-    const doc = await this.#get<{ thresholds?: unknown }>(THRESHOLDS_DOC);
+    const doc = await this.#database.get<{ thresholds?: unknown }>(THRESHOLDS_DOC);
     if (!doc) return undefined;
     try {
-      return { thresholds: checkThresholds(doc.thresholds, 'thresholds'), rev: doc._rev };
+      return { thresholds: checkThresholds(doc.thresholds, 'thresholds'), rev: doc._rev! };
     } catch (err) {
       this.log.warn({ db: this.db, err: (err as Error).message }, 'stored alert thresholds are invalid: using the configured ones');
       return undefined;
@@ -100,7 +89,7 @@ export class AlertsDb {
 
   /** The breaches standing at the last judgement of any instance (entries of another shape are left out). */
   async loadBreaches(): Promise<Partial<Record<ThresholdKey, LatchedBreach>>> {
-    const doc = await this.#get<{ breaches?: unknown }>(BREACHES_DOC);
+    const doc = await this.#database.get<{ breaches?: unknown }>(BREACHES_DOC);
     const out: Partial<Record<ThresholdKey, LatchedBreach>> = {};
     if (typeof doc?.breaches !== 'object' || doc.breaches === null) return out;
     for (const [key, value] of Object.entries(doc.breaches)) {

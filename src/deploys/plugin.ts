@@ -16,6 +16,7 @@ import type { FastifyInstance } from 'fastify';
 import { Subject, type Observable } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
+import { Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
 
 import type { Deploy } from './types.js';
@@ -48,12 +49,12 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
   const store = app.store;
   const db = `${config.dbName}_deploys`;
   await ensureDatabase(store, db);
-  const loaded = await store.request<{ rows: { doc: Deploy & { _id: string; _rev: string } }[] }>({
-    db,
-    path: '_all_docs',
-    qs: { include_docs: true, startkey: `${PREFIX}\uffff`, endkey: PREFIX, descending: true, limit: KEPT },
-  });
-  const recent: Deploy[] = loaded.rows.map(({ doc: { _id, _rev, ...d } }) => d).sort((a, b) => a.at - b.at);
+  const database = new Database(store, db);
+  const loaded = await database.allDocs<Deploy>({ include_docs: true, startkey: `${PREFIX}\uffff`, endkey: PREFIX, descending: true, limit: KEPT });
+  const recent: Deploy[] = loaded
+    .flatMap(({ doc }) => (doc ? [doc] : []))
+    .map(({ _id, _rev, ...d }) => d)
+    .sort((a, b) => a.at - b.at);
   const added = new Subject<Deploy>();
   app.addHook('onClose', async () => added.complete());
 
@@ -88,7 +89,7 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
         // ids sort by time, so the newest are read back first at start
         const id = `${PREFIX}${new Date(at).toISOString()}_${randomBytes(4).toString('hex')}`;
         const deploy: Deploy = { id, version: request.body.version, at, ...(request.body.note ? { note: request.body.note } : {}) };
-        await store.request({ method: 'POST', db, body: { ...deploy, _id: id } });
+        await database.put({ ...deploy, _id: id });
         recent.push(deploy);
         recent.sort((a, b) => a.at - b.at);
         if (recent.length > KEPT) recent.splice(0, recent.length - KEPT);

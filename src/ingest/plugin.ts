@@ -22,10 +22,11 @@ import type { FastifyInstance, onRequestHookHandler, onResponseHookHandler } fro
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { BlobIdAllocator } from '../store/blob-ids.js';
+import { Database } from '../store/database.js';
 import { normalizeBlob, type NewBlobDoc } from './blob.js';
 import { NonceKeeper } from './nonce.js';
 import { sampled } from './sampling.js';
-import { GroupCommitter, type BulkDocResult } from './group-commit.js';
+import { GroupCommitter } from './group-commit.js';
 import { blobsFromForm, blobsFromJson, parseFormStrictly, parseJsonSafely, utf8, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
 
@@ -71,6 +72,7 @@ const responses = {
 
 async function ingest(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const store = app.store;
+  const blobs = new Database(store, store.blobsDb);
   const ids = new BlobIdAllocator();
   app.log.info({ run: ids.run }, 'ingest run started');
   const batchDocs = app.metrics.histogram('kpi_ingest_batch_docs', 'Blobs per _bulk_docs write of the group commit.', BATCH_DOCS_BOUNDS);
@@ -81,7 +83,7 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
     // Ids are given per write batch: only blobs actually sent to the store use
     // up counters, so the aggregate's record of applied blobs stays compact.
     prepare: (docs) => ids.assign(docs),
-    write: (docs) => store.request<BulkDocResult[]>({ method: 'POST', db: store.blobsDb, path: '_bulk_docs', body: { docs } }),
+    write: (docs) => blobs.bulk(docs),
     maxBatchDocs: config.commitBatchMaxDocs,
     maxWaitMs: config.commitMaxWaitMs,
     maxInFlight: config.commitMaxInFlight,
