@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, redactUrl, type Config } from '../config/config.js';
 import { createLogger } from '../logger.js';
 import { retentionCutoff } from '../retention/retention.js';
+import { countBlobs } from '../store/blob-reader.js';
 import { openStore, type Store } from '../store/store.js';
 import { exportFromApi, exportFromStore, type ExportSummary } from '../transfer/exporter.js';
 import { importBlobs, type ImportSummary } from '../transfer/importer.js';
@@ -196,17 +197,8 @@ export async function importCommand(args: string[], io: Io = processIo()): Promi
  * build the view over every blob while the export reads them), or undefined.
  */
 async function storeCount(store: Store, start: number | undefined, end: number | undefined): Promise<number | undefined> {
-  const qs: Record<string, unknown> = { reduce: true, stale: 'ok' };
-  if (start !== undefined) qs.startkey = start;
-  if (end !== undefined) Object.assign(qs, { endkey: end, inclusive_end: false });
   try {
-    const answer = await store.request<{ rows: { value: number }[] }>({
-      db: store.blobsDb,
-      path: '_design/kpi-live/_view/by_time',
-      qs,
-      timeoutMs: COUNT_TIMEOUT_MS,
-    });
-    return answer.rows[0]?.value || undefined;
+    return (await countBlobs(store, { start, end }, { stale: true, timeoutMs: COUNT_TIMEOUT_MS })) || undefined;
   } catch {
     return undefined;
   }

@@ -5,6 +5,7 @@
  * stored blobs.
  */
 import { MAX_ID_TIME, timeKey } from './blob-ids.js';
+import { Database, type CallOptions } from './database.js';
 import type { Store } from './store.js';
 
 export interface TimeRange {
@@ -18,11 +19,6 @@ export interface BlobPage<T> {
   blobs: T[];
   /** Id of the last blob of the page, to pass as `after` for the next one; undefined at the end. */
   next: string | undefined;
-}
-
-interface AllDocsRow<T> {
-  id: string;
-  doc?: T & { _id: string; _rev?: string };
 }
 
 /** Design documents sort after every blob id ('_' > any digit). */
@@ -44,27 +40,23 @@ export async function readBlobPage<T extends object>(
   const startKey = timeKey(range.start ?? 0);
   const endKey = range.end !== undefined && range.end <= MAX_ID_TIME ? timeKey(range.end) : END_OF_BLOBS;
   const resume = after !== undefined && after >= startKey;
-  const answer = await store.request<{ rows: AllDocsRow<T>[] }>({
-    db: store.blobsDb,
-    path: '_all_docs',
-    qs: {
-      startkey: resume ? after : startKey,
-      endkey: endKey,
-      inclusive_end: false,
-      include_docs: true,
-      // One more than asked tells whether a next page exists; one more again
-      // covers the cursor's own row (not `skip=1`: the cursor's blob may be
-      // gone, and skipping would then drop a blob).
-      limit: limit + (resume ? 2 : 1),
-    },
+  const answer = await new Database(store, store.blobsDb).allDocs<T>({
+    startkey: resume ? after : startKey,
+    endkey: endKey,
+    inclusive_end: false,
+    include_docs: true,
+    // One more than asked tells whether a next page exists; one more again
+    // covers the cursor's own row (not `skip=1`: the cursor's blob may be
+    // gone, and skipping would then drop a blob).
+    limit: limit + (resume ? 2 : 1),
   });
-  const rows = answer.rows.filter((row) => row.doc && row.id !== after && !row.id.startsWith('_design/'));
+  const rows = answer.filter((row) => row.doc && row.key !== after && !row.key.startsWith('_design/'));
   const page = rows.slice(0, limit);
   const blobs = page.map((row) => {
     const { _id, _rev, ...blob } = row.doc!;
     return blob as Omit<T, '_id' | '_rev'>;
   });
-  return { blobs, next: rows.length > limit ? page[page.length - 1]?.id : undefined };
+  return { blobs, next: rows.length > limit ? page[page.length - 1]?.key : undefined };
 }
 
 /** Every blob of a range, in time order, fetched `pageSize` at a time. */
@@ -78,14 +70,18 @@ export async function* readBlobs<T extends object>(store: Store, range: TimeRang
   }
 }
 
-/** How many blobs have a timestamp in `[start, end)` (the `by_time` view). */
-export async function countBlobs(store: Store, range: TimeRange): Promise<number> {
-  const qs: Record<string, unknown> = { reduce: true };
+/**
+ * How many blobs have a timestamp in `[start, end)` (the `by_time` view);
+ * `stale` counts with the view as it stands, without bringing it up to date.
+ */
+export async function countBlobs(store: Store, range: TimeRange, opts: CallOptions & { stale?: boolean } = {}): Promise<number> {
+  const { stale, ...call } = opts;
+  const qs: Record<string, unknown> = { reduce: true, ...(stale ? { stale: 'ok' } : {}) };
   if (range.start !== undefined) qs.startkey = range.start;
   if (range.end !== undefined) {
     qs.endkey = range.end;
     qs.inclusive_end = false;
   }
-  const answer = await store.request<{ rows: { value: number }[] }>({ db: store.blobsDb, path: '_design/kpi-live/_view/by_time', qs });
-  return answer.rows[0]?.value ?? 0;
+  const rows = await new Database(store, store.blobsDb).view<unknown, number>('kpi-live', 'by_time', qs, call);
+  return rows[0]?.value ?? 0;
 }

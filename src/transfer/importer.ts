@@ -36,6 +36,7 @@
 import { BlobFieldError, normalizeBlob, type BlobDoc, type NewBlobDoc } from '../ingest/blob.js';
 import { retentionCutoff } from '../retention/retention.js';
 import { BUCKET_MS, blobDocId, parseBlobDocId, runAndCounter, timeKey } from '../store/blob-ids.js';
+import { Database, type AllDocsOptions } from '../store/database.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
 import { blobDigest, importRun, runKeys } from './import-ids.js';
 import type { SourceItem } from './sources.js';
@@ -102,6 +103,12 @@ export interface ImportOptions {
   onRefused?: (refusal: Refusal) => void;
 }
 
+/** A document of the blob database, by id, with its body when it was read. */
+interface Row {
+  id: string;
+  doc?: object | undefined;
+}
+
 interface Pending {
   doc: BlobDoc;
   digest: string;
@@ -143,7 +150,7 @@ export const topField = (field: string): string => field.split(/[.[]/)[0] || fie
  */
 export async function importBlobs(source: AsyncIterable<SourceItem>, options: ImportOptions): Promise<ImportSummary> {
   const { store } = options;
-  const db = options.db ?? store.blobsDb;
+  const database = new Database(store, options.db ?? store.blobsDb);
   const now = options.now ?? Date.now;
   const started = now();
   const batchSize = options.batchSize ?? 500;
@@ -173,6 +180,10 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     options.onRefused?.({ position: p.position, field: 'store', message });
   };
 
+  /** A range of `_all_docs`, as ids (and bodies, with `include_docs`). */
+  const readRange = async (range: AllDocsOptions): Promise<Row[]> =>
+    (await database.allDocs<object>(range)).map((row) => ({ id: row.key, doc: row.doc ?? undefined }));
+
   async function withRetries<T>(request: () => Promise<T>, onUnavailable?: () => void): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -186,18 +197,12 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
   }
 
   /** Calls `each` for every document of a run in one bucket (with its body when `includeDocs`), a page at a time. */
-  async function readRun(bucket: number, run: string, includeDocs: boolean, each: (row: { id: string; doc?: object }) => void): Promise<void> {
+  async function readRun(bucket: number, run: string, includeDocs: boolean, each: (row: Row) => void): Promise<void> {
     const { startkey, endkey } = runKeys(bucket, run);
     let after: string | undefined;
     for (;;) {
-      const answer = await withRetries(() =>
-        store.request<{ rows: { id: string; doc?: object }[] }>({
-          db,
-          path: '_all_docs',
-          qs: { startkey: after ?? startkey, endkey, include_docs: includeDocs, limit: LOAD_PAGE + (after ? 1 : 0) },
-        }),
-      );
-      const page = after !== undefined && answer.rows[0]?.id === after ? answer.rows.slice(1) : answer.rows.slice(0, LOAD_PAGE);
+      const rows = await withRetries(() => readRange({ startkey: after ?? startkey, endkey, include_docs: includeDocs, limit: LOAD_PAGE + (after ? 1 : 0) }));
+      const page = after !== undefined && rows[0]?.id === after ? rows.slice(1) : rows.slice(0, LOAD_PAGE);
       page.forEach(each);
       if (page.length < LOAD_PAGE) return;
       after = page[page.length - 1]!.id;
@@ -205,7 +210,7 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
   }
 
   const newLedger = (bucket: number): Ledger => ({ run: importRun(bucket, label), next: 0, unmatched: new Map() });
-  const note = (ledger: Ledger, row: { id: string; doc?: object | null }) => {
+  const note = (ledger: Ledger, row: Row) => {
     const parsed = runAndCounter(row.id);
     if (parsed) ledger.next = Math.max(ledger.next, parsed.counter + 1);
     if (row.doc) {
@@ -225,38 +230,30 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     const missing = buckets.filter((b) => !ledgers.has(b)).sort((a, b) => a - b);
     if (missing.length === 0) return;
     const spanKeys = { startkey: timeKey(missing[0]!), endkey: timeKey(missing[missing.length - 1]! + BUCKET_MS), inclusive_end: false };
-    const span = await withRetries(() => store.request<{ rows: { id: string }[] }>({ db, path: '_all_docs', qs: { ...spanKeys, limit: SPAN_LIMIT + 1 } }));
+    const span = await withRetries(() => readRange({ ...spanKeys, limit: SPAN_LIMIT + 1 }));
     // ledgers join the map only once read whole
     const loaded = new Map(missing.map((bucket) => [bucket, newLedger(bucket)]));
-    if (span.rows.length <= SPAN_LIMIT) {
-      const ours = span.rows.filter((row) => {
+    if (span.length <= SPAN_LIMIT) {
+      const ours = span.filter((row) => {
         const parsed = parseBlobDocId(row.id);
         return parsed !== undefined && loaded.get(parsed.time)?.run === parsed.run;
       });
-      if (ours.length > 0 && ours.length >= span.rows.length / 2) {
+      if (ours.length > 0 && ours.length >= span.length / 2) {
         // mostly imported blobs (a re-run): one range read with bodies beats looking each up
-        const whole = await withRetries(() =>
-          store.request<{ rows: { id: string; doc?: object }[] }>({ db, path: '_all_docs', qs: { ...spanKeys, include_docs: true } }),
-        );
-        for (const row of whole.rows) {
+        const whole = await withRetries(() => readRange({ ...spanKeys, include_docs: true }));
+        for (const row of whole) {
           const parsed = parseBlobDocId(row.id);
           const ledger = parsed && loaded.get(parsed.time);
           if (ledger && ledger.run === parsed.run) note(ledger, row);
         }
       } else {
-        for (let i = 0; i < ours.length; i += LOAD_PAGE) {
-          const keys = ours.slice(i, i + LOAD_PAGE).map((row) => row.id);
-          const answer = await withRetries(() =>
-            store.request<{ rows: { key: string; doc?: object | null }[] }>({
-              db,
-              method: 'POST',
-              path: '_all_docs',
-              qs: { include_docs: true },
-              body: { keys },
-            }),
-          );
-          for (const row of answer.rows) note(loaded.get(parseBlobDocId(row.key)!.time)!, { id: row.key, doc: row.doc });
-        }
+        const found = await withRetries(() =>
+          database.getMany<object>(
+            ours.map((row) => row.id),
+            { batch: LOAD_PAGE },
+          ),
+        );
+        for (const row of found) note(loaded.get(parseBlobDocId(row.id)!.time)!, row);
       }
     } else {
       const queue = [...loaded.entries()];
@@ -280,13 +277,7 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
   async function write(batch: Pending[], round = 1): Promise<void> {
     if (batch.length === 0) return;
     const answer = await withRetries(
-      () =>
-        store.request<{ id?: string; ok?: boolean; rev?: string; error?: string; reason?: string }[]>({
-          db,
-          method: 'POST',
-          path: '_bulk_docs',
-          body: { docs: batch.map((p) => p.doc) },
-        }),
+      () => database.bulk(batch.map((p) => p.doc)),
       () => batch.forEach((p) => (p.attempted = true)),
     );
     const byId = new Map(answer.map((result) => [result.id, result]));
@@ -300,16 +291,8 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
     }
     if (conflicts.length === 0) return;
 
-    const there = await withRetries(() =>
-      store.request<{ rows: { key: string; doc?: object | null }[] }>({
-        db,
-        method: 'POST',
-        path: '_all_docs',
-        qs: { include_docs: true },
-        body: { keys: conflicts.map((p) => p.doc._id) },
-      }),
-    );
-    const docs = new Map(there.rows.map((row) => [row.key, row.doc ?? undefined]));
+    const there = await withRetries(() => database.getMany<object>(conflicts.map((p) => p.doc._id)));
+    const docs = new Map(there.map((row) => [row.id, row.doc]));
     const again: Pending[] = [];
     for (const p of conflicts) {
       const existing = docs.get(p.doc._id);
