@@ -8,8 +8,10 @@
  * 1. two `kpi-live serve` processes on different nodes, started together:
  *    the lease elects one follower, and with the follower SIGKILLed the
  *    other takes over within the bound;
- * 2. one process under load while a node it does not talk to is frozen for
- *    a few seconds and thawed, then another node is SIGKILLed and restarted;
+ * 2. under load, the follower's own node frozen for a few seconds (its lease
+ *    cannot be renewed: it must stop following before the standby, on
+ *    another node, takes over) and thawed (its stale writes land then), then
+ *    the third node SIGKILLed and restarted;
  * 3. the follower SIGKILLed while a third node is down;
  * 4. couchdb/cluster-setup.sh and couchdb/setup-kpi-user.sh run for real
  *    against the cluster; kpi-live signs in as the user they made, the
@@ -328,13 +330,19 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     await expectNothingLostCountedOnce(label, load, 3, db, standby);
   }, 90_000);
 
-  it('under load, a node frozen with SIGSTOP and thawed, then a node SIGKILLed and restarted: nothing lost, each blob counted once', async () => {
+  it("under load, the follower's node frozen with SIGSTOP and thawed, then another node SIGKILLed and restarted: the follower fences itself first, nothing lost, each blob counted once", async () => {
     const label = 'cluster node faults';
     explainFailure(label);
     const db = uniqueDbName('rc_faults');
-    const service = await startService('A', 1, db);
+    const first = await startService('A', 1, db);
+    const second = await startService('B', 2, db);
+    const [follower, standby] = await electedPair([first, second], `${label}: one follower and one standby`);
+    const frozenNode = follower.node;
+    const otherNode = [1, 2, 3].find((k) => k !== follower.node && k !== standby.node)!;
+    let turn = 0;
+    // dialogs keep posting to both: the one whose node is frozen answers 503 meanwhile
     const load = startMarkedLoad({
-      url: () => service.url,
+      url: () => [first, second][turn++ % 2]!.url,
       concurrency: 4,
       prefix: 'rc-faults',
       seed: 43,
@@ -344,35 +352,71 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     try {
       await ackedGrowsBy(load, 50, 15_000, `${label}: before the freeze`);
 
+      // the follower's own node stops answering: its lease cannot be renewed, so it
+      // must stop following at its fence, before the standby (on another node) takes over
       const beforeFreeze = load.acked.length;
       const frozenAt = Date.now();
-      cluster.freeze(2);
-      await new Promise((r) => setTimeout(r, 5000));
-      const duringFreeze = load.acked.length - beforeFreeze;
-      cluster.thaw(2);
-      console.log(`${label}: node 2 frozen for ${Date.now() - frozenAt} ms; ${duringFreeze} blobs acknowledged meanwhile (through node 1)`);
-      await ackedGrowsBy(load, 50, 20_000, `${label}: after thawing node 2`);
+      cluster.freeze(frozenNode);
+      let takenAt = 0;
+      await waitUntil(
+        async () => {
+          const h = await health(standby);
+          if (h.lease.role === 'follower' && h.lease.following) takenAt = Date.now();
+          return takenAt > 0;
+        },
+        TAKEOVER_BOUND_MS + 10_000,
+        `${label}: ${standby.name} to take the lease while node ${frozenNode} is frozen`,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      cluster.thaw(frozenNode);
+      const frozenMs = Date.now() - frozenAt;
+      const stoppedAt = follower.process.logs.find((l) => String(l.msg).startsWith('this instance stopped following') && Number(l.time) >= frozenAt);
+      const startedAt = standby.process.logs.find((l) => l.msg === 'this instance is now the aggregate follower' && Number(l.time) >= frozenAt);
+      console.log(
+        `${label}: node ${frozenNode} (${follower.name}'s) frozen for ${frozenMs} ms; ${follower.name} stopped following ` +
+          `${stoppedAt ? `${Number(stoppedAt.time) - frozenAt} ms` : 'never'} after the freeze, ${standby.name} followed after ` +
+          `${startedAt ? `${Number(startedAt.time) - frozenAt} ms` : '?'} (seen ${takenAt - frozenAt} ms); ${load.acked.length - beforeFreeze} blobs acknowledged meanwhile`,
+      );
+      expect(stoppedAt, `${follower.name} to stop following at its fence`).toBeDefined();
+      expect(startedAt).toBeDefined();
+      expect(Number(stoppedAt!.time)).toBeLessThan(Number(startedAt!.time)); // fenced first
+      // back, the old follower stands by under the new one, and stale writes it had sent change nothing
+      await waitUntil(
+        async () => {
+          const h = await health(follower);
+          return h.lease.role === 'standby' && h.lease.holder === (await health(standby)).lease.instanceId;
+        },
+        20_000,
+        `${label}: ${follower.name} to stand by after node ${frozenNode} is thawed`,
+      );
+      await ackedGrowsBy(load, 50, 20_000, `${label}: after thawing node ${frozenNode}`);
 
       const beforeKill = load.acked.length;
-      await cluster.kill(3);
+      await cluster.kill(otherNode);
       await new Promise((r) => setTimeout(r, 3000));
-      console.log(`${label}: node 3 SIGKILLed; ${load.acked.length - beforeKill} blobs acknowledged in the 3 s after`);
-      await ackedGrowsBy(load, 50, 20_000, `${label}: with node 3 down`);
+      console.log(`${label}: node ${otherNode} SIGKILLed; ${load.acked.length - beforeKill} blobs acknowledged in the 3 s after`);
+      await ackedGrowsBy(load, 50, 20_000, `${label}: with node ${otherNode} down`);
 
       const restartedAt = Date.now();
-      await within(`${label}: restarting node 3`, 90_000, cluster.restart(3));
-      console.log(`${label}: node 3 restarted and connected in ${Date.now() - restartedAt} ms`);
-      await ackedGrowsBy(load, 30, 20_000, `${label}: after node 3's restart`);
+      await within(`${label}: restarting node ${otherNode}`, 90_000, cluster.restart(otherNode));
+      console.log(`${label}: node ${otherNode} restarted and connected in ${Date.now() - restartedAt} ms`);
+      await ackedGrowsBy(load, 30, 20_000, `${label}: after node ${otherNode}'s restart`);
     } finally {
-      if (cluster.node(2).state === 'frozen') cluster.thaw(2);
+      if (cluster.node(frozenNode).state === 'frozen') cluster.thaw(frozenNode);
       await within(`${label}: the load to stop`, REQUEST_TIMEOUT_MS + 5000, load.stop());
     }
     // a refusal (503) is no loss: the dialog keeps the blob and sends it again
     expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== '503')).toEqual([]);
-    expect((await health(service)).aggregate.phase).toBe('live');
+    expect((await health(standby)).lease).toMatchObject({ role: 'follower', following: true });
     // read through the restarted node: its copies caught up with what was written while it was down
-    await expectNothingLostCountedOnce(label, load, 3, db, service);
-  }, 120_000);
+    await expectNothingLostCountedOnce(label, load, otherNode, db, standby);
+    // and the old follower serves the same, from what the new one publishes
+    await expectServiceEqualsRebuild(follower.url, stores[stores.length - 1]!, await dialogs(standby), {
+      segments: ['os'],
+      timeoutMs: 30_000,
+      what: `${label}: ${follower.name}, standing by`,
+    });
+  }, 150_000);
 
   it('the follower SIGKILLed while a CouchDB node is down: the standby takes over within the bound', async () => {
     const label = 'cluster failover, node down';
