@@ -29,11 +29,9 @@
  * makes a missing build a failure, `KPI_CLUSTER_TESTS=0` skips the file
  * (`.ci/run` runs it in its real-CouchDB leg only).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
@@ -41,12 +39,12 @@ import { DAY, HOUR, MINUTE } from '../../src/aggregate/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { loadConfig } from '../../src/config/config.js';
-import { projectRoot } from '../../src/project-root.js';
 import { purgeTombstones } from '../../src/retention/purge.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
+import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
 import { startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
@@ -636,36 +634,11 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
   }
 });
 
-interface ScriptRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs couchdb/<script> with `sh` (PATH, an empty HOME and TMPDIR, and `vars` only), killed after 60 s. */
+/** couchdb/<script> as an operator runs it, killed after 60 s; its curl config files hold passwords: none may stay behind. */
 async function runScript(script: string, vars: Record<string, string>): Promise<ScriptRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'kpi-live-cluster-script-'));
-  const tmp = join(dir, 'tmp');
-  mkdirSync(tmp);
-  const started = Date.now();
-  const child = spawn('sh', [join(projectRoot(), 'couchdb', script)], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: tmp, ...vars },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (status) => resolve(status)));
-  clearTimeout(timer);
-  const leftovers = readdirSync(tmp);
-  rmSync(dir, { recursive: true, force: true });
-  // its curl config files hold passwords: none may stay behind
-  expect(leftovers, `${script} left files in its TMPDIR`).toEqual([]);
-  return { code, stdout, stderr, ms: Date.now() - started };
+  const run = await runCouchdbScript(script, vars, { timeoutMs: 60_000 });
+  expect(run.leftovers, `${script} left files in its TMPDIR`).toEqual([]);
+  return run;
 }
 
 /** Posts `count` blobs of 5 to 10 days ago (expired under a 4-day retention) through `t`; their ids as stored. */

@@ -15,17 +15,16 @@
  * where curl is not installed (`.ci/run` installs it). shellcheck, where
  * installed, must find nothing in couchdb/*.sh and scripts/*.sh.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/project-root.js';
+import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
 import { FakeCouchDB, type FakeCouchOptions, type FakeNetwork } from './fake-couchdb.js';
 
 const root = projectRoot();
-const couchdbDir = join(root, 'couchdb');
 const ADMIN = { name: 'admin', password: 'an-admin-password' };
 const KPI_PASSWORD = 'kpi-live-password-1';
 
@@ -34,70 +33,8 @@ const noCurl = spawnSync('curl', ['--version'], { encoding: 'utf8' }).status ===
 if (noCurl) console.log(`[kpi-live tests] couchdb/*.sh: not run, ${noCurl}`);
 const DATABASES = ['kpi_blobs', 'kpi_blobs_aggregates', 'kpi_blobs_deploys', 'kpi_blobs_alerts', 'kpi_blobs_sessions'];
 
-interface ScriptRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** Files the script left in its TMPDIR (its curl config files hold passwords). */
-  leftovers: string[];
-  /** With `watch`: curl processes seen while it ran, and command lines naming a watched secret. */
-  curlsSeen: number;
-  leaks: string[];
-}
-
-/** The command lines of all processes (Linux /proc). */
-function commandLines(): string[] {
-  const lines: string[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      lines.push(readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim());
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return lines;
-}
-
-/**
- * Runs couchdb/<script> with `sh`, in an environment of PATH, HOME (an empty
- * folder: no ~/.curlrc of whoever runs the tests), TMPDIR (to see what the
- * script leaves behind) and `vars` only. `watch`: secrets that must not show
- * in any command line while it runs.
- */
-async function runScript(script: string, vars: Record<string, string>, watch: string[] = []): Promise<ScriptRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'kpi-live-couchdb-script-'));
-  const tmp = join(dir, 'tmp');
-  mkdirSync(tmp);
-  const child = spawn('sh', [join(couchdbDir, script)], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TMPDIR: tmp, ...vars },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  let curlsSeen = 0;
-  const leaks = new Set<string>();
-  const watcher =
-    watch.length > 0
-      ? setInterval(() => {
-          for (const line of commandLines()) {
-            if (/^(\S*\/)?curl\s/.test(line)) curlsSeen++;
-            if (watch.some((secret) => line.includes(secret))) leaks.add(line);
-          }
-        }, 5)
-      : undefined;
-  // bounded: the script and its curl processes (one process group) go after 15 s
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 15_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (status) => resolve(status)));
-  clearTimeout(timer);
-  clearInterval(watcher);
-  const leftovers = readdirSync(tmp);
-  rmSync(dir, { recursive: true, force: true });
-  return { code, stdout, stderr, leftovers, curlsSeen, leaks: [...leaks] };
-}
+/** couchdb/<script> as an operator runs it; `watch`: secrets that must not show in any command line while it runs. */
+const runScript = (script: string, vars: Record<string, string>, watch: string[] = []): Promise<ScriptRun> => runCouchdbScript(script, vars, { watch });
 
 const setupVars = (couch: FakeCouchDB, extra: Record<string, string> = {}) => ({
   COUCHDB_URL: couch.url,
