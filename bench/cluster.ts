@@ -404,6 +404,17 @@ async function main(): Promise<void> {
         [followerB!, ingest[0]!].map((i) => fetch(`${i.url}/api/kpis?from=${w.from}&to=${w.to}&bucket=10m`).then((r) => r.json() as Promise<unknown>)),
       );
       equal = rebuilt.counted === stored && answers.every((a) => isDeepStrictEqual(a, expected));
+      if (!equal) {
+        // what differs, so that a MISS can be looked into
+        const total = (a: unknown) => (a as { series?: { total?: { dialogs?: number } }[] }).series?.[0]?.total?.dialogs;
+        const others = (a: unknown) =>
+          Object.keys(a as object).filter((k) => !isDeepStrictEqual((a as Record<string, unknown>)[k], (expected as Record<string, unknown>)[k]));
+        say(
+          `not equal: rebuild counted ${rebuilt.counted} of ${stored} stored; dialogs: rebuild ${total(expected)}, ` +
+            `follower-b ${total(answers[0])} (fields differing: ${others(answers[0]).join(', ') || 'none'}), ` +
+            `ingest-1 ${total(answers[1])} (fields differing: ${others(answers[1]).join(', ') || 'none'})`,
+        );
+      }
 
       // 5. stored size
       const sample = await store.request<{ rows: { doc: Record<string, unknown> }[] }>({

@@ -760,6 +760,9 @@ async function main(): Promise<void> {
         logLevel: 'warn',
         rateLimitMax: 10_000_000,
         trustLoopback: true,
+        // every dashboard comes from 127.0.0.1, 50 handshakes at a time: above the per-address
+        // cap on sockets still waiting for their hello (8), which would close the rest (4429)
+        streamMaxUngreetedPerAddress: 64,
       },
     });
     // JSON to stderr even on a terminal: stdout is for the results.

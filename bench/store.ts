@@ -153,7 +153,10 @@ export async function bulkDocsCeiling(
     let docs = 0;
     await Promise.all(
       Array.from({ length: inFlight }, async () => {
-        while (performance.now() < end) docs += await write(body());
+        while (performance.now() < end) {
+          const written = await write(body()); // not `docs += await …`: that reads docs before the other writer adds to it
+          docs += written;
+        }
       }),
     );
     return docs;
