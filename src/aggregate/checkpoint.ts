@@ -146,7 +146,8 @@ export async function readBuckets(db: Database, entries: readonly [string, strin
     if (!row.doc) throw new MissingBucketError(row.id);
     const bucket = bucketFromJson(row.doc);
     const key = entries[i]![0];
-    if (bucketKey(bucket.start, bucket.size) !== key) throw new Error(`checkpoint bucket document ${row.id} holds bucket ${bucketKey(bucket.start, bucket.size)}`);
+    if (bucketKey(bucket.start, bucket.size) !== key)
+      throw new Error(`checkpoint bucket document ${row.id} holds bucket ${bucketKey(bucket.start, bucket.size)}`);
     buckets.set(key, bucket);
   });
   return buckets;
@@ -211,7 +212,8 @@ export class CheckpointStore {
         } catch (err) {
           if (!(err instanceof MissingBucketError)) throw err;
           missing ??= err;
-          if (roots.length > 1) this.log.warn({ missing: err.docId, leaves: roots.length }, 'a conflicting checkpoint root names removed documents: trying the next');
+          if (roots.length > 1)
+            this.log.warn({ missing: err.docId, leaves: roots.length }, 'a conflicting checkpoint root names removed documents: trying the next');
         }
       }
       if (!missing) return undefined;
@@ -306,9 +308,9 @@ export class CheckpointStore {
     // could not delete.
     const kept = new Set(others.flatMap((leaf) => Object.entries(leaf.buckets).map(([key, t]) => bucketDocId(key, t))));
     const removable = (previous?.retired ?? []).filter((id) => !kept.has(id));
-    await this.#db.removeMany(removable).catch((err: Error) =>
-      this.log.warn({ err: err.message }, 'could not remove superseded checkpoint documents; they go at the next start'),
-    );
+    await this.#db
+      .removeMany(removable)
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not remove superseded checkpoint documents; they go at the next start'));
     if (previous && previous._rev === undefined && previous._id === LEGACY_ROOT_ID) await this.#removeLegacyRoot();
     if (this.store.kind === 'embedded' && ++this.#commits % COMPACT_EVERY_COMMITS === 0)
       await this.#db.compact().catch((err: Error) => this.log.warn({ err: err.message }, 'could not compact the checkpoint database; tried again later'));

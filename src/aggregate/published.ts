@@ -190,7 +190,10 @@ export class PublishedAggregate {
       const wanted = fresh ? Object.keys(root.buckets) : changed;
       let buckets: Map<string, Bucket>;
       try {
-        buckets = await readBuckets(this.#db, wanted.map((key) => [key, root.buckets[key]!]));
+        buckets = await readBuckets(
+          this.#db,
+          wanted.map((key) => [key, root.buckets[key]!]),
+        );
       } catch (err) {
         if (err instanceof MissingBucketError && attempt < ATTEMPTS) {
           // a commit raced us (read its root), or this leaf lost a conflict (take the next)

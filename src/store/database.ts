@@ -274,7 +274,12 @@ export class Database {
   }
 
   /** A view's rows (`design` without `_design/`). */
-  async view<K = unknown, V = unknown>(design: string, view: string, qs: Record<string, unknown>, opts?: CallOptions): Promise<{ key: K; value: V; id?: string }[]> {
+  async view<K = unknown, V = unknown>(
+    design: string,
+    view: string,
+    qs: Record<string, unknown>,
+    opts?: CallOptions,
+  ): Promise<{ key: K; value: V; id?: string }[]> {
     const answer = await this.#request<{ rows: { key: K; value: V; id?: string }[] }>({ path: `_design/${design}/_view/${view}`, qs, ...call(opts) });
     return answer.rows;
   }

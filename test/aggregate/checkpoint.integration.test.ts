@@ -41,8 +41,7 @@ function splitRootStore(inner: Store): Store & { acceptedTwice(): boolean; leave
   let twice = false;
   let n = 0;
   const generation = (rev: string) => Number.parseInt(rev, 10);
-  const winner = () =>
-    [...leaves.keys()].sort((a, b) => generation(b) - generation(a) || (a < b ? 1 : -1))[0];
+  const winner = () => [...leaves.keys()].sort((a, b) => generation(b) - generation(a) || (a < b ? 1 : -1))[0];
   const request = async (req: StoreRequest): Promise<unknown> => {
     if (req.path !== ROOT_ID) return inner.request(req);
     const method = (req.method ?? 'GET').toUpperCase();
@@ -192,7 +191,7 @@ describe('CheckpointStore', () => {
     await expect(stale.save(snapshotOf(state, 'seq-41', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
   });
 
-  it('on a cluster that keeps two commits at one revision, one root wins by the checkpoint\'s rule and the other writer learns it lost', async () => {
+  it("on a cluster that keeps two commits at one revision, one root wins by the checkpoint's rule and the other writer learns it lost", async () => {
     const splitDb = uniqueDbName('ckpt-split');
     const split = splitRootStore(t.store);
     const open = () => new CheckpointStore(split, splitDb, defaultSegmentConfig, defaultRetention, silent);
@@ -215,7 +214,8 @@ describe('CheckpointStore', () => {
       expect(JSON.stringify((await open().load())!.state.toJSON())).toBe(JSON.stringify(states[won]!.toJSON()));
       // a writer that lost learns it at its commit, or at its next one at the latest
       const loser = writers[1 - won]!;
-      if (outcomes[1 - won]!.status === 'fulfilled') await expect(loser.save(snapshotOf(states[1 - won]!, 'seq-late', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
+      if (outcomes[1 - won]!.status === 'fulfilled')
+        await expect(loser.save(snapshotOf(states[1 - won]!, 'seq-late', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
       // the winner's next commit leaves one root and removes what the loser wrote
       const winner = writers[won]!;
       if (outcomes[won]!.status === 'rejected') await winner.load();
@@ -229,8 +229,11 @@ describe('CheckpointStore', () => {
     }
   });
 
-  it('on a cluster that keeps a rebuild\'s replace and a running writer\'s commit at one revision, the replace wins, in either order', async () => {
-    for (const order of [['commit', 'replace'], ['replace', 'commit']] as const) {
+  it("on a cluster that keeps a rebuild's replace and a running writer's commit at one revision, the replace wins, in either order", async () => {
+    for (const order of [
+      ['commit', 'replace'],
+      ['replace', 'commit'],
+    ] as const) {
       const splitDb = uniqueDbName('ckpt-era');
       const split = splitRootStore(t.store);
       const open = () => new CheckpointStore(split, splitDb, defaultSegmentConfig, defaultRetention, silent);
@@ -256,7 +259,8 @@ describe('CheckpointStore', () => {
         expect(loaded.seq).toBe('seq-rebuilt');
         expect(JSON.stringify(loaded.state.toJSON())).toBe(JSON.stringify(rebuilt.toJSON()));
         // the running writer learns it at once, or at its next commit
-        if (outcomes.commit!.status === 'fulfilled') await expect(running.save(snapshotOf(live, 'seq-live-2', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
+        if (outcomes.commit!.status === 'fulfilled')
+          await expect(running.save(snapshotOf(live, 'seq-live-2', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
         else expect((outcomes.commit as PromiseRejectedResult).reason).toBeInstanceOf(CheckpointConflictError);
       } finally {
         await dropDb(splitDb);

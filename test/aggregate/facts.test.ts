@@ -216,8 +216,16 @@ describe('isStoredBlob', () => {
       new_account: fc.option(fc.boolean(), { nil: null }),
       email_type: fc.constantFrom('primary', 'secondary', null),
       sample_rate: fc.option(fc.constantFrom(1, 0.5, 0.01), { nil: null }),
-      screen_size: fc.option(fc.record({ width: fc.integer({ min: 0, max: 4000 }), height: fc.integer({ min: 0, max: 4000 }) }, { requiredKeys: [] }), { nil: null }),
-      user_agent: fc.option(fc.record({ os: fc.constantFrom('Linux', 'Windows NT 10.0'), browser: fc.constantFrom('Firefox'), version: fc.constantFrom('120', 7) }, { requiredKeys: [] }), { nil: null }),
+      screen_size: fc.option(fc.record({ width: fc.integer({ min: 0, max: 4000 }), height: fc.integer({ min: 0, max: 4000 }) }, { requiredKeys: [] }), {
+        nil: null,
+      }),
+      user_agent: fc.option(
+        fc.record(
+          { os: fc.constantFrom('Linux', 'Windows NT 10.0'), browser: fc.constantFrom('Firefox'), version: fc.constantFrom('120', 7) },
+          { requiredKeys: [] },
+        ),
+        { nil: null },
+      ),
       rp_api: fc.option(fc.constantFrom('get', 'internal'), { nil: null }),
     },
     { requiredKeys: ['timestamp'] },

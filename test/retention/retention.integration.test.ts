@@ -55,7 +55,12 @@ const post = (t: TestApp, items: Item[]) => postSessions(t, items);
 /** Posts one ongoing blob (outside the KPI windows) and waits until the aggregate counted it: it has read the feed past everything before. */
 async function readPastNow(t: TestApp): Promise<void> {
   const counted = t.app.aggregates.status().counted;
-  await post(t, [{ blob: { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 7]] }, userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0' }]);
+  await post(t, [
+    {
+      blob: { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 7]] },
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0',
+    },
+  ]);
   await waitUntil(() => t.app.aggregates.status().counted > counted, 20_000, 'a blob posted after the passes counted');
 }
 
