@@ -20,14 +20,18 @@ export interface FactsInput extends SegmentInput {
 import type { Outcome } from './kpi-types.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const optional = (v: unknown, type: 'string' | 'number' | 'boolean') => v === undefined || (type === 'number' ? Number.isFinite(v) : typeof v === type);
+/** Absent, null (what the dialog sends for a field it has no value for), or of its type. */
+const optional = (v: unknown, type: 'string' | 'number' | 'boolean') =>
+  v === undefined || v === null || (type === 'number' ? Number.isFinite(v) : typeof v === type);
+const absent = (v: unknown) => v === undefined || v === null;
 const isEvent = (e: unknown) =>
   Array.isArray(e) && (e.length === 2 || e.length === 3) && typeof e[0] === 'string' && Number.isFinite(e[1]) && (e.length === 2 || Number.isFinite(e[2]));
 
 /**
  * Whether a stored document has the shape of a blob as far as the aggregate
  * reads it: a 10-minute timestamp, events as `[name, offset(, n)]`, and every
- * other field it reads of its type. Ingest writes nothing else, but the store
+ * other field it reads absent, null, or of its type (blobs stored in the
+ * dialog's own form hold nulls). Ingest writes nothing else, but the store
  * also takes documents from anyone holding kpi-live's credentials (the blob
  * database has no `validate_doc_update`: it would cost 7 writes in 8 on
  * CouchDB), so the aggregate leaves anything else out instead of stopping on
@@ -36,9 +40,9 @@ const isEvent = (e: unknown) =>
 export function isStoredBlob(doc: Record<string, unknown>): boolean {
   const { timestamp, event_stream: events, screen_size: screen, user_agent: agent } = doc;
   if (typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp < 0 || timestamp % 600_000 !== 0) return false;
-  if (events !== undefined && !(Array.isArray(events) && events.every(isEvent))) return false;
-  if (screen !== undefined && !(isObject(screen) && optional(screen.width, 'number'))) return false;
-  if (agent !== undefined && !(isObject(agent) && optional(agent.os, 'string') && optional(agent.browser, 'string'))) return false;
+  if (!absent(events) && !(Array.isArray(events) && events.every(isEvent))) return false;
+  if (!absent(screen) && !(isObject(screen) && optional(screen.width, 'number'))) return false;
+  if (!absent(agent) && !(isObject(agent) && optional(agent.os, 'string') && optional(agent.browser, 'string'))) return false;
   return (
     optional(doc.new_account, 'boolean') &&
     optional(doc.number_sites_logged_in, 'number') &&
