@@ -42,6 +42,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { purgeTombstones } from '../../src/retention/purge.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { freeLoopbackPort } from '../../src/store/embedded.js';
+import { Database } from '../../src/store/database.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
 import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
@@ -647,12 +648,18 @@ async function postExpired(t: TestApp, count: number, now: number): Promise<stri
   const blobs = Array.from({ length: count }, (_, i) => simulateSession(random, { now: now - 10 * DAY + (i * 5 * DAY) / count }).blob);
   const res = await t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', payload: { data: blobs } });
   expect(res.statusCode, res.body).toBe(200);
-  const page = await t.store.request<{ rows: { id: string; doc: { timestamp: number } }[] }>({
-    db: t.store.blobsDb,
-    path: '_all_docs',
-    qs: { include_docs: true },
-  });
-  const ids = page.rows.filter((r) => !r.id.startsWith('_design/') && r.doc.timestamp < now - 4 * DAY - 10 * MINUTE).map((r) => r.id);
+  // _all_docs on a cluster answers from one copy of each shard range, which may
+  // not have every write yet: read again (bounded) until the copies agree
+  let ids: string[] = [];
+  await waitUntil(
+    async () => {
+      const rows = await new Database(t.store, t.store.blobsDb).allDocs<{ timestamp: number }>({ include_docs: true });
+      ids = rows.filter((r) => !r.id!.startsWith('_design/') && r.doc!.timestamp < now - 4 * DAY - 10 * MINUTE).map((r) => r.id!);
+      return ids.length >= count;
+    },
+    15_000,
+    `the ${count} expired blobs readable`,
+  );
   expect(ids).toHaveLength(count);
   return ids;
 }
