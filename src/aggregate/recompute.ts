@@ -9,7 +9,7 @@
  * their 1% bin), so that equality is exact.
  */
 import { binValue, timeBin } from './cell.js';
-import { blobFacts, NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT, type BlobFacts, type FactsInput } from './facts.js';
+import { blobFacts, isStoredBlob, NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT, type BlobFacts, type FactsInput } from './facts.js';
 import { BUCKET_SIZES, type FunnelStep, type KpiAnswer, type KpiQuery, type Kpis } from './query.js';
 import type { SegmentConfig } from './segments.js';
 import { TEN_MINUTES } from './state.js';
@@ -107,6 +107,8 @@ export function recomputeKpis(
   let watermark = 0;
   const inWindow: BlobFacts[] = [];
   for (const blob of blobs) {
+    // what the aggregate leaves out (a document that is no blob), the recompute leaves out too
+    if (!isStoredBlob(blob as unknown as Record<string, unknown>)) continue;
     const facts = blobFacts(blob, segments);
     if (!facts) continue;
     watermark = Math.max(watermark, facts.time);

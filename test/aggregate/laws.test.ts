@@ -134,6 +134,33 @@ describe('live deltas', () => {
 });
 
 describe('queryKpis equals a recompute from raw blobs', () => {
+  it('with documents that are no blob among them: both leave them out (property)', () => {
+    const foreign = fc.constantFrom<Record<string, unknown>>(
+      { timestamp: 'yesterday', event_stream: [['screen.rp_info', 5]] },
+      { event_stream: {} },
+      { event_stream: [5] },
+      { lang: {} },
+      { timestamp: BASE_TIME + 1 },
+      { user_agent: 'Firefox' },
+    );
+    fc.assert(
+      fc.property(
+        blobList(3, 60),
+        fc.array(fc.tuple(fc.nat(59), foreign), { maxLength: 10 }),
+        fc.constantFrom<BucketName>('10m', '1h', '1d'),
+        (blobs, wrongs, bucket) => {
+          const mixed = blobs.map((b, i) => {
+            const wrong = wrongs.find(([at]) => at === i);
+            return wrong ? ({ ...b, ...wrong[1] } as TestBlob) : b;
+          });
+          const state = stateOf(mixed);
+          const query = { from: BASE_TIME - HOUR, to: BASE_TIME + 4 * DAY, bucket, segment: 'os' as const };
+          expect(queryKpis(state, query)).toEqual(recomputeKpis(mixed, config, query, (t) => state.sizeFor(t)));
+        },
+      ),
+    );
+  });
+
   it('for any window, bucket size and segmentation (property)', () => {
     fc.assert(
       fc.property(
