@@ -4,8 +4,8 @@
  *
  * An imported blob gets an id of the same form as an ingested one,
  * `<ISO bucket>_<run>-<counter>` (src/store/blob-ids.ts), so it sorts by time
- * with every other blob (range reads, retention), passes the design
- * document's guard, and the aggregate's applied set keeps it as part of a
+ * with every other blob (range reads, retention), and the aggregate's
+ * applied set keeps it as part of a
  * counter range, not as an id of its own. What differs is where the run
  * comes from: not a random run per process, but one derived from the blob's
  * 10-minute bucket (and an optional source label):
