@@ -180,12 +180,12 @@ function table(rows: string[][]): string {
 async function main(): Promise<void> {
   // Imported here, not at the top: the worker thread evaluates this module
   // too and needs none of the server.
-  const { loadConfig } = await import('../src/config/config.js');
   const { createLogger } = await import('../src/logger.js');
   const { startServer } = await import('../src/server.js');
   const { INGEST_PATH } = await import('../src/ingest/plugin.js');
   const { seededRandom, simulateSession } = await import('../src/simulate/generator.js');
-  const { benchDbName, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } = await import('./store.js');
+  const { benchDbName, benchServiceConfig, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } =
+    await import('./store.js');
 
   const seconds = intFromEnv('BENCH_SECONDS', 10);
   const ceilingSeconds = intFromEnv('BENCH_CEILING_SECONDS', 5);
@@ -214,19 +214,7 @@ async function main(): Promise<void> {
     dataDirs.push(dataDir);
     // on COUCHDB_URL, a database of this run's own (dropped below); else a fresh embedded store in dataDir
     const dbName = benchDbName('ingest');
-    const config = loadConfig({
-      env: {},
-      overrides: {
-        dataDir,
-        ...(couchdbUrl ? { couchdbUrl, dbName } : {}),
-        host: '127.0.0.1',
-        port: 0,
-        logLevel: 'warn',
-        rateLimitMax: 10_000_000,
-        trustLoopback: true,
-        ...overrides,
-      },
-    });
+    const config = benchServiceConfig(dataDir, dbName, overrides);
     // JSON to stderr even on a terminal (no pino-pretty thread): stdout is
     // for the results.
     const server = await startServer(config, createLogger(config, process.stderr));

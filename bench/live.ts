@@ -726,12 +726,12 @@ interface SpanStats {
 
 async function main(): Promise<void> {
   // Imported here, not at the top: the children evaluate this module too and need none of the server.
-  const { loadConfig } = await import('../src/config/config.js');
   const { createLogger } = await import('../src/logger.js');
   const { startServer } = await import('../src/server.js');
   const { INGEST_PATH } = await import('../src/ingest/plugin.js');
   const { windowOf } = await import('../src/stream/live-hub.js');
-  const { benchDbName, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } = await import('./store.js');
+  const { benchDbName, benchServiceConfig, benchStore, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling, storeCeilings, storedBlobJson } =
+    await import('./store.js');
 
   const rate = intFromEnv('BENCH_RATE', 1000);
   const seconds = intFromEnv('BENCH_SECONDS', 15);
@@ -750,20 +750,10 @@ async function main(): Promise<void> {
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let store: Awaited<ReturnType<typeof benchStore>> | undefined;
   try {
-    const config = loadConfig({
-      env: {},
-      overrides: {
-        dataDir,
-        ...(couchdbUrl ? { couchdbUrl, dbName } : {}),
-        host: '127.0.0.1',
-        port: 0,
-        logLevel: 'warn',
-        rateLimitMax: 10_000_000,
-        trustLoopback: true,
-        // every dashboard comes from 127.0.0.1, 50 handshakes at a time: above the per-address
-        // cap on sockets still waiting for their hello (8), which would close the rest (4429)
-        streamMaxUngreetedPerAddress: 64,
-      },
+    const config = benchServiceConfig(dataDir, dbName, {
+      // every dashboard comes from 127.0.0.1, 50 handshakes at a time: above the per-address
+      // cap on sockets still waiting for their hello (8), which would close the rest (4429)
+      streamMaxUngreetedPerAddress: 64,
     });
     // JSON to stderr even on a terminal: stdout is for the results.
     server = await startServer(config, createLogger(config, process.stderr));

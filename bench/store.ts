@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { blobDocId, newRunId } from '../src/store/blob-ids.js';
+import { loadConfig, type Config } from '../src/config/config.js';
 
 /** Where a benchmark's store is, and what it is. */
 export interface BenchStore {
@@ -88,6 +89,28 @@ export async function benchStore(options: { embeddedUrl?: string | undefined }):
 }
 
 /** A database name of its own for one benchmark run (`bench_<what>_<random>`), so runs on a shared CouchDB never meet. */
+/**
+ * The configuration of a kpi-live a benchmark starts: on COUCHDB_URL with a
+ * database of the run's own (`dbName`), else a fresh embedded store in
+ * `dataDir`; loopback only, quiet logs, no rate limit in the way.
+ */
+export function benchServiceConfig(dataDir: string, dbName: string, overrides: Record<string, unknown> = {}): Config {
+  const couchdbUrl = couchdbUrlFromEnv();
+  return loadConfig({
+    env: {},
+    overrides: {
+      dataDir,
+      ...(couchdbUrl ? { couchdbUrl, dbName } : {}),
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'warn',
+      rateLimitMax: 10_000_000,
+      trustLoopback: true,
+      ...overrides,
+    },
+  });
+}
+
 export function benchDbName(what: string): string {
   return `bench_${what}_${randomBytes(4).toString('hex')}`;
 }
