@@ -47,10 +47,18 @@ interface Started {
   changes: ChangesReader;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
+/** Waits `ms`, or until `signal` aborts; leaves no listener on `signal` behind either way. */
+export const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 
 export class RevocationList {
