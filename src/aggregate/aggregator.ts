@@ -15,6 +15,7 @@ import { checkpointTrigger } from './checkpoint-trigger.js';
 import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketKey, type BucketCount } from './state.js';
+import { sleep } from '../sleep.js';
 
 export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;
@@ -26,19 +27,6 @@ export interface AggregatorOptions extends AggregateSettings {
 
 const RELOAD_BACKOFF_MS = 250;
 const RELOAD_BACKOFF_MAX_MS = 10_000;
-
-/** Waits `ms`, or less when `signal` aborts. */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
 
 export type Phase = 'starting' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stopped';
 
@@ -264,7 +252,7 @@ export class Aggregator {
         this.#status.phase = 'retrying';
         this.#status.lastError = (err as Error).message;
         this.#options.log.warn({ err: (err as Error).message, attempt: attempt + 1, delayMs }, 'could not reload the aggregate; retrying');
-        await abortableDelay(delayMs, stopping);
+        await sleep(delayMs, stopping);
       }
     }
     if (stopping.aborted) return;

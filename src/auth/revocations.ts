@@ -21,6 +21,7 @@ import { couchChangesReader, type ChangeBatch, type ChangesReader } from '../sto
 import { ConflictError, Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
+import { sleep } from '../sleep.js';
 
 const PREFIX = 'revoked/';
 /** Changes read per request. */
@@ -46,20 +47,6 @@ interface Started {
   database: Database;
   changes: ChangesReader;
 }
-
-/** Waits `ms`, or until `signal` aborts; leaves no listener on `signal` behind either way. */
-export const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 
 export class RevocationList {
   /** Revoked session ids, with the expiry of their session. */

@@ -12,6 +12,7 @@
  */
 import { Database } from '../store/database.js';
 import type { Store } from '../store/store.js';
+import { sleep } from '../sleep.js';
 
 export const HORIZON_ID = '_local/kpi-live-retention';
 
@@ -45,18 +46,6 @@ async function readStored(database: Database, signal?: AbortSignal): Promise<num
 export async function readHorizon(store: Store, db: string, signal?: AbortSignal): Promise<number | undefined> {
   return readStored(new Database(store, db), signal);
 }
-
-/** Waits `ms`, or less when `signal` aborts. */
-const pause = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Moves the horizon forward to `time` (never back); the horizon now stored.
@@ -95,6 +84,6 @@ export async function advanceHorizon(store: Store, db: string, time: number, sig
       { horizon: time, updatedAt: Date.now() },
       { signal, unless: (current) => reaches(current, time) },
     );
-    if (wrote) await pause(Math.max(SETTLE_MS, 2 * (Date.now() - started)), signal);
+    if (wrote) await sleep(Math.max(SETTLE_MS, 2 * (Date.now() - started)), signal);
   }
 }

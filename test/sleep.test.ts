@@ -1,11 +1,11 @@
 /**
- * The wait between reads of the signed-out sessions' feed: it runs once a
- * second while nobody has signed out yet (no database to follow), for as long
- * as the service runs, so it must leave nothing on the service's stop signal.
+ * The service's one abortable wait. The signed-out sessions' follower runs it
+ * once a second while nobody has signed out yet (no database to follow), for
+ * as long as the service runs, so it must leave nothing on the stop signal.
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { sleep } from '../../src/auth/revocations.js';
+import { sleep } from '../src/sleep.js';
 
 describe('sleep', () => {
   it('leaves no listener on the stop signal when it ends by itself, however often it runs', async () => {
