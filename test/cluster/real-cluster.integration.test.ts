@@ -285,6 +285,44 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     return takeoverMs;
   }
 
+  /**
+   * Dialogs post to both of `pair` (to the standby alone once the follower is
+   * dead); `beforeKill` runs meanwhile; once the standby serves 50 dialogs the
+   * follower is SIGKILLed, the standby must take over and the load go on.
+   * Ends with the checks: nothing acknowledged lost (read through node
+   * `readNode`), each blob stored once, the aggregate equal to a rebuild.
+   */
+  async function takeoverUnderLoad(
+    label: string,
+    pair: readonly Service[],
+    [follower, standby]: readonly [Service, Service],
+    db: string,
+    readNode: number,
+    marks: { prefix: string; seed: number },
+    beforeKill?: () => Promise<void>,
+  ): Promise<void> {
+    let followerDead = false;
+    let turn = 0;
+    const load = startMarkedLoad({
+      url: () => (followerDead ? standby.url : pair[turn++ % 2]!.url),
+      concurrency: 4,
+      ...marks,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      maxRequests: MAX_REQUESTS,
+    });
+    try {
+      await beforeKill?.();
+      await waitUntil(async () => (await dialogs(standby)) >= 50, 15_000, `${label}: the standby to serve 50 dialogs from the published aggregate`);
+      followerDead = true;
+      await killFollowerExpectTakeover(label, follower, standby);
+      await ackedGrowsBy(load, 50, 15_000, `${label}: after the takeover`);
+    } finally {
+      await within(`${label}: the load to stop`, REQUEST_TIMEOUT_MS + 5000, load.stop());
+    }
+    expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
+    await expectNothingLostCountedOnce(label, load, readNode, db, standby);
+  }
+
   it('two instances on different nodes elect one follower; the follower SIGKILLed, the other takes over within the bound', async () => {
     const label = 'cluster election';
     explainFailure(label);
@@ -292,17 +330,7 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     // started together: both race for the lease, through different coordinators
     const pair = await Promise.all([startService('A', 1, db), startService('B', 2, db)]);
     const [follower, standby] = await electedPair(pair, `${label}: one follower and one standby`);
-    let followerDead = false;
-    let turn = 0;
-    const load = startMarkedLoad({
-      url: () => (followerDead ? standby.url : pair[turn++ % 2]!.url),
-      concurrency: 4,
-      prefix: 'rc-election',
-      seed: 41,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      maxRequests: MAX_REQUESTS,
-    });
-    try {
+    await takeoverUnderLoad(label, pair, [follower, standby], db, 3, { prefix: 'rc-election', seed: 41 }, async () => {
       const roles = await sampleRoles(follower, standby, 3000);
       const becameFollower = (s: Service) => s.process.logs.filter((l) => l.msg === 'this instance is now the aggregate follower').length;
       console.log(
@@ -317,16 +345,7 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
       // never two: a holder whose renewal is late stops following at its fence (a moment with none), and takes its own lease again
       expect(roles.both).toBe(0);
       expect(becameFollower(standby)).toBe(0);
-      await waitUntil(async () => (await dialogs(standby)) >= 50, 15_000, `${label}: the standby to serve 50 dialogs from the published aggregate`);
-
-      followerDead = true;
-      await killFollowerExpectTakeover(label, follower, standby);
-      await ackedGrowsBy(load, 50, 15_000, `${label}: after the takeover`);
-    } finally {
-      await within(`${label}: the load to stop`, REQUEST_TIMEOUT_MS + 5000, load.stop());
-    }
-    expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
-    await expectNothingLostCountedOnce(label, load, 3, db, standby);
+    });
   }, 90_000);
 
   it("under load, the follower's node frozen with SIGSTOP and thawed, then another node SIGKILLed and restarted: the follower fences itself first, nothing lost, each blob counted once", async () => {
@@ -425,26 +444,7 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     const first = await startService('A', 1, db);
     const second = await startService('B', 2, db);
     const [follower, standby] = await electedPair([first, second], `${label}: one follower and one standby with node 3 down`);
-    let followerDead = false;
-    let turn = 0;
-    const load = startMarkedLoad({
-      url: () => (followerDead ? standby.url : [first, second][turn++ % 2]!.url),
-      concurrency: 4,
-      prefix: 'rc-down',
-      seed: 47,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      maxRequests: MAX_REQUESTS,
-    });
-    try {
-      await waitUntil(async () => (await dialogs(standby)) >= 50, 15_000, `${label}: the standby to serve 50 dialogs`);
-      followerDead = true;
-      await killFollowerExpectTakeover(label, follower, standby);
-      await ackedGrowsBy(load, 50, 15_000, `${label}: after the takeover`);
-    } finally {
-      await within(`${label}: the load to stop`, REQUEST_TIMEOUT_MS + 5000, load.stop());
-    }
-    expect(Object.keys(load.statuses).filter((s) => s !== '200' && s !== 'network')).toEqual([]);
-    await expectNothingLostCountedOnce(label, load, standby.node, db, standby);
+    await takeoverUnderLoad(label, [first, second], [follower, standby], db, standby.node, { prefix: 'rc-down', seed: 47 });
   }, 90_000);
 
   it('cluster-setup.sh and setup-kpi-user.sh run on the cluster; kpi-live works as the user they made; _security holds; retention deletes and purges', async () => {
