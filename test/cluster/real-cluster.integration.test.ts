@@ -41,7 +41,6 @@ import { leaseTimings } from '../../src/cluster/lease.js';
 import { loadConfig } from '../../src/config/config.js';
 import { purgeTombstones } from '../../src/retention/purge.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
-import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { Database } from '../../src/store/database.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
@@ -133,14 +132,13 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
 
   /** A `kpi-live serve` process on node k's CouchDB, listening on a free loopback port. */
   async function startService(name: string, k: number, db: string, env: Record<string, string> = {}): Promise<Service> {
-    const port = await freeLoopbackPort();
     // in the cluster's folder: removed with it, whatever ends the test
     const dataDir = mkdtempSync(join(cluster.dir, 'service-'));
     const child = startServiceProcess(['serve'], {
       COUCHDB_URL: cluster.node(k).adminUrl,
       KPI_DB: db,
       KPI_DATA_DIR: dataDir,
-      PORT: String(port),
+      PORT: '0',
       LOG_LEVEL: 'info',
       KPI_RATE_LIMIT_MAX: '1000000',
       KPI_LEASE_TTL_MS: String(TTL),
@@ -151,13 +149,10 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
       ...env,
     });
     cluster.adopt(child.child);
-    const service = { name, node: k, url: `http://127.0.0.1:${port}`, process: child };
+    // pushed before it listens, so that afterEach kills it whatever happens
+    const service: Service = { name, node: k, url: '', process: child };
     services.push(service);
-    await within(
-      `${name} (on node ${k}) to listen`,
-      30_000,
-      child.waitForLog((l) => l.msg === 'kpi-live listening', 30_000),
-    );
+    service.url = await within(`${name} (on node ${k}) to listen`, 30_000, child.listening());
     return service;
   }
 

@@ -15,7 +15,6 @@ import type { KpiAnswer } from '../../src/aggregate/query.js';
 import { HOUR } from '../../src/aggregate/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
-import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
@@ -37,27 +36,22 @@ interface Health {
 
 describe('the follower process killed with SIGKILL, a standby process on the same store', () => {
   it('takes over within the bound; nothing acknowledged is lost, and the aggregate equals a rebuild', async () => {
-    const env = (port: number) => ({
+    const env = {
       COUCHDB_URL: inject('couchUrl'),
       KPI_DB: dbName,
-      PORT: String(port),
+      PORT: '0',
       LOG_LEVEL: 'info',
       KPI_RATE_LIMIT_MAX: '1000000',
       KPI_LEASE_TTL_MS: String(TTL),
       KPI_CHECKPOINT_MS: '200',
       KPI_CHECKPOINT_CHANGES: '100',
       KPI_FEED_LONGPOLL_MS: '1000',
-    });
-    const ports = [await freeLoopbackPort(), await freeLoopbackPort()] as const;
-    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+    };
+    const urls: string[] = [];
     const health = (i: number) => getJson<Health>(`${urls[i]}/health`, `GET /health of instance ${i}`);
     const start = async (i: number) => {
-      const service = startServiceProcess(['serve'], env(ports[i]!));
-      await within(
-        `instance ${i} to listen`,
-        30_000,
-        service.waitForLog((l) => l.msg === 'kpi-live listening'),
-      );
+      const service = startServiceProcess(['serve'], env);
+      urls[i] = await within(`instance ${i} to listen`, 30_000, service.listening());
       return service;
     };
     const store = await within('opening the harness store', 10_000, openHarnessStore(dbName));

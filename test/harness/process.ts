@@ -15,6 +15,12 @@ export interface ServiceProcess {
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
   stderr(): string;
+  /**
+   * The service's URL, once it logs that it listens (info level). Start it
+   * with `PORT: '0'` and take the URL from here: a port picked beforehand may
+   * be taken by another socket of a busy test run before the service binds it.
+   */
+  listening(timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -66,6 +72,11 @@ export function startServiceProcess(args: string[], env: Record<string, string>)
     logs,
     exited,
     stderr: () => stderr,
+    async listening(timeoutMs = 30_000) {
+      const line = await this.waitForLog((l) => l.msg === 'kpi-live listening', timeoutMs);
+      if (typeof line.url !== 'string') throw new Error(`kpi-live logged that it listens without a url: ${JSON.stringify(line)}`);
+      return line.url;
+    },
     waitForLog(match, timeoutMs = 30_000) {
       const seen = logs.find(match);
       if (seen) return Promise.resolve(seen);
@@ -80,7 +91,8 @@ export function startServiceProcess(args: string[], env: Record<string, string>)
         });
         void exited.then(() => {
           clearTimeout(timer);
-          reject(new Error(`kpi-live exited before the expected log line; stderr: ${stderr}`));
+          const last = logs.slice(-3).map((l) => JSON.stringify(l));
+          reject(new Error(`kpi-live exited before the expected log line; its last log lines: ${last.join(' ')}; stderr: ${stderr}`));
         });
       });
     },

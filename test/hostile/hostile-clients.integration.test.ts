@@ -16,7 +16,6 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { tokenDigest } from '../../src/auth/credentials.js';
-import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { badRequest } from '../fuzz/bad-bodies.js';
 import { dropDb, nowTimestamp, uniqueDbName } from '../harness/app.js';
 import { startServiceProcess, within, type ServiceProcess } from '../harness/process.js';
@@ -206,12 +205,10 @@ describe('hostile clients against the service process', () => {
   let rssPeak = 0;
 
   it('starts', async () => {
-    const port = await freeLoopbackPort();
-    base = `http://127.0.0.1:${port}`;
     service = startServiceProcess(['serve'], {
       COUCHDB_URL: inject('couchUrl'),
       KPI_DB: dbName,
-      PORT: String(port),
+      PORT: '0',
       LOG_LEVEL: 'info',
       KPI_TRUST_LOOPBACK: 'false',
       KPI_API_TOKENS: tokenDigest(TOKEN),
@@ -220,13 +217,7 @@ describe('hostile clients against the service process', () => {
       KPI_STREAM_MAX_UNGREETED_PER_ADDRESS: String(CAP),
       KPI_STREAM_HELLO_MS: String(HELLO_MS),
     });
-    await within(
-      'the service listening',
-      30_000,
-      service.waitForLog((l) => l.msg === 'kpi-live listening'),
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\nits last log lines: ${JSON.stringify(service.logs.slice(-5))}`);
-    });
+    base = await within('the service listening', 30_000, service.listening());
     pid = service.child.pid!;
     rssBefore = rssMb(pid);
   }, 60_000);
