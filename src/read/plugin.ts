@@ -6,18 +6,28 @@
  *   array, or as NDJSON with `Accept: application/x-ndjson`. Without `limit`
  *   the whole range streams; with it, one page, and `X-Next-Cursor` (plus a
  *   `Link: rel="next"`) when more follow.
- * - `GET /wsapi/interaction_data/count?start&end`: `{count}`.
+ * - `GET /wsapi/interaction_data/count?start&end`: `{count}`, from the
+ *   `by_time` view. CouchDB brings a view up to date when it is read: after
+ *   a bulk import (a million blobs took 89–140 s on CouchDB 3.5) the read
+ *   times out while the store still answers, and the answer is a 503 that
+ *   says the index is being built,
+ *   with a `Retry-After` of {@link INDEXING_RETRY_SECONDS}. The build goes on
+ *   in CouchDB meanwhile; a count that may lag is `kpi-live export`'s
+ *   estimate (`stale`), not this answer.
  *
  * Guarded by {@link readAuth}.
  */
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { errorResponseSchema, HttpError } from '../http/errors.js';
+import { errorResponseSchema, HttpError, sendUnavailable } from '../http/errors.js';
 import { MAX_ID_TIME } from '../store/blob-ids.js';
 import { countBlobs, readBlobPage, readBlobs, type TimeRange } from '../store/blob-reader.js';
+import { StoreUnavailableError } from '../store/store.js';
 
 const PAGE_SIZE = 1000;
+/** Retry-After of a count whose index is still being built: such builds take minutes, not seconds. */
+export const INDEXING_RETRY_SECONDS = 30;
 export const MAX_LIMIT = 10_000;
 
 const rangeQuery = {
@@ -106,9 +116,20 @@ async function read(app: FastifyInstance): Promise<void> {
         response: { 200: { type: 'object', required: ['count'], properties: { count: { type: 'integer' }, ...rangeQuery } }, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const range = checkedRange(request.query);
-      return { count: await countBlobs(store, range), ...range };
+      try {
+        return { count: await countBlobs(store, range), ...range };
+      } catch (err) {
+        // a store that answers at once but not the view is indexing; one that answers nothing is down
+        if (!(err instanceof StoreUnavailableError && err.timedOut) || !(await store.ping())) throw err;
+        request.log.warn({ err: err.message }, 'count timed out: the by_time index is being brought up to date');
+        return sendUnavailable(
+          reply,
+          INDEXING_RETRY_SECONDS,
+          `the store is still indexing the blobs for counting (after a large import this takes minutes); retry in ${INDEXING_RETRY_SECONDS} s`,
+        );
+      }
     },
   );
 }

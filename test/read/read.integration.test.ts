@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.js';
 import { tokenDigest } from '../../src/auth/credentials.js';
+import { INDEXING_RETRY_SECONDS } from '../../src/read/plugin.js';
+import { StoreUnavailableError, type Store, type StoreRequest } from '../../src/store/store.js';
 
 const HOUR = 3_600_000;
 const BASE = Math.floor((Date.now() - 48 * HOUR) / HOUR) * HOUR;
@@ -86,6 +88,28 @@ describe('read API with tokens', () => {
     }
     expect(seen).toEqual(range(6, 54));
     expect(pages).toBe(Math.ceil(48 / 7));
+  });
+
+  it('says the count index is being built, with a longer Retry-After, when the view times out and the store answers', async () => {
+    const request = t.store.request.bind(t.store);
+    const viewTimesOut = (req: StoreRequest) =>
+      req.path?.includes('_view/by_time') ? Promise.reject(new StoreUnavailableError('the store did not answer in time', true)) : request(req);
+    t.store.request = viewTimesOut as Store['request'];
+    try {
+      const res = await t.app.inject({ url: '/wsapi/interaction_data/count', headers: auth });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe(String(INDEXING_RETRY_SECONDS));
+      expect(res.json().message).toMatch(/still indexing the blobs for counting/);
+      // the store answering nothing at all is the store down, not an index being built
+      t.store.request = ((req: StoreRequest) =>
+        req.path === '' ? Promise.reject(new StoreUnavailableError('the store did not answer in time', true)) : viewTimesOut(req)) as Store['request'];
+      const down = await t.app.inject({ url: '/wsapi/interaction_data/count', headers: auth });
+      expect(down.statusCode).toBe(503);
+      expect(down.json().message).toBe('the store is unavailable; retry later');
+    } finally {
+      t.store.request = request;
+    }
+    expect((await t.app.inject({ url: '/wsapi/interaction_data/count', headers: auth })).json()).toEqual({ count: 60 });
   });
 
   it('counts blobs in a range and in all', async () => {
