@@ -13,7 +13,11 @@
  *    another node, takes over) and thawed (its stale writes land then), then
  *    the third node SIGKILLed and restarted;
  * 3. the follower SIGKILLed while a third node is down;
- * 4. couchdb/cluster-setup.sh and couchdb/setup-kpi-user.sh run for real
+ * 4. the checkpoint fence: a running writer's commit reaches one node's
+ *    copies and a rebuild's replace, at the same revision, the other two;
+ *    once the copies meet, every node loads the rebuild's checkpoint, the old
+ *    writer's next commit is refused, and one leaf is left;
+ * 5. couchdb/cluster-setup.sh and couchdb/setup-kpi-user.sh run for real
  *    against the cluster; kpi-live signs in as the user they made, the
  *    databases' `_security` holds on every node, and retention deletes on
  *    the cluster (as that user, which CouchDB does not let purge) and purges
@@ -35,12 +39,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { DAY, HOUR, MINUTE } from '../../src/aggregate/state.js';
+import { CheckpointConflictError, CheckpointStore, readRoots, ROOT_ID, snapshotOf, type Root } from '../../src/aggregate/checkpoint.js';
+import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
+import { AggregateState, DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { loadConfig } from '../../src/config/config.js';
 import { purgeTombstones } from '../../src/retention/purge.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
+import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { Database } from '../../src/store/database.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
@@ -441,6 +448,79 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     const [follower, standby] = await electedPair([first, second], `${label}: one follower and one standby with node 3 down`);
     await takeoverUnderLoad(label, [first, second], [follower, standby], db, standby.node, { prefix: 'rc-down', seed: 47 });
   }, 90_000);
+
+  it("a running writer's checkpoint and a rebuild's replace, accepted at one revision by different copies: every node loads the rebuild's, the writer is fenced, one leaf is left", async () => {
+    const label = 'cluster checkpoint fence';
+    explainFailure(label);
+    const db = uniqueDbName('rc_ckpt');
+    const through = async (k: number) => {
+      const store = await openNodeStore(cluster.node(k).adminUrl, db);
+      stores.push(store);
+      return new CheckpointStore(store, db, defaultSegmentConfig, defaultRetention, silent);
+    };
+    const run = newRunId();
+    const t0 = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
+    /** The state of the blobs numbered [0, n) of one run, over the six buckets of the last hour. */
+    const stateOf = (n: number) => {
+      const state = new AggregateState(defaultSegmentConfig, defaultRetention);
+      for (let i = 0; i < n; i++) {
+        const timestamp = t0 + (i % 6) * 10 * MINUTE;
+        state.apply({ _id: blobDocId(timestamp, run, i), timestamp, event_stream: [['screen.rp_info', i]] });
+      }
+      return state;
+    };
+
+    const writer = await through(1);
+    await writer.ensureDb();
+    await writer.save(snapshotOf(stateOf(30), 'writer-1', 0));
+    const rebuilder = await through(2);
+    expect((await rebuilder.load())?.seq).toBe('writer-1');
+
+    // the writer's next commit reaches node 1's copies only
+    await cluster.kill(2);
+    await cluster.kill(3);
+    await writer.save(snapshotOf(stateOf(50), 'writer-2', 0));
+    // the rebuild's replace, at the revision node 1 has moved on from, reaches nodes 2 and 3 only
+    await cluster.kill(1);
+    await cluster.restart(2);
+    await cluster.restart(3);
+    const rebuilt = stateOf(35);
+    await rebuilder.save(snapshotOf(rebuilt, 'rebuild-1', 0), { replace: true });
+    await cluster.restart(1);
+
+    // the copies exchange their writes: two leaves of the root at one revision
+    const roots = new Database(await openNodeStore(cluster.node(3).adminUrl, db), db);
+    let leaves: Root[] = [];
+    await waitUntil(
+      async () => (leaves = await readRoots(roots)).length === 2,
+      30_000,
+      `${label}: both commits to be kept as leaves of the root, read through node 3`,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: leaves ${JSON.stringify(leaves.map((l) => [l._rev, l.era, l.generation, l.seq]))}`);
+    });
+    expect(leaves.map((l) => l.seq)).toEqual(['rebuild-1', 'writer-2']);
+    expect(leaves[0]!._rev!.split('-')[0]).toBe(leaves[1]!._rev!.split('-')[0]);
+    const couchdbsPick = (await roots.get<Root>(ROOT_ID))?.seq;
+    console.log(
+      `${label}: leaves ${leaves.map((l) => `${l.seq} (era ${l.era ?? 0}, generation ${l.generation}, ${l._rev})`).join(' and ')}; CouchDB's own winner: ${couchdbsPick}`,
+    );
+
+    // every node loads the rebuild's checkpoint, whichever leaf CouchDB itself picks
+    for (const k of [1, 2, 3]) {
+      const loaded = await (await through(k)).load();
+      expect(loaded?.seq, `${label}: the checkpoint node ${k} loads`).toBe('rebuild-1');
+      expect(loaded?.state.bucketCounts()).toEqual(rebuilt.bucketCounts());
+    }
+    // the old writer's next commit is refused, and it stops following
+    await expect(writer.save(snapshotOf(stateOf(51), 'writer-3', 0))).rejects.toBeInstanceOf(CheckpointConflictError);
+    // the rebuild's line goes on and removes the other leaf; the losing writer's documents are orphans, swept
+    await rebuilder.save(snapshotOf(stateOf(36), 'rebuild-2', 0));
+    await waitUntil(async () => (leaves = await readRoots(roots)).length === 1, 30_000, `${label}: one leaf left`);
+    expect(leaves[0]!.seq).toBe('rebuild-2');
+    const swept = await rebuilder.removeOrphans();
+    expect(swept).toBeGreaterThan(0);
+    console.log(`${label}: the old writer refused, one leaf left (${leaves[0]!._rev}), ${swept} orphaned bucket documents swept`);
+  }, 120_000);
 
   it('cluster-setup.sh and setup-kpi-user.sh run on the cluster; kpi-live works as the user they made; _security holds; retention deletes and purges', async () => {
     const label = 'cluster set-up scripts';
