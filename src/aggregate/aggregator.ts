@@ -15,7 +15,7 @@ import { checkpointTrigger } from './checkpoint-trigger.js';
 import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketKey, type BucketCount } from './state.js';
-import { sleep } from '../sleep.js';
+import { retrying } from '../retry.js';
 
 export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;
@@ -25,8 +25,7 @@ export interface AggregatorOptions extends AggregateSettings {
   reader?: ChangesReader;
 }
 
-const RELOAD_BACKOFF_MS = 250;
-const RELOAD_BACKOFF_MAX_MS = 10_000;
+const RELOAD_BACKOFF = { initialMs: 250, maxMs: 10_000 };
 
 export type Phase = 'starting' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stopped';
 
@@ -243,17 +242,19 @@ export class Aggregator {
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
     const stopping = this.#stopping.signal;
-    for (let attempt = 0; !stopping.aborted; attempt++) {
-      try {
-        await this.start();
-        break;
-      } catch (err) {
-        const delayMs = Math.min(RELOAD_BACKOFF_MS * 2 ** attempt, RELOAD_BACKOFF_MAX_MS);
-        this.#status.phase = 'retrying';
-        this.#status.lastError = (err as Error).message;
-        this.#options.log.warn({ err: (err as Error).message, attempt: attempt + 1, delayMs }, 'could not reload the aggregate; retrying');
-        await sleep(delayMs, stopping);
-      }
+    try {
+      await retrying(() => this.start(), {
+        ...RELOAD_BACKOFF,
+        signal: stopping,
+        onRetry: (err, attempt, delayMs) => {
+          this.#status.phase = 'retrying';
+          this.#status.lastError = (err as Error).message;
+          this.#options.log.warn({ err: (err as Error).message, attempt, delayMs }, 'could not reload the aggregate; retrying');
+        },
+      });
+    } catch (err) {
+      if (stopping.aborted) return;
+      throw err;
     }
     if (stopping.aborted) return;
     this.#changes.next({ version: this.state.version, keys: [...this.state.buckets.keys()] });

@@ -17,12 +17,12 @@
 import { skip, Subject, type Subscription } from 'rxjs';
 import type { LeaseElector } from '../cluster/elector.js';
 import type { Log } from '../log.js';
+import { retrying } from '../retry.js';
 import { Aggregator, type AggregateChange, type AggregatorOptions, type AggregatorStatus } from './aggregator.js';
 import { PublishedAggregate, type PublishedOptions } from './published.js';
 import type { AggregateState } from './state.js';
 
-const TAKEOVER_BACKOFF_MS = 250;
-const TAKEOVER_BACKOFF_MAX_MS = 5000;
+const TAKEOVER_BACKOFF = { initialMs: 250, maxMs: 5000 };
 
 export interface ElectedAggregateOptions {
   aggregator: AggregatorOptions;
@@ -30,8 +30,6 @@ export interface ElectedAggregateOptions {
   elector: LeaseElector;
   log: Log;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
  * @example
@@ -52,6 +50,8 @@ export class ElectedAggregate {
   #roleSubscription: Subscription | undefined;
   #transition: Promise<void> = Promise.resolve();
   #closing = false;
+  /** Aborted on close: ends a wait between takeover attempts at once. */
+  readonly #closed = new AbortController();
 
   constructor(options: ElectedAggregateOptions) {
     this.#options = options;
@@ -103,6 +103,7 @@ export class ElectedAggregate {
   /** The follower saves a last checkpoint while it still holds the lease, then gives the lease up. */
   async stop(): Promise<void> {
     this.#closing = true; // no more role changes; the fence still abandons the follower
+    this.#closed.abort();
     await this.#transition.catch(() => undefined);
     if (this.#follower && !this.#follower.abandoned) await this.#follower.stop();
     this.#standby?.stop();
@@ -122,26 +123,35 @@ export class ElectedAggregate {
   /** Loads the checkpoint and follows the feed; retried while this instance keeps the lease (unless `initial`). */
   async #follow(initial: boolean): Promise<void> {
     const { elector, log } = this.#options;
-    for (let attempt = 0; elector.isLeader && !this.#closing; attempt++) {
-      const aggregator = new Aggregator(this.#options.aggregator);
-      this.#follower = aggregator; // so that a fence during the load abandons it
-      try {
-        await aggregator.start();
-      } catch (err) {
-        aggregator.abandon();
-        if (initial) throw err;
-        const delayMs = Math.min(TAKEOVER_BACKOFF_MS * 2 ** attempt, TAKEOVER_BACKOFF_MAX_MS);
-        log.warn({ err: (err as Error).message, delayMs }, 'could not load the checkpoint to follow the feed; retrying');
-        await sleep(delayMs);
-        continue;
-      }
-      if (aggregator.abandoned || this.#closing) return;
-      this.#standby?.stop();
-      this.#standby = undefined;
-      this.#use(aggregator);
-      log.info({ phase: aggregator.status.phase, buckets: aggregator.state.buckets.size }, 'following the feed from the checkpoint');
-      return;
-    }
+    const stillLeader = () => elector.isLeader && !this.#closing;
+    const loaded = await retrying(
+      async () => {
+        if (!stillLeader()) return undefined;
+        const aggregator = new Aggregator(this.#options.aggregator);
+        this.#follower = aggregator; // so that a fence during the load abandons it
+        try {
+          await aggregator.start();
+        } catch (err) {
+          aggregator.abandon();
+          throw err;
+        }
+        return aggregator;
+      },
+      {
+        ...TAKEOVER_BACKOFF,
+        signal: this.#closed.signal,
+        shouldRetry: () => !initial && stillLeader(),
+        onRetry: (err, _attempt, delayMs) => log.warn({ err: (err as Error).message, delayMs }, 'could not load the checkpoint to follow the feed; retrying'),
+      },
+    ).catch((err: unknown) => {
+      if (initial) throw err;
+      return undefined; // the lease went meanwhile: nothing to follow
+    });
+    if (!loaded || loaded.abandoned || this.#closing) return;
+    this.#standby?.stop();
+    this.#standby = undefined;
+    this.#use(loaded);
+    log.info({ phase: loaded.status.phase, buckets: loaded.state.buckets.size }, 'following the feed from the checkpoint');
   }
 
   async #standBy(): Promise<void> {

@@ -20,7 +20,7 @@ import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import type { ChangeBatch, ChangesReader, FeedChange } from '../store/changes.js';
 import { StoreRequestError, StoreUnavailableError } from '../store/store.js';
 import type { FactsInput } from './facts.js';
-import { retryWithBackoff } from './retry-with-backoff.js';
+import { retryWithBackoff } from '../retry.js';
 import type { AggregateState } from './state.js';
 
 export { couchChangesReader, type ChangeBatch, type ChangesReader, type CouchChangesOptions, type FeedChange } from '../store/changes.js';

@@ -31,7 +31,7 @@ import { readHorizon } from '../retention/horizon.js';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
-import { retryWithBackoff } from './retry-with-backoff.js';
+import { retryWithBackoff } from '../retry.js';
 import type { SegmentConfig } from './segments.js';
 import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from './state.js';

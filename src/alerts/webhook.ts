@@ -11,6 +11,7 @@
  *   never logged nor put in an error; logs name its origin at most.
  */
 import type { Log } from '../log.js';
+import { retrying } from '../retry.js';
 import type { AlertEvent, WebhookStatus } from './types.js';
 
 export interface WebhookOptions {
@@ -29,18 +30,6 @@ export interface WebhookOptions {
   /** Replaces the global fetch (tests). */
   fetch?: typeof fetch;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /** True for a URL a webhook can be posted to (http: or https:). Says nothing else of it: it is a secret. */
 export function isWebhookUrl(raw: string): boolean {
@@ -70,6 +59,16 @@ function failureOf(err: unknown): string {
 }
 
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+/** An attempt that did not deliver: why, and whether another attempt may. */
+class DeliveryFailed extends Error {
+  constructor(
+    readonly outcome: string,
+    readonly final: boolean,
+  ) {
+    super(outcome);
+  }
+}
 
 /**
  * @example
@@ -155,36 +154,40 @@ export class WebhookSender {
   async #deliver(event: AlertEvent): Promise<void> {
     const where = { webhook: this.origin, key: event.key, kind: event.kind };
     const body = JSON.stringify(event);
-    for (let attempt = 1; ; attempt++) {
-      let outcome: string;
-      let final = false;
+    const attempt = async (n: number) => {
+      let res: Response;
       try {
-        const res = await this.#fetch(this.#url, {
+        res = await this.#fetch(this.#url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'user-agent': 'kpi-live' },
           body,
           redirect: 'error',
           signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(this.#timeoutMs)]),
         });
-        await res.body?.cancel().catch(() => undefined);
-        if (res.ok) {
-          this.#stats.delivered++;
-          this.#log.info({ ...where, attempt }, 'alert webhook delivered');
-          return;
-        }
-        outcome = `HTTP ${res.status}`;
-        final = !retryable(res.status);
       } catch (err) {
-        outcome = failureOf(err);
+        throw new DeliveryFailed(failureOf(err), false);
       }
-      if (final || attempt >= this.#maxAttempts || this.#stop.signal.aborted) {
-        this.#stats.failed++;
-        this.#log.error({ ...where, attempt, failure: outcome }, final ? 'alert webhook refused the transition' : 'alert webhook unreachable: gave up');
-        return;
-      }
-      const delayMs = Math.min(this.#maxBackoffMs, this.#backoffMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-      this.#log.warn({ ...where, attempt, failure: outcome, retryInMs: Math.round(delayMs) }, 'alert webhook failed; retrying');
-      await sleep(delayMs, this.#stop.signal);
+      await res.body?.cancel().catch(() => undefined);
+      if (!res.ok) throw new DeliveryFailed(`HTTP ${res.status}`, !retryable(res.status));
+      this.#stats.delivered++;
+      this.#log.info({ ...where, attempt: n }, 'alert webhook delivered');
+    };
+    let attempts = 0;
+    try {
+      await retrying((n) => attempt((attempts = n)), {
+        initialMs: this.#backoffMs,
+        maxMs: this.#maxBackoffMs,
+        jitter: true,
+        retries: this.#maxAttempts - 1,
+        shouldRetry: (err) => !(err as DeliveryFailed).final,
+        signal: this.#stop.signal,
+        onRetry: (err, n, delayMs) =>
+          this.#log.warn({ ...where, attempt: n, failure: (err as DeliveryFailed).outcome, retryInMs: Math.round(delayMs) }, 'alert webhook failed; retrying'),
+      });
+    } catch (err) {
+      const { outcome, final } = err as DeliveryFailed;
+      this.#stats.failed++;
+      this.#log.error({ ...where, attempt: attempts, failure: outcome }, final ? 'alert webhook refused the transition' : 'alert webhook unreachable: gave up');
     }
   }
 }

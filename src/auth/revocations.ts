@@ -21,12 +21,14 @@ import { couchChangesReader, type ChangeBatch, type ChangesReader } from '../sto
 import { ConflictError, Database } from '../store/database.js';
 import { ensureDatabase } from '../store/setup.js';
 import { StoreRequestError, type Store } from '../store/store.js';
+import { backoffDelay } from '../retry.js';
 import { sleep } from '../sleep.js';
 
 const PREFIX = 'revoked/';
 /** Changes read per request. */
 const BATCH = 500;
-const MAX_BACKOFF_MS = 5000;
+/** Waits between reads of a store that fails: 250 ms, doubling up to 5 s. */
+const OUTAGE_BACKOFF = { initialMs: 250, maxMs: 5000 };
 
 export interface RevocationOptions {
   /** How long a caught-up read of the feed waits for a change, ms. */
@@ -202,14 +204,14 @@ export class RevocationList {
   }
 
   async #follow(): Promise<void> {
-    let backoffMs = 250;
+    let failures = 0;
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       try {
         if (!this.known) await this.#catchUp();
         await this.#upkeep();
         await this.#waitForChange();
-        backoffMs = 250;
+        failures = 0;
         if (this.#outage) this.log.info({ db: this.db }, 'signed-out sessions are read from the store again');
         this.#outage = false;
       } catch (err) {
@@ -222,8 +224,7 @@ export class RevocationList {
         }
         if (!this.#outage) this.log.warn({ db: this.db, err: (err as Error).message }, 'signed-out sessions cannot be read from the store: retrying');
         this.#outage = true;
-        await sleep(backoffMs, signal);
-        backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+        await sleep(backoffDelay(++failures, OUTAGE_BACKOFF), signal);
       }
     }
   }

@@ -6,6 +6,7 @@
  */
 import { Progress } from '../cli/progress.js';
 import { seededRandom, simulateSession } from './generator.js';
+import { sleep } from '../sleep.js';
 
 export interface SimulateOptions {
   url: string;
@@ -34,8 +35,6 @@ export interface SimulateSummary {
   seconds: number;
   ratePerSec: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * @example

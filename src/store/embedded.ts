@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { join, resolve, sep } from 'node:path';
 import type { Log } from '../log.js';
 import { projectRoot } from '../project-root.js';
+import { sleep } from '../sleep.js';
 
 export interface EmbeddedCouchOptions {
   /** Folder for the databases, the server's config file and its log. */
@@ -42,8 +43,6 @@ export async function freeLoopbackPort(): Promise<number> {
     });
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The embedded store's only admin; every request to it must carry these. */
 export interface StoreCredentials {

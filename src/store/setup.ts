@@ -10,8 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { blobsDesignDoc } from '../../couchdb/design-docs.js';
 import { ConflictError, Database } from './database.js';
 import { StoreRequestError, StoreUnavailableError, type Store } from './store.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../sleep.js';
 
 /** The databases kpi-live keeps beside the blob database, by suffix (`<KPI_DB>_<suffix>`). */
 export const SIBLING_DB_SUFFIXES = ['aggregates', 'deploys', 'alerts', 'sessions'] as const;

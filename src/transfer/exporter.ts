@@ -18,7 +18,8 @@ import type { Writable } from 'node:stream';
 import { redactUrl } from '../config/config.js';
 import { readBlobs } from '../store/blob-reader.js';
 import type { Store } from '../store/store.js';
-import { endpointUrl, SourceError } from './sources.js';
+import { retrying } from '../retry.js';
+import { endpointUrl, get, RetryableError, SourceError } from './sources.js';
 
 export interface ExportSummary {
   exported: number;
@@ -49,8 +50,6 @@ export interface ApiExportOptions extends ExportRange {
   pageTimeoutMs?: number;
   onProgress?: (exported: number) => void;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Writes with backpressure; an output that failed (a closed pipe, a full disk) ends the export with its error. */
 async function write(out: Writable, chunk: Buffer | string): Promise<void> {
@@ -100,55 +99,35 @@ async function apiExport(options: ApiExportOptions): Promise<ExportSummary> {
   const pageSize = options.pageSize ?? 5000;
   const retries = options.retries ?? 5;
   const shown = redactUrl(options.url);
-  const headers: Record<string, string> = { accept: 'application/x-ndjson' };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
   let exported = 0;
   let bytes = 0;
   let cursor: string | undefined;
   do {
     const url = endpointUrl(options.url);
     url.search = new URLSearchParams({ ...rangeParams(options), limit: String(pageSize), ...(cursor ? { cursor } : {}) }).toString();
-    let page: Buffer | undefined;
-    let next: string | undefined;
-    for (let attempt = 0; page === undefined; attempt++) {
-      let retryable: string;
-      let retryAfterMs: number | undefined;
-      try {
-        const res = await fetch(url, { headers, signal: AbortSignal.timeout(options.pageTimeoutMs ?? 60_000) });
-        if (res.status === 200) {
-          if (!(res.headers.get('content-type') ?? '').includes('ndjson')) {
-            await res.body?.cancel();
-            throw new SourceError(`${shown} did not answer NDJSON: is it a kpi-live service?`);
-          }
-          page = Buffer.from(await res.arrayBuffer());
-          next = res.headers.get('x-next-cursor') ?? undefined;
-          break;
+    const { page, next } = await retrying(
+      async () => {
+        const { res, chunks } = await get(url, { token: options.token, idleTimeoutMs: options.pageTimeoutMs ?? 60_000 });
+        if (!(res.headers.get('content-type') ?? '').includes('ndjson')) {
+          await res.body?.cancel();
+          throw new SourceError(`${shown} did not answer NDJSON: is it a kpi-live service?`);
         }
-        const text = (await res.text().catch(() => '')).slice(0, 300);
-        let message = text.replace(/\s+/g, ' ').trim() || res.statusText;
-        try {
-          const body = JSON.parse(text) as { message?: unknown };
-          if (typeof body.message === 'string') message = body.message;
-        } catch {
-          // not JSON
-        }
-        if (res.status === 401 || res.status === 403) {
-          throw new SourceError(
-            `${shown} answered ${res.status} (${message}): ${options.token ? 'it refuses the token' : 'it needs a token (--token or --token-file)'}`,
-          );
-        }
-        if (res.status !== 429 && res.status !== 408 && res.status < 500) throw new SourceError(`${shown} answered ${res.status}: ${message}`);
-        retryable = `answered ${res.status}: ${message}`;
-        const seconds = Number(res.headers.get('retry-after'));
-        if (Number.isFinite(seconds) && seconds > 0) retryAfterMs = seconds * 1000;
-      } catch (err) {
-        if (err instanceof SourceError) throw err;
-        const cause = (err as { cause?: { code?: string } }).cause;
-        retryable = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? (err as Error).message);
-      }
-      if (attempt >= retries) throw new SourceError(`${shown}: ${retryable} (gave up after ${retries + 1} attempts)`);
-      await sleep(Math.min(retryAfterMs ?? (options.retryDelayMs ?? 500) * 2 ** attempt, 30_000));
-    }
+        const parts: Uint8Array[] = [];
+        for await (const chunk of chunks) parts.push(chunk);
+        return { page: Buffer.concat(parts), next: res.headers.get('x-next-cursor') ?? undefined };
+      },
+      {
+        initialMs: options.retryDelayMs ?? 500,
+        maxMs: 30_000,
+        retries,
+        shouldRetry: (err) => err instanceof RetryableError,
+        waitFor: (err) => (err as RetryableError).retryAfterMs,
+      },
+    ).catch((err: unknown) => {
+      if (err instanceof RetryableError) throw new SourceError(`${shown}: ${err.message} (gave up after ${retries + 1} attempts)`);
+      if (err instanceof SourceError && !err.message.startsWith(shown)) throw new SourceError(`${shown}: ${err.message}`);
+      throw err;
+    });
     await write(options.out, page);
     exported += countLines(page);
     bytes += page.length;

@@ -35,6 +35,8 @@
  */
 import { BlobFieldError, normalizeBlob, type BlobDoc, type NewBlobDoc } from '../ingest/blob.js';
 import { retentionCutoff } from '../retention/retention.js';
+import { retrying } from '../retry.js';
+import { sleep } from '../sleep.js';
 import { BUCKET_MS, blobDocId, parseBlobDocId, runAndCounter, timeKey } from '../store/blob-ids.js';
 import { Database, type AllDocsOptions } from '../store/database.js';
 import { StoreUnavailableError, type Store } from '../store/store.js';
@@ -133,8 +135,6 @@ const LOAD_CONCURRENCY = 4;
 const SPAN_LIMIT = 10_000;
 const CONFLICT_ROUNDS = 10;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** `event_stream[2][1]` → `event_stream`. */
 export const topField = (field: string): string => field.split(/[.[]/)[0] || field;
 
@@ -184,17 +184,14 @@ export async function importBlobs(source: AsyncIterable<SourceItem>, options: Im
   const readRange = async (range: AllDocsOptions): Promise<Row[]> =>
     (await database.allDocs<object>(range)).map((row) => ({ id: row.key, doc: row.doc ?? undefined }));
 
-  async function withRetries<T>(request: () => Promise<T>, onUnavailable?: () => void): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await request();
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError) || attempt >= retries) throw err;
-        onUnavailable?.();
-        await sleep(retryDelayMs * 2 ** attempt);
-      }
-    }
-  }
+  const withRetries = <T>(request: () => Promise<T>, onUnavailable?: () => void): Promise<T> =>
+    retrying(request, {
+      initialMs: retryDelayMs,
+      maxMs: 30_000,
+      retries,
+      shouldRetry: (err) => err instanceof StoreUnavailableError,
+      onRetry: () => onUnavailable?.(),
+    });
 
   /** Calls `each` for every document of a run in one bucket (with its body when `includeDocs`), a page at a time. */
   async function readRun(bucket: number, run: string, includeDocs: boolean, each: (row: Row) => void): Promise<void> {

@@ -17,6 +17,8 @@
 import { createReadStream } from 'node:fs';
 import { BUCKET_MS, floorToBucket } from '../store/blob-ids.js';
 import { redactUrl } from '../config/config.js';
+import { backoffDelay } from '../retry.js';
+import { sleep } from '../sleep.js';
 import { JsonArrayError, jsonArrayElements, lines } from './json-stream.js';
 
 /** One blob as read from a source, or why it could not be read. */
@@ -82,7 +84,7 @@ export class SourceError extends Error {
   override readonly name = 'SourceError';
 }
 
-class RetryableError extends Error {
+export class RetryableError extends Error {
   constructor(
     message: string,
     readonly retryAfterMs?: number,
@@ -118,8 +120,6 @@ export interface RangeApiOptions {
   onRequest?: (url: string) => void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** `…/wsapi/interaction_data` under a base URL, whether or not the base names it already. */
 export function endpointUrl(baseUrl: string, suffix = ''): URL {
   const base = new URL(baseUrl);
@@ -150,7 +150,7 @@ async function problemText(res: Response): Promise<string> {
  * while the caller works on what it gave), and the statuses sorted into
  * retry-worthy and final ones.
  */
-async function get(url: URL, options: RangeApiOptions): Promise<{ res: Response; chunks: AsyncGenerator<Uint8Array> }> {
+export async function get(url: URL, options: Pick<RangeApiOptions, 'token' | 'idleTimeoutMs'>): Promise<{ res: Response; chunks: AsyncGenerator<Uint8Array> }> {
   const idleMs = options.idleTimeoutMs ?? 60_000;
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(), idleMs);
@@ -240,6 +240,7 @@ export async function* rangeApiSource(options: RangeApiOptions): AsyncGenerator<
   const maxBuckets = Math.max(1, Math.floor((options.maxWindowMs ?? 24 * 3_600_000) / BUCKET_MS));
   let buckets = Math.min(maxBuckets, Math.max(1, Math.round((options.windowMs ?? 3_600_000) / BUCKET_MS)));
   const retries = options.retries ?? 5;
+  const backoff = { initialMs: options.retryDelayMs ?? 500, maxMs: 30_000 };
   const shown = redactUrl(options.baseUrl);
   let n = 0;
 
@@ -271,7 +272,8 @@ export async function* rangeApiSource(options: RangeApiOptions): AsyncGenerator<
         } catch (err) {
           if (!(err instanceof RetryableError)) throw err;
           if (attempt >= retries) throw new SourceError(`${shown}: ${err.message} (gave up after ${retries + 1} attempts)`);
-          await sleep(Math.min(err.retryAfterMs ?? (options.retryDelayMs ?? 500) * 2 ** attempt, 30_000));
+          // a loop of its own, not retrying(): a retry resumes the items this generator already handed out
+          await sleep(Math.min(err.retryAfterMs ?? backoffDelay(attempt + 1, backoff), backoff.maxMs));
         }
       }
     } while (cursor);

@@ -8,7 +8,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { checkpointTrigger } from '../../src/aggregate/checkpoint-trigger.js';
 import { couchChangesReader, followChanges, type ChangeBatch } from '../../src/aggregate/feed.js';
-import { retryWithBackoff } from '../../src/aggregate/retry-with-backoff.js';
+import { retryWithBackoff } from '../../src/retry.js';
 import { StoreRequestError, StoreUnavailableError, type Store } from '../../src/store/store.js';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
