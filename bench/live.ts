@@ -156,7 +156,7 @@ type FromFan =
   | { type: 'versions'; clients: { epoch: string; version: number; open: boolean }[] }
   | { type: 'error'; message: string };
 
-/** What a client needs of a server message (protocol.ts). */
+/** What a client needs of a server message (src/contract/stream.ts). */
 interface StreamMessage {
   type: string;
   epoch?: string;

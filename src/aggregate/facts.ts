@@ -17,7 +17,7 @@ export interface FactsInput extends SegmentInput {
   sample_rate?: number;
 }
 
-import type { Outcome } from './kpi-types.js';
+import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../contract/kpis.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** Absent, null (what the dialog sends for a field it has no value for), or of its type. */
@@ -57,9 +57,7 @@ export function isStoredBlob(doc: Record<string, unknown>): boolean {
 export type { Outcome };
 export const OUTCOMES: readonly Outcome[] = ['bounce', 'fallback', 'idp', 'assertion', 'fail'];
 
-export const NEW_USER_STEPS = ['Enter email', 'Choose password', 'Email verified', 'Logged in'] as const;
-export const RESET_STEPS = ['Begin', 'New password confirmed', 'Logged in'] as const;
-export const PROGRESS_STEPS = ['Blob sent', 'Dialog shown', 'User engaged', 'Error screen', 'Logged in'] as const;
+export { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS };
 
 const NEW_USER_EVENTS = ['screen.set_password', 'user.user_staged', 'user.user_confirmed', 'assertion_generated'] as const;
 const RESET_EVENTS = ['user.reset_password_staged', 'user.reset_password_confirmed', 'assertion_generated'] as const;

@@ -37,7 +37,7 @@ import {
   type KpiQuery,
 } from './query.js';
 import { ElectedAggregate } from './elected.js';
-import { windowFieldSchemas, windowProblem } from './query-schema.js';
+import { windowFieldSchemas, windowProblem } from '../contract/window-schema.js';
 import type { Dimension } from './segments.js';
 import { aggregateSettings } from './settings.js';
 import { DAY } from './state.js';

@@ -5,32 +5,34 @@
  */
 import { accumulate, binValue, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
-import { NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT } from './facts.js';
-import { OTHER } from './segments.js';
-import { DAY, HOUR, TEN_MINUTES, type AggregateState } from './state.js';
+import { OUTCOMES, WEIGHT_UNIT } from './facts.js';
+import type { AggregateState } from './state.js';
 import type { Cell } from './cell.js';
-import type { BucketName, Dimension, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis, Outcome } from './kpi-types.js';
+import {
+  BUCKET_SIZES,
+  bucketForRange,
+  MAX_POINTS,
+  MAX_RANGE_MS,
+  MAX_TOP,
+  NEW_USER_STEPS,
+  OTHER,
+  PROGRESS_STEPS,
+  RESET_STEPS,
+  windowEnd,
+  type BucketName,
+  type Dimension,
+  type FunnelAnswer,
+  type FunnelName,
+  type FunnelStep,
+  type KpiAnswer,
+  type KpiPoint,
+  type KpiSeries,
+  type Kpis,
+  type Outcome,
+} from '../contract/kpis.js';
 
 export type { BucketName, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis };
-
-export const BUCKET_SIZES: Record<BucketName, number> = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY };
-
-/** Longest window a query or a live subscription may ask for. */
-export const MAX_RANGE_MS = 400 * DAY;
-/** Most points a window may be cut into. */
-export const MAX_POINTS = 5000;
-/** Most segment values a `top` query keeps as series of their own. */
-export const MAX_TOP = 20;
-
-/** The end of a window that reaches "now": the end of the current 10-minute bucket. */
-export function windowEnd(now: number): number {
-  return Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
-}
-
-/** The bucket a range is shown in when none is asked: about 36–1,000 points. */
-export function bucketForRange(rangeMs: number): BucketName {
-  return rangeMs <= 12 * HOUR ? '10m' : rangeMs <= 7 * DAY ? '1h' : '1d';
-}
+export { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, windowEnd };
 
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
 

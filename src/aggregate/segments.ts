@@ -7,11 +7,9 @@
 import { readFileSync } from 'node:fs';
 import defaults from './segments.default.json' with { type: 'json' };
 
-import { DIMENSIONS, type Dimension } from './kpi-types.js';
+import { DIMENSIONS, OTHER, type Dimension } from '../contract/kpis.js';
 
-export { DIMENSIONS, type Dimension };
-
-export const OTHER = 'Other';
+export { DIMENSIONS, OTHER, type Dimension };
 export const UNKNOWN = 'Unknown';
 
 interface Categorical {

@@ -18,10 +18,9 @@ import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, 
 import { blobFacts, isStoredBlob, type FactsInput } from './facts.js';
 import { DIMENSIONS, type Dimension, type SegmentConfig } from './segments.js';
 
-export const MINUTE = 60_000;
-export const TEN_MINUTES = 10 * MINUTE;
-export const HOUR = 60 * MINUTE;
-export const DAY = 24 * HOUR;
+import { DAY, HOUR, MINUTE, TEN_MINUTES } from '../contract/kpis.js';
+
+export { DAY, HOUR, MINUTE, TEN_MINUTES };
 
 export interface RetentionConfig {
   /** Keep 10-minute buckets this long behind the watermark. */

@@ -4,7 +4,7 @@
  * so a set one accepts the other accepts too. Pure.
  */
 import { NEW_USER_STEPS, RESET_STEPS } from '../aggregate/facts.js';
-import { TILE_KPI_IDS, type ThresholdKey, type Thresholds, type TileKpiId } from '../aggregate/kpi-types.js';
+import { TILE_KPI_IDS, type ThresholdKey, type Thresholds, type TileKpiId } from '../contract/kpis.js';
 import { stepKey, type StepFunnel } from './values.js';
 
 /** Steps of each funnel a threshold may watch the conversion into (2 up to its length). */

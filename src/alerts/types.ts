@@ -2,7 +2,7 @@
  * Wire types of alerts, shared with the dashboard (web/ imports this file, so
  * it depends on nothing but other type files).
  */
-import type { ThresholdKey, Thresholds } from '../aggregate/kpi-types.js';
+import type { ThresholdKey, Thresholds } from '../contract/kpis.js';
 
 export type { ThresholdKey, Thresholds };
 

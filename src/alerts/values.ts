@@ -4,7 +4,7 @@
  * dashboard's tiles and the service's alerts must agree on it, so this file
  * depends on type files only and the dashboard can import it.
  */
-import type { FunnelStep, Kpis, ThresholdKey, TileKpiId } from '../aggregate/kpi-types.js';
+import type { FunnelStep, Kpis, ThresholdKey, TileKpiId } from '../contract/kpis.js';
 
 /**
  * The number a dashboard tile shows for a KPI id (null: nothing to show).

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
-import type { Thresholds } from '../aggregate/kpi-types.js';
+import type { Thresholds } from '../contract/kpis.js';
 import { checkThresholds, InvalidThresholdsError } from '../alerts/thresholds.js';
 
 type FieldType = 'integer' | 'number' | 'string' | 'boolean' | 'string-list' | 'proxies';

@@ -29,6 +29,7 @@ import { sampled } from './sampling.js';
 import { GroupCommitter } from './group-commit.js';
 import { blobsFromForm, blobsFromJson, parseFormStrictly, parseJsonSafely, utf8, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
+import type { IngestStats } from '../contract/ingest.js';
 
 export const INGEST_PATH = '/wsapi/interaction_data';
 export const NONCE_PATH = '/wsapi/interaction_nonce';
@@ -37,18 +38,7 @@ export const NONCE_PATH = '/wsapi/interaction_nonce';
 const BATCH_DOCS_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 const FLUSH_SECONDS_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** What ingest did since this instance started (`GET /api/ingest-stats`). */
-export interface IngestStats {
-  since: number;
-  /** Blobs stored. */
-  accepted: number;
-  /** Requests acknowledged and not stored: `DNT: 1` / `Sec-GPC: 1`. */
-  optedOut: number;
-  /** Blobs not stored by the server's sample rate. */
-  sampledOut: number;
-  /** Requests refused with a 4xx (bad input, origin, nonce, size, rate). */
-  rejected: number;
-}
+export type { IngestStats };
 
 /** Whether a request says its user opted out of tracking. */
 export function optsOut(headers: Record<string, string | string[] | undefined>): boolean {

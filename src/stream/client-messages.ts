@@ -1,7 +1,7 @@
 /**
  * What a live-stream client may send, as JSON schema compiled by Ajv: the
  * `subscribe` object is built from the same field schemas as the query API's
- * query string (src/aggregate/query-schema.ts) and checked with the same
+ * query string (src/contract/window-schema.ts) and checked with the same
  * cross-field rules, so a window the HTTP API refuses the stream refuses too.
  *
  * Every value a client can send maps to a message or to a problem naming the
@@ -10,8 +10,8 @@
  * refused, so a misspelt one is named rather than silently ignored.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import { windowFieldSchemas, windowProblem, type FieldProblem } from '../aggregate/query-schema.js';
-import type { ClientMessage, Subscription } from './protocol.js';
+import { windowFieldSchemas, windowProblem, type FieldProblem } from '../contract/window-schema.js';
+import type { ClientMessage, Subscription } from '../contract/stream.js';
 
 /** Longest token a `hello` may carry (a kpi-live token is 47 characters). */
 export const MAX_TOKEN_LENGTH = 512;

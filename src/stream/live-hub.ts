@@ -23,11 +23,12 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
-import { bucketForRange, windowEnd, type KpiAnswer, type KpiQuery } from '../aggregate/query.js';
+import type { KpiAnswer, KpiQuery } from '../aggregate/query.js';
+import { bucketForRange, windowEnd } from '../contract/kpis.js';
 import type { Aggregates } from '../aggregate/plugin.js';
 import type { Deploys } from '../deploys/plugin.js';
 import { readClientMessage } from './client-messages.js';
-import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from './protocol.js';
+import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from '../contract/stream.js';
 
 export interface HubOptions {
   coalesceMs: number;

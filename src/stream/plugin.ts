@@ -1,5 +1,5 @@
 /**
- * `GET /api/live`: the WebSocket stream of KPI updates (protocol.ts). Uses
+ * `GET /api/live`: the WebSocket stream of KPI updates (src/contract/stream.ts). Uses
  * only the aggregate's public interface (`app.aggregates`) and the deploy
  * markers' (`app.deploys`).
  *
@@ -16,7 +16,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { LiveHub } from './live-hub.js';
-import { CLOSE } from './protocol.js';
+import { CLOSE } from '../contract/stream.js';
 
 async function stream(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const hub = new LiveHub(

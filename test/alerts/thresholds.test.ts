@@ -3,7 +3,7 @@
  * and the values thresholds watch, read the way the dashboard's tiles read them.
  */
 import { describe, expect, it } from 'vitest';
-import { TILE_KPI_IDS, type Kpis } from '../../src/aggregate/kpi-types.js';
+import { TILE_KPI_IDS, type Kpis } from '../../src/contract/kpis.js';
 import { cellKpis } from '../../src/aggregate/query.js';
 import { emptyAccumulator } from '../../src/aggregate/cell.js';
 import { checkThresholds, InvalidThresholdsError, isShare, THRESHOLD_KEYS } from '../../src/alerts/thresholds.js';

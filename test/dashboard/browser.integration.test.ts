@@ -14,7 +14,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Locator, type Page, type Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KpiAnswer, Thresholds } from '../../src/aggregate/kpi-types.js';
+import type { KpiAnswer, Thresholds } from '../../src/contract/kpis.js';
 import type { AlertsBody } from '../../src/alerts/types.js';
 import { userEntry } from '../../src/auth/credentials.js';
 import { projectRoot } from '../../src/project-root.js';

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { ServerMessage, Subscription } from '../../src/stream/protocol.js';
+import type { ServerMessage, Subscription } from '../../src/contract/stream.js';
 import { windowOf } from '../../src/stream/live-hub.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { startTestApp, type TestApp } from '../harness/app.js';

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
-import type { Dimension, KpiAnswer } from '../../src/aggregate/kpi-types.js';
+import type { Dimension, KpiAnswer } from '../../src/contract/kpis.js';
 import { queryKpis } from '../../src/aggregate/query.js';
 import type { AggregateState } from '../../src/aggregate/state.js';
 import { rebuild } from '../../src/aggregate/rebuild.js';

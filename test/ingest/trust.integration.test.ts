@@ -4,7 +4,7 @@
  * refusal a clear 4xx that stores nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KpiAnswer } from '../../src/aggregate/kpi-types.js';
+import type { KpiAnswer } from '../../src/contract/kpis.js';
 import { NonceKeeper, NONCE_LIFETIME_MS } from '../../src/ingest/nonce.js';
 import { nowTimestamp, startTestApp, storedBlobCount, storedBlobs, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { ServerMessage } from '../../src/stream/protocol.js';
+import type { ServerMessage } from '../../src/contract/stream.js';
 import { nowTimestamp, startTestApp, TEST_TOKEN, type TestApp } from '../harness/app.js';
 import { FaultProxy } from '../harness/fault-proxy.js';
 import { waitUntil } from '../harness/process.js';

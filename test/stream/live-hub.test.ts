@@ -14,7 +14,7 @@ import * as web from '../../web/src/model.js';
 import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
 import { subscriptionProblem } from '../../src/stream/client-messages.js';
 import { closeSocket, LiveHub, windowOf } from '../../src/stream/live-hub.js';
-import type { ServerMessage } from '../../src/stream/protocol.js';
+import type { ServerMessage } from '../../src/contract/stream.js';
 
 class FakeSocket extends EventEmitter {
   sent: ServerMessage[] = [];
@@ -492,12 +492,12 @@ describe('subscriptions', () => {
 });
 
 describe('the dashboard asks what the service answers', () => {
-  it('picks the bucket the service would pick for any range, and knows its limits and step names', () => {
-    for (let ms = 600_000; ms <= 40 * 86_400_000; ms += 600_000) expect(web.bucketForRange(ms)).toBe(bucketForRange(ms));
+  it("takes the service's bucket choice, limits and step names from the one contract module", () => {
+    expect(web.bucketForRange).toBe(bucketForRange);
     expect(web.MAX_RANGE_MS).toBe(MAX_RANGE_MS);
     expect(web.TOP_SEGMENTS).toBeLessThanOrEqual(MAX_TOP);
-    expect(web.NEW_USER_STEP_NAMES).toEqual(NEW_USER_STEPS);
-    expect(web.RESET_STEP_NAMES).toEqual(RESET_STEPS);
+    expect(web.FUNNELS.map((f) => f.steps)).toEqual([NEW_USER_STEPS, RESET_STEPS]);
+    expect(web.FUNNELS[0]!.steps).toBe(NEW_USER_STEPS);
   });
 
   it('subscribes in a way the hub accepts', () => {

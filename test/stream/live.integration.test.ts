@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { KpiAnswer } from '../../src/aggregate/query.js';
-import type { ServerMessage } from '../../src/stream/protocol.js';
+import type { ServerMessage } from '../../src/contract/stream.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 import { tokenDigest } from '../../src/auth/credentials.js';
 import { waitUntil } from '../harness/process.js';

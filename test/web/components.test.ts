@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { FunnelStep, KpiAnswer, Kpis } from '../../src/aggregate/kpi-types.js';
+import type { FunnelStep, KpiAnswer, Kpis } from '../../src/contract/kpis.js';
 import '../../web/src/kpi-chart.js';
 import '../../web/src/kpi-compare.js';
 import '../../web/src/kpi-funnel.js';

@@ -5,7 +5,7 @@
  * alert states, and that it degrades when the service lacks a route.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FunnelStep, KpiAnswer, Kpis } from '../../src/aggregate/kpi-types.js';
+import type { FunnelStep, KpiAnswer, Kpis } from '../../src/contract/kpis.js';
 import type { AlertsBody } from '../../src/alerts/types.js';
 import { navigation, resetSession } from '../../web/src/api.js';
 import '../../web/src/kpi-dashboard.js';

@@ -4,7 +4,7 @@
  * test drives.
  */
 import { vi } from 'vitest';
-import type { ServerMessage } from '../../src/stream/protocol.js';
+import type { ServerMessage } from '../../src/contract/stream.js';
 
 export interface FetchCall {
   method: string;

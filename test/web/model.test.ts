@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { KpiAnswer, KpiPoint, Kpis } from '../../src/aggregate/kpi-types.js';
-import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
+import type { KpiAnswer, KpiPoint, Kpis } from '../../src/contract/kpis.js';
+import type { FunnelStep } from '../../src/contract/kpis.js';
 import {
   announceAfter,
   breached,

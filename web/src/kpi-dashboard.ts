@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { ThresholdsBody } from '../../src/alerts/types.js';
+import { isIngestStats, type IngestStats } from '../../src/contract/ingest.js';
 import { getIfPresent, getJson, loadSession, request, type SessionInfo } from './api.js';
 import './kpi-chart.js';
 import type { ZoomDetail } from './kpi-chart.js';
@@ -65,15 +66,6 @@ interface ThresholdsInForce {
   editable: boolean;
 }
 
-/** `GET /api/ingest-stats`: what this instance did with ingest requests since it started. */
-interface IngestStats {
-  since: number;
-  accepted: number;
-  optedOut: number;
-  sampledOut: number;
-  rejected: number;
-}
-
 /** The thresholds from `/api/thresholds`, or, on a service without it, the configured ones of `/api/settings` (read-only). */
 async function loadThresholds(signal: AbortSignal): Promise<ThresholdsInForce | undefined> {
   const stored = await getIfPresent<ThresholdsBody>('/api/thresholds', signal);
@@ -84,11 +76,6 @@ async function loadThresholds(signal: AbortSignal): Promise<ThresholdsInForce | 
 
 /** Everything a threshold can watch, as the editor lists it. */
 const WATCHED = watchedValues(FUNNELS);
-
-const isIngestStats = (s: unknown): s is IngestStats =>
-  typeof s === 'object' &&
-  s !== null &&
-  ['since', 'accepted', 'optedOut', 'sampledOut', 'rejected'].every((k) => typeof (s as Record<string, unknown>)[k] === 'number');
 
 /**
  * The dashboard: KPI tiles, funnels, comparisons and a time series, live

@@ -1,6 +1,6 @@
 import { cardStyles, controlStyles } from './styles.js';
 import { LitElement, css, html, nothing, svg } from 'lit';
-import type { FunnelStep } from '../../src/aggregate/kpi-types.js';
+import type { FunnelStep } from '../../src/contract/kpis.js';
 import { hhmm } from './model.js';
 
 /** How a step's conversion (from the step before) stands against its threshold. */

@@ -9,13 +9,11 @@
  * shared proxy: trying again later is the answer), 1011 and 1001.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import { CLOSE } from '../../src/contract/stream.js';
 import { goToLogin } from './api.js';
 import { mergeDelta, mergeDeploys, type Deploy, type KpiAnswer, type ServerMessage, type Subscription } from './model.js';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting' | 'signed-out';
-
-/** Close code of a socket refused for want of a valid session or token. */
-export const UNAUTHORIZED = 4401;
 
 export class LiveController implements ReactiveController {
   answer: KpiAnswer | undefined;
@@ -72,7 +70,7 @@ export class LiveController implements ReactiveController {
     socket.addEventListener('message', (event) => this.#receive(JSON.parse(String(event.data)) as ServerMessage));
     socket.addEventListener('close', (event) => {
       if (this.#socket !== socket || this.#stopped) return;
-      if (event.code === UNAUTHORIZED) {
+      if (event.code === CLOSE.unauthorized) {
         this.connection = 'signed-out';
         this.host.requestUpdate();
         goToLogin();

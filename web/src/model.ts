@@ -2,23 +2,31 @@
  * The dashboard's data model: the live answer, kept up to date by merging the
  * stream's deltas into it. Pure functions, unit-tested.
  */
-import type {
-  BucketName,
-  Dimension,
-  FunnelStep,
-  KpiAnswer,
-  KpiPoint,
-  KpiSeries,
-  Kpis,
-  ThresholdKey,
-  Thresholds,
-  TileKpiId,
-} from '../../src/aggregate/kpi-types.js';
+import {
+  bucketForRange,
+  DAY,
+  HOUR,
+  MAX_RANGE_MS,
+  NEW_USER_STEPS,
+  OTHER,
+  RESET_STEPS,
+  TEN_MINUTES,
+  type BucketName,
+  type Dimension,
+  type FunnelStep,
+  type KpiAnswer,
+  type KpiPoint,
+  type KpiSeries,
+  type Kpis,
+  type ThresholdKey,
+  type Thresholds,
+  type TileKpiId,
+} from '../../src/contract/kpis.js';
 import type { AlertsBody, AlertState } from '../../src/alerts/types.js';
 // The one definition of what a tile shows, shared with the service's alerts (pure, types only).
 import { tileValue } from '../../src/alerts/values.js';
 import type { Deploy } from '../../src/deploys/types.js';
-import type { ServerMessage, Subscription } from '../../src/stream/protocol.js';
+import type { ServerMessage, Subscription } from '../../src/contract/stream.js';
 
 export type {
   AlertsBody,
@@ -37,15 +45,9 @@ export type {
   Thresholds,
 };
 
-export const TEN_MINUTES = 600_000;
-const HOUR = 3_600_000;
-const DAY = 86_400_000;
-/** The longest window the service answers (its MAX_RANGE_MS). */
-export const MAX_RANGE_MS = 400 * DAY;
+export { bucketForRange, MAX_RANGE_MS, OTHER, TEN_MINUTES };
 /** Segment values the chart draws as their own lines; the rest is one `Other` line. */
 export const TOP_SEGMENTS = 8;
-/** The name of the merged rest of a top-N answer. */
-export const OTHER = 'Other';
 
 /**
  * The answer after a delta: totals replaced, changed points replaced or
@@ -200,11 +202,6 @@ export function roundRange(from: number, to: number): { from: number; to: number
   return { from: Math.floor(from / TEN_MINUTES) * TEN_MINUTES, to: Math.ceil(to / TEN_MINUTES) * TEN_MINUTES };
 }
 
-/** The bucket the service picks for a range when none is asked (as its bucketForRange). */
-export function bucketForRange(rangeMs: number): BucketName {
-  return rangeMs <= 12 * HOUR ? '10m' : rangeMs <= 7 * DAY ? '1h' : '1d';
-}
-
 /** A bucket size in words: `10-minute`, `hourly`, `daily`. */
 export const bucketWords = (bucket: BucketName): string => ({ '10m': '10-minute', '1h': 'hourly', '1d': 'daily' })[bucket];
 
@@ -315,11 +312,9 @@ export function watchedValues(funnels: { id: FunnelId; label: string; steps: rea
   ];
 }
 
-export const NEW_USER_STEP_NAMES = ['Enter email', 'Choose password', 'Email verified', 'Logged in'] as const;
-export const RESET_STEP_NAMES = ['Begin', 'New password confirmed', 'Logged in'] as const;
 export const FUNNELS: { id: FunnelId; label: string; steps: readonly string[]; field: 'newUserFunnel' | 'passwordResetFunnel' }[] = [
-  { id: 'new-user', label: 'New-user funnel', steps: NEW_USER_STEP_NAMES, field: 'newUserFunnel' },
-  { id: 'password-reset', label: 'Password-reset funnel', steps: RESET_STEP_NAMES, field: 'passwordResetFunnel' },
+  { id: 'new-user', label: 'New-user funnel', steps: NEW_USER_STEPS, field: 'newUserFunnel' },
+  { id: 'password-reset', label: 'Password-reset funnel', steps: RESET_STEPS, field: 'passwordResetFunnel' },
 ];
 
 /** The server's alert states by key, breached ones only. */

@@ -31,7 +31,7 @@
  * - and from the WebSocket layer: 1007 text that is not UTF-8, 1009 a
  *   message over 64 KiB, 1002 a frame the protocol forbids.
  */
-import type { BucketName, Dimension, KpiAnswer } from '../aggregate/kpi-types.js';
+import type { BucketName, Dimension, KpiAnswer } from './kpis.js';
 import type { Deploy } from '../deploys/types.js';
 
 export interface Subscription {

@@ -6,9 +6,7 @@
  * fields that a schema cannot say ({@link windowProblem}), which both call.
  * So the HTTP API and the stream refuse the same windows with the same words.
  */
-import { BUCKET_SIZES, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, type BucketName } from './query.js';
-import { DIMENSIONS, type Dimension } from './segments.js';
-import { DAY, TEN_MINUTES } from './state.js';
+import { BUCKET_SIZES, DAY, DIMENSIONS, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, TEN_MINUTES, type BucketName, type Dimension } from './kpis.js';
 
 /**
  * The JSON schema of each field a window is asked with.

@@ -1,8 +1,24 @@
 /**
- * The shapes of the KPI answers: what `/api/kpis`, `/api/funnels` and the
- * live stream send. Types only, with no dependency, so that the dashboard
- * can share them (and nothing else of the service).
+ * The contract between the service and the dashboard, part 1: the shapes
+ * of the KPI answers (what `/api/kpis`, `/api/funnels` and the live stream
+ * send) and the numbers both sides must agree on: bucket sizes, the window
+ * a range is shown in, the limits of a query, the merged rest (`Other`) and
+ * the funnel steps' names. Pure, with no dependency: `web/` imports it as
+ * the service does, so the two cannot drift apart.
  */
+
+export const MINUTE = 60_000;
+export const TEN_MINUTES = 10 * MINUTE;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+/** The name of the merged rest of a segmentation (values below the top, or outside the configured list). */
+export const OTHER = 'Other';
+
+/** Funnel steps (kpi-definitions §4), in order. */
+export const NEW_USER_STEPS = ['Enter email', 'Choose password', 'Email verified', 'Logged in'] as const;
+export const RESET_STEPS = ['Begin', 'New password confirmed', 'Logged in'] as const;
+export const PROGRESS_STEPS = ['Blob sent', 'Dialog shown', 'User engaged', 'Error screen', 'Logged in'] as const;
 
 export const DIMENSIONS = ['os', 'browser', 'screen', 'emails', 'locale', 'api', 'emailType'] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
@@ -108,4 +124,23 @@ export interface FunnelAnswer {
   to: number;
   segment: Dimension | null;
   series: { segment: string; steps: FunnelStep[] }[];
+}
+
+export const BUCKET_SIZES: Record<BucketName, number> = { '10m': TEN_MINUTES, '1h': HOUR, '1d': DAY };
+
+/** Longest window a query or a live subscription may ask for. */
+export const MAX_RANGE_MS = 400 * DAY;
+/** Most points a window may be cut into. */
+export const MAX_POINTS = 5000;
+/** Most segment values a `top` query keeps as series of their own. */
+export const MAX_TOP = 20;
+
+/** The end of a window that reaches "now": the end of the current 10-minute bucket. */
+export function windowEnd(now: number): number {
+  return Math.ceil((now + 1) / TEN_MINUTES) * TEN_MINUTES;
+}
+
+/** The bucket a range is shown in when none is asked: about 36–1,000 points. */
+export function bucketForRange(rangeMs: number): BucketName {
+  return rangeMs <= 12 * HOUR ? '10m' : rangeMs <= 7 * DAY ? '1h' : '1d';
 }
