@@ -181,9 +181,33 @@ async function userCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+const COMMANDS = ['serve', 'simulate', 'rebuild', 'import', 'export', 'token', 'user', 'config'] as const;
+
+/** The part of the usage that tells of `command` (all its forms); the whole usage for an unknown one. */
+export function usageOf(command: string): string {
+  if (!(COMMANDS as readonly string[]).includes(command)) return USAGE;
+  const [head, ...entries] = USAGE.split(/\n(?= {2}kpi-live )/);
+  const own = entries.filter((entry) => entry.startsWith(`  kpi-live ${command}`));
+  return `${head!.replace(/\n+Usage:$/, '')}\n\nUsage:\n${own.join('\n').trimEnd()}\n`;
+}
+
+/** True when the arguments ask for help (`--help` or `-h`, before any `--`). */
+const asksForHelp = (args: string[]) => {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((arg) => arg === '--help' || arg === '-h');
+};
+
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command && (COMMANDS as readonly string[]).includes(command) && asksForHelp(rest)) {
+    process.stdout.write(usageOf(command));
+    return 0;
+  }
+  if (command === 'help' && rest[0]) {
+    process.stdout.write(usageOf(rest[0]));
+    return (COMMANDS as readonly string[]).includes(rest[0]) ? 0 : 1;
+  }
   try {
     switch (command) {
       case 'serve':
