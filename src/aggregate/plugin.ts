@@ -41,6 +41,7 @@ import { windowFieldSchemas, windowProblem } from '../contract/window-schema.js'
 import type { Dimension } from './segments.js';
 import { aggregateSettings } from './settings.js';
 import { DAY } from './state.js';
+import { funnelAnswerSchema, kpiAnswerSchema } from '../contract/answer-schemas.js';
 
 /** What other features may use of the aggregate. */
 export interface Aggregates {
@@ -96,12 +97,6 @@ const windowSchema = {
 
 const { bucket: _noBucket, ...funnelWindowProperties } = windowSchema.properties;
 const funnelWindowSchema = { ...windowSchema, properties: funnelWindowProperties };
-
-const answerSchema = {
-  type: 'object',
-  additionalProperties: true,
-  properties: { series: { type: 'array', items: { type: 'object', additionalProperties: true } } },
-} as const;
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 503: errorResponseSchema };
 
@@ -170,7 +165,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
 
     api.get<{ Querystring: WindowQuery }>(
       '/api/kpis',
-      { schema: { querystring: windowSchema, response: { 200: answerSchema, ...errors } } },
+      { schema: { querystring: windowSchema, response: { 200: kpiAnswerSchema, ...errors } } },
       async (request, reply) => {
         const answer = queryKpis(running.state, resolveWindow(request.query));
         if (request.query.format === 'csv')
@@ -188,7 +183,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
         schema: {
           params: { type: 'object', properties: { name: { type: 'string' } } },
           querystring: funnelWindowSchema,
-          response: { 200: answerSchema, ...errors },
+          response: { 200: funnelAnswerSchema, ...errors },
         },
       },
       async (request, reply) => {
