@@ -179,10 +179,10 @@ async function main(): Promise<void> {
   const { EmbeddedCouch, freeLoopbackPort } = await import('../src/store/embedded.js');
   const { loadConfig } = await import('../src/config/config.js');
   const { openStore } = await import('../src/store/store.js');
-  const { rebuild } = await import('../src/aggregate/rebuild.js');
-  const { queryKpis } = await import('../src/aggregate/query.js');
-  const { defaultSegmentConfig } = await import('../src/aggregate/segments.js');
-  const { defaultRetention, HOUR } = await import('../src/aggregate/state.js');
+  const { rebuild } = await import('../src/aggregate/runtime/rebuild.js');
+  const { queryKpis } = await import('../src/aggregate/model/query.js');
+  const { defaultSegmentConfig } = await import('../src/aggregate/model/segments.js');
+  const { defaultRetention, HOUR } = await import('../src/aggregate/model/state.js');
   const { seededRandom, simulateSession } = await import('../src/simulate/generator.js');
   const { projectRoot } = await import('../src/project-root.js');
   const { isDeepStrictEqual } = await import('node:util');

@@ -92,7 +92,7 @@ import { gc, intFromEnv, verdict } from './common.js';
 const SUBSCRIPTION = { rangeMs: 3_600_000 };
 /** 1/sample_rate of a probe is 1.000001: it adds exactly 1 to the estimate's millionths. */
 const PROBE_SAMPLE_RATE = 1 / 1.000001;
-/** Estimates are kept in millionths (src/aggregate/facts.ts, WEIGHT_UNIT). */
+/** Estimates are kept in millionths (src/aggregate/model/facts.ts, WEIGHT_UNIT). */
 const WEIGHT_UNIT = 1_000_000;
 
 interface LoadJob {

@@ -9,7 +9,7 @@
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
-import aggregatePlugin from './aggregate/plugin.js';
+import aggregatePlugin from './aggregate/routes/plugin.js';
 import alertsPlugin from './alerts/plugin.js';
 import authPlugin from './auth/plugin.js';
 import dashboardPlugin from './dashboard/plugin.js';

@@ -31,7 +31,7 @@ import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { asyncScheduler, interval, merge, observeOn, skip, Subject, throttleTime } from 'rxjs';
 import { ConfigError, parseThresholds, type Config } from '../config/config.js';
-import { windowEnd } from '../aggregate/query.js';
+import { windowEnd } from '../aggregate/model/query.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { AlertsDb, watchThresholds, type LatchedBreach, type StoredThresholds } from './alerts-db.js';
 import { initialWatch, judge, release, type Transition, type Watch } from './hysteresis.js';

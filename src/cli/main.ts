@@ -6,8 +6,8 @@
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { blobCount, rebuild } from '../aggregate/rebuild.js';
-import { aggregateSettings } from '../aggregate/settings.js';
+import { blobCount, rebuild } from '../aggregate/runtime/rebuild.js';
+import { aggregateSettings } from '../aggregate/runtime/settings.js';
 import { newApiToken, userEntry } from '../auth/credentials.js';
 import { ConfigError, configFields, loadConfig } from '../config/config.js';
 import { createLogger } from '../logger.js';

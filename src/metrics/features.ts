@@ -11,8 +11,8 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { BUCKET_SIZES } from '../aggregate/query.js';
-import { DAY, HOUR, MINUTE, type BucketCount } from '../aggregate/state.js';
+import { BUCKET_SIZES } from '../aggregate/model/query.js';
+import { DAY, HOUR, MINUTE, type BucketCount } from '../aggregate/model/state.js';
 import type { StoreErrorKind } from '../store/store.js';
 import { monotonic, type Reading } from './registry.js';
 

@@ -2,7 +2,7 @@
  * The retention horizon: the time before which raw blobs have been removed on
  * purpose. Retention advances it before it deletes anything; `kpi-live
  * rebuild` reads it to know which aggregate buckets only the checkpoint can
- * still vouch for (src/aggregate/rebuild.ts). This module is retention's
+ * still vouch for (src/aggregate/runtime/rebuild.ts). This module is retention's
  * public contract with the aggregate: the record and the two functions below.
  *
  * It lives in the blob database as `_local/kpi-live-retention`: a local

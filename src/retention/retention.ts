@@ -23,7 +23,7 @@
  *
  * One pass at a time; a store that fails ends the pass, and the next interval
  * tries again. Deletions reach the aggregate on `_changes`, which ignores
- * them (src/aggregate/feed.ts).
+ * them (src/aggregate/runtime/feed.ts).
  */
 import type { Log } from '../log.js';
 import { floorToBucket, timeKey } from '../store/blob-ids.js';

@@ -13,7 +13,7 @@
  * Then `<run>-<counter>`: `run` is random per ingest process start, `counter`
  * counts the blobs that process writes. This is what makes counting exactly
  * once cheap: the aggregate remembers which blobs it has applied as a few
- * integer ranges per run (src/aggregate/applied-set.ts), not as a set of ids,
+ * integer ranges per run (src/aggregate/model/applied-set.ts), not as a set of ids,
  * so its memory does not grow with the number of blobs, and a replay of the
  * feed from any position changes nothing. Counters are handed out per write
  * batch in shuffled order, so an id reveals no finer arrival order than

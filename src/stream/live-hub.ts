@@ -23,9 +23,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
-import type { KpiAnswer, KpiQuery } from '../aggregate/query.js';
+import type { KpiAnswer, KpiQuery } from '../aggregate/model/query.js';
 import { bucketForRange, windowEnd } from '../contract/kpis.js';
-import type { Aggregates } from '../aggregate/plugin.js';
+import type { Aggregates } from '../aggregate/routes/plugin.js';
 import type { Deploys } from '../deploys/plugin.js';
 import { readClientMessage } from './client-messages.js';
 import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from '../contract/stream.js';

@@ -25,7 +25,7 @@
  * blob, ours is already there; if not, ours gets a later counter.
  *
  * For the aggregate, an imported blob is like any other: it reaches it on
- * `_changes`, and its id is counted once (src/aggregate/applied-set.ts). As
+ * `_changes`, and its id is counted once (src/aggregate/model/applied-set.ts). As
  * counters are dense per run, the applied set keeps about one range per
  * imported bucket: 144 a day of history, whatever the number of blobs.
  *

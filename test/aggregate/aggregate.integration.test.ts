@@ -6,19 +6,19 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { Aggregator } from '../../src/aggregate/aggregator.js';
-import { couchChangesReader, type ChangesReader } from '../../src/aggregate/feed.js';
-import { queryKpis, type KpiAnswer, type KpiQuery } from '../../src/aggregate/query.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
-import { recomputeKpis } from '../../src/aggregate/recompute.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { Aggregator } from '../../src/aggregate/runtime/aggregator.js';
+import { couchChangesReader, type ChangesReader } from '../../src/aggregate/runtime/feed.js';
+import { queryKpis, type KpiAnswer, type KpiQuery } from '../../src/aggregate/model/query.js';
+import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
+import { recomputeKpis } from '../../src/aggregate/model/recompute.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
 import { seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
 import { StoreUnavailableError, type Store, type StoreRequest } from '../../src/store/store.js';
 import { startTestApp, storedBlobs, uniqueDbName, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
-import type { FactsInput } from '../../src/aggregate/facts.js';
+import type { FactsInput } from '../../src/aggregate/model/facts.js';
 
 const silent = pino({ level: 'silent' });
 const NOW = Date.now();

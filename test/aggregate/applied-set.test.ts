@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AppliedSet } from '../../src/aggregate/applied-set.js';
+import { AppliedSet } from '../../src/aggregate/model/applied-set.js';
 import { blobDocId } from '../../src/store/blob-ids.js';
 
 const RUNS = ['aaaaaaaaaa', 'bbbbbbbbbb'];

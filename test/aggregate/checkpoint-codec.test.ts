@@ -5,11 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cellFromJson, cellToJson, CorruptCellError, COUNTERS, emptyCell } from '../../src/aggregate/cell.js';
-import { MIN_COUNTED_SAMPLE_RATE } from '../../src/aggregate/facts.js';
-import { queryKpis } from '../../src/aggregate/query.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY } from '../../src/aggregate/state.js';
+import { cellFromJson, cellToJson, CorruptCellError, COUNTERS, emptyCell } from '../../src/aggregate/model/cell.js';
+import { MIN_COUNTED_SAMPLE_RATE } from '../../src/aggregate/model/facts.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY } from '../../src/aggregate/model/state.js';
 import { BASE_TIME, blobList } from './blob-arbitrary.js';
 
 /** Sample rates as stored blobs may carry them: ordinary ones, the floors, and below every floor. */

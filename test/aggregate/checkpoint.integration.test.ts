@@ -6,9 +6,9 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snapshotOf } from '../../src/aggregate/checkpoint.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/state.js';
+import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snapshotOf } from '../../src/aggregate/runtime/checkpoint.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/model/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { Database } from '../../src/store/database.js';
 import { StoreRequestError, type Store, type StoreRequest } from '../../src/store/store.js';

@@ -6,11 +6,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AppliedSet } from '../../src/aggregate/applied-set.js';
-import { applyChanges, type FeedChange } from '../../src/aggregate/feed.js';
-import { KeptHistory, unionApplied } from '../../src/aggregate/rebuild.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, type RetentionConfig } from '../../src/aggregate/state.js';
+import { AppliedSet } from '../../src/aggregate/model/applied-set.js';
+import { applyChanges, type FeedChange } from '../../src/aggregate/runtime/feed.js';
+import { KeptHistory, unionApplied } from '../../src/aggregate/runtime/rebuild.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, type RetentionConfig } from '../../src/aggregate/model/state.js';
 import { blobDocId } from '../../src/store/blob-ids.js';
 import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
 
@@ -52,7 +52,7 @@ const scenarios = fc.record({
   seed: fc.integer(),
 });
 
-/** Runs a rebuild the way src/aggregate/rebuild.ts does, on a scenario; the rebuilt state and how many buckets it kept. */
+/** Runs a rebuild the way src/aggregate/runtime/rebuild.ts does, on a scenario; the rebuilt state and how many buckets it kept. */
 function rebuildAfterRetention({ blobs, horizon, removed, inCheckpoint, batch, seed }: Scenario) {
   const gone = blobs.filter((b, i) => horizon !== undefined && b.timestamp < horizon && removed[i]);
   const stored = blobs.filter((b) => !gone.includes(b));

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TILE_KPI_IDS, type Kpis } from '../../src/contract/kpis.js';
-import { cellKpis } from '../../src/aggregate/query.js';
-import { emptyAccumulator } from '../../src/aggregate/cell.js';
+import { cellKpis } from '../../src/aggregate/model/query.js';
+import { emptyAccumulator } from '../../src/aggregate/model/cell.js';
 import { checkThresholds, InvalidThresholdsError, isShare, THRESHOLD_KEYS } from '../../src/alerts/thresholds.js';
 import { stepKey, tileValue, watchedValue } from '../../src/alerts/values.js';
 import { loadConfig, parseThresholds } from '../../src/config/config.js';

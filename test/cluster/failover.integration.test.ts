@@ -12,8 +12,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { queryKpis, type KpiAnswer } from '../../src/aggregate/query.js';
-import { HOUR } from '../../src/aggregate/state.js';
+import { queryKpis, type KpiAnswer } from '../../src/aggregate/model/query.js';
+import { HOUR } from '../../src/aggregate/model/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { dropDb, nowTimestamp, startTestApp, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';

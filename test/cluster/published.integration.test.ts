@@ -8,12 +8,12 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointStore, snapshotOf } from '../../src/aggregate/checkpoint.js';
-import type { AggregateChange } from '../../src/aggregate/aggregator.js';
-import { PublishedAggregate } from '../../src/aggregate/published.js';
-import { queryKpis } from '../../src/aggregate/query.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, DAY, defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { CheckpointStore, snapshotOf } from '../../src/aggregate/runtime/checkpoint.js';
+import type { AggregateChange } from '../../src/aggregate/runtime/aggregator.js';
+import { PublishedAggregate } from '../../src/aggregate/runtime/published.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, DAY, defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 

@@ -11,8 +11,8 @@
  * failure says where it stopped rather than ending at the test's timeout.
  */
 import { afterAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import type { KpiAnswer } from '../../src/aggregate/query.js';
-import { HOUR } from '../../src/aggregate/state.js';
+import type { KpiAnswer } from '../../src/aggregate/model/query.js';
+import { HOUR } from '../../src/aggregate/model/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';

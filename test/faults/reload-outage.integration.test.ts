@@ -11,11 +11,11 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { ROOT_ID } from '../../src/aggregate/checkpoint.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
+import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
+import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
 import { StoreRequestError } from '../../src/store/store.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 import { FaultProxy, type FaultRule } from '../harness/fault-proxy.js';
 import { waitUntil } from '../harness/process.js';

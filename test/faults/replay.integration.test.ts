@@ -11,12 +11,12 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Aggregator } from '../../src/aggregate/aggregator.js';
-import { ROOT_ID } from '../../src/aggregate/checkpoint.js';
-import { couchChangesReader, type ChangesReader } from '../../src/aggregate/feed.js';
-import { queryKpis, type KpiQuery } from '../../src/aggregate/query.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { Aggregator } from '../../src/aggregate/runtime/aggregator.js';
+import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
+import { couchChangesReader, type ChangesReader } from '../../src/aggregate/runtime/feed.js';
+import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { dropDb, startTestApp, storedBlobCount, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';

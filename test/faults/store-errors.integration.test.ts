@@ -9,8 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { queryKpis } from '../../src/aggregate/query.js';
-import { HOUR } from '../../src/aggregate/state.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+import { HOUR } from '../../src/aggregate/model/state.js';
 import { WRITE_PROBE_QUIET_MS } from '../../src/store/store.js';
 import { startTestApp, type TestApp } from '../harness/app.js';
 import { FaultProxy, pass, type FaultRule } from '../harness/fault-proxy.js';

@@ -6,11 +6,11 @@
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
 import type { Dimension, KpiAnswer } from '../../src/contract/kpis.js';
-import { queryKpis } from '../../src/aggregate/query.js';
-import type { AggregateState } from '../../src/aggregate/state.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/state.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+import type { AggregateState } from '../../src/aggregate/model/state.js';
+import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { waitUntil, within } from './process.js';

@@ -4,10 +4,10 @@
  * keeps are always listed.
  */
 import { describe, expect, it } from 'vitest';
-import type { FactsInput } from '../../src/aggregate/facts.js';
-import { BUCKET_SIZES } from '../../src/aggregate/query.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { AggregateState, DAY, HOUR, MINUTE, TEN_MINUTES } from '../../src/aggregate/state.js';
+import type { FactsInput } from '../../src/aggregate/model/facts.js';
+import { BUCKET_SIZES } from '../../src/aggregate/model/query.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { AggregateState, DAY, HOUR, MINUTE, TEN_MINUTES } from '../../src/aggregate/model/state.js';
 import { bucketReadings, durationLabel } from '../../src/metrics/features.js';
 import { blobDocId } from '../../src/store/blob-ids.js';
 

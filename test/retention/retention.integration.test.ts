@@ -8,12 +8,12 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { queryKpis, type KpiAnswer, type KpiQuery } from '../../src/aggregate/query.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
-import { recomputeKpis } from '../../src/aggregate/recompute.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { DAY, HOUR, MINUTE } from '../../src/aggregate/state.js';
-import type { FactsInput } from '../../src/aggregate/facts.js';
+import { queryKpis, type KpiAnswer, type KpiQuery } from '../../src/aggregate/model/query.js';
+import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
+import { recomputeKpis } from '../../src/aggregate/model/recompute.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { DAY, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
+import type { FactsInput } from '../../src/aggregate/model/facts.js';
 import { readHorizon } from '../../src/retention/horizon.js';
 import { Retention } from '../../src/retention/retention.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';

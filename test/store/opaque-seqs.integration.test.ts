@@ -25,12 +25,12 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ROOT_ID } from '../../src/aggregate/checkpoint.js';
-import type { KpiQuery } from '../../src/aggregate/query.js';
-import { queryKpis } from '../../src/aggregate/query.js';
-import { rebuild } from '../../src/aggregate/rebuild.js';
-import { defaultSegmentConfig } from '../../src/aggregate/segments.js';
-import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/state.js';
+import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
+import type { KpiQuery } from '../../src/aggregate/model/query.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
+import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
+import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { exportFromApi } from '../../src/transfer/exporter.js';

@@ -130,7 +130,7 @@ describe('store setup', () => {
   /**
    * Documents of a blob's fields with other types. The older guard refused
    * the first two and let the others through; the aggregate leaves every
-   * one out (src/aggregate/facts.ts, isStoredBlob), so none stops it and
+   * one out (src/aggregate/model/facts.ts, isStoredBlob), so none stops it and
    * none counts a dialog anywhere.
    */
   const harmful = (timestamp: number): [string, Record<string, unknown>][] => [

@@ -5,9 +5,9 @@
  * The window rules are the query API's own.
  */
 import { describe, expect, it } from 'vitest';
-import { resolveWindow } from '../../src/aggregate/plugin.js';
-import { MAX_RANGE_MS, MAX_TOP } from '../../src/aggregate/query.js';
-import { DIMENSIONS } from '../../src/aggregate/segments.js';
+import { resolveWindow } from '../../src/aggregate/routes/plugin.js';
+import { MAX_RANGE_MS, MAX_TOP } from '../../src/aggregate/model/query.js';
+import { DIMENSIONS } from '../../src/aggregate/model/segments.js';
 import { expected, MAX_EPOCH_LENGTH, MAX_TOKEN_LENGTH, readClientMessage, subscriptionProblem } from '../../src/stream/client-messages.js';
 
 const HOUR = 3_600_000;

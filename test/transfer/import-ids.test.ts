@@ -4,7 +4,7 @@
  * label; digests that ignore key order.
  */
 import { describe, expect, it } from 'vitest';
-import { AppliedSet } from '../../src/aggregate/applied-set.js';
+import { AppliedSet } from '../../src/aggregate/model/applied-set.js';
 import { blobDocId, parseBlobDocId, runAndCounter, timeKey } from '../../src/store/blob-ids.js';
 import { blobDigest, canonicalJson, importRun, runKeys } from '../../src/transfer/import-ids.js';
 

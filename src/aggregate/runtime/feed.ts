@@ -17,13 +17,13 @@
  *   request in flight.
  */
 import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
-import type { ChangeBatch, ChangesReader, FeedChange } from '../store/changes.js';
-import { StoreRequestError, StoreUnavailableError } from '../store/store.js';
-import type { FactsInput } from './facts.js';
-import { retryWithBackoff } from '../retry.js';
-import type { AggregateState } from './state.js';
+import type { ChangeBatch, ChangesReader, FeedChange } from '../../store/changes.js';
+import { StoreRequestError, StoreUnavailableError } from '../../store/store.js';
+import type { FactsInput } from '../model/facts.js';
+import { retryWithBackoff } from '../../retry.js';
+import type { AggregateState } from '../model/state.js';
 
-export { couchChangesReader, type ChangeBatch, type ChangesReader, type CouchChangesOptions, type FeedChange } from '../store/changes.js';
+export { couchChangesReader, type ChangeBatch, type ChangesReader, type CouchChangesOptions, type FeedChange } from '../../store/changes.js';
 
 /** Errors worth retrying: the store is down, slow or overloaded. */
 export const isTransient = (err: unknown): boolean => err instanceof StoreUnavailableError || !(err instanceof StoreRequestError);

@@ -14,7 +14,7 @@
  * Ingest gives no other ids; a document of a blob's shape under another id
  * (written straight to the store) is remembered exactly, by id.
  */
-import { runAndCounter } from '../store/blob-ids.js';
+import { runAndCounter } from '../../store/blob-ids.js';
 
 export interface AppliedSetJson {
   runs: Record<string, number[]>;

@@ -17,7 +17,7 @@ export interface FactsInput extends SegmentInput {
   sample_rate?: number;
 }
 
-import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../contract/kpis.js';
+import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../../contract/kpis.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** Absent, null (what the dialog sends for a field it has no value for), or of its type. */

@@ -18,7 +18,7 @@ import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, 
 import { blobFacts, isStoredBlob, type FactsInput } from './facts.js';
 import { DIMENSIONS, type Dimension, type SegmentConfig } from './segments.js';
 
-import { DAY, HOUR, MINUTE, TEN_MINUTES } from '../contract/kpis.js';
+import { DAY, HOUR, MINUTE, TEN_MINUTES } from '../../contract/kpis.js';
 
 export { DAY, HOUR, MINUTE, TEN_MINUTES };
 

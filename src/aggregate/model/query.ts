@@ -29,7 +29,7 @@ import {
   type KpiSeries,
   type Kpis,
   type Outcome,
-} from '../contract/kpis.js';
+} from '../../contract/kpis.js';
 
 export type { BucketName, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis };
 export { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, windowEnd };

@@ -15,12 +15,12 @@
  * more), before anything else happens.
  */
 import { skip, Subject, type Subscription } from 'rxjs';
-import type { LeaseElector } from '../cluster/elector.js';
-import type { Log } from '../log.js';
-import { retrying } from '../retry.js';
+import type { LeaseElector } from '../../cluster/elector.js';
+import type { Log } from '../../log.js';
+import { retrying } from '../../retry.js';
 import { Aggregator, type AggregateChange, type AggregatorOptions, type AggregatorStatus } from './aggregator.js';
 import { PublishedAggregate, type PublishedOptions } from './published.js';
-import type { AggregateState } from './state.js';
+import type { AggregateState } from '../model/state.js';
 
 const TAKEOVER_BACKOFF = { initialMs: 250, maxMs: 5000 };
 

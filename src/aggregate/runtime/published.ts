@@ -16,14 +16,14 @@
  * tries again.
  */
 import { Subject } from 'rxjs';
-import type { Log } from '../log.js';
-import { Database } from '../store/database.js';
-import type { Store } from '../store/store.js';
+import type { Log } from '../../log.js';
+import { Database } from '../../store/database.js';
+import type { Store } from '../../store/store.js';
 import type { AggregateChange, AggregatorStatus } from './aggregator.js';
-import { AppliedSet } from './applied-set.js';
+import { AppliedSet } from '../model/applied-set.js';
 import { MissingBucketError, readBuckets, readRoots, settingsHash, type Root } from './checkpoint.js';
-import type { SegmentConfig } from './segments.js';
-import { AggregateState, type Bucket, type RetentionConfig } from './state.js';
+import type { SegmentConfig } from '../model/segments.js';
+import { AggregateState, type Bucket, type RetentionConfig } from '../model/state.js';
 
 const ATTEMPTS = 5;
 

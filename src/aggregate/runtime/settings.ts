@@ -1,8 +1,8 @@
-import type { Config } from '../config/config.js';
-import type { Log } from '../log.js';
-import type { Store } from '../store/store.js';
-import { loadSegmentConfig, type SegmentConfig } from './segments.js';
-import type { RetentionConfig } from './state.js';
+import type { Config } from '../../config/config.js';
+import type { Log } from '../../log.js';
+import type { Store } from '../../store/store.js';
+import { loadSegmentConfig, type SegmentConfig } from '../model/segments.js';
+import type { RetentionConfig } from '../model/state.js';
 
 /** What both the live aggregator and a rebuild work from. */
 export interface AggregateSettings {

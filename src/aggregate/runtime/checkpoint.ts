@@ -37,14 +37,14 @@
  * then rebuilt from the feed).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Log } from '../log.js';
-import { ConflictError, Database } from '../store/database.js';
-import { ensureDatabase } from '../store/setup.js';
-import type { Store } from '../store/store.js';
-import { AppliedSet, type AppliedSetJson } from './applied-set.js';
-import { CorruptCellError } from './cell.js';
-import type { SegmentConfig } from './segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type Bucket, type BucketJson, type RetentionConfig } from './state.js';
+import type { Log } from '../../log.js';
+import { ConflictError, Database } from '../../store/database.js';
+import { ensureDatabase } from '../../store/setup.js';
+import type { Store } from '../../store/store.js';
+import { AppliedSet, type AppliedSetJson } from '../model/applied-set.js';
+import { CorruptCellError } from '../model/cell.js';
+import type { SegmentConfig } from '../model/segments.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type Bucket, type BucketJson, type RetentionConfig } from '../model/state.js';
 
 export const ROOT_ID = 'kpi-live-aggregate';
 /** Where versions before the normal-document root kept it; loaded once, then removed. */

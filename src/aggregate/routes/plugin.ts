@@ -18,11 +18,11 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Observable } from 'rxjs';
-import { defaultInstanceId, LeaseElector, type LeaseStatus } from '../cluster/elector.js';
-import type { Config } from '../config/config.js';
-import { ensureDatabase } from '../store/setup.js';
-import { errorResponseSchema, HttpError } from '../http/errors.js';
-import type { AggregateChange, AggregatorStatus } from './aggregator.js';
+import { defaultInstanceId, LeaseElector, type LeaseStatus } from '../../cluster/elector.js';
+import type { Config } from '../../config/config.js';
+import { ensureDatabase } from '../../store/setup.js';
+import { errorResponseSchema, HttpError } from '../../http/errors.js';
+import type { AggregateChange, AggregatorStatus } from '../runtime/aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import {
   bucketForRange,
@@ -35,13 +35,13 @@ import {
   type FunnelName,
   type KpiAnswer,
   type KpiQuery,
-} from './query.js';
-import { ElectedAggregate } from './elected.js';
-import { windowFieldSchemas, windowProblem } from '../contract/window-schema.js';
-import type { Dimension } from './segments.js';
-import { aggregateSettings } from './settings.js';
-import { DAY } from './state.js';
-import { funnelAnswerSchema, kpiAnswerSchema } from '../contract/answer-schemas.js';
+} from '../model/query.js';
+import { ElectedAggregate } from '../runtime/elected.js';
+import { windowFieldSchemas, windowProblem } from '../../contract/window-schema.js';
+import type { Dimension } from '../model/segments.js';
+import { aggregateSettings } from '../runtime/settings.js';
+import { DAY } from '../model/state.js';
+import { funnelAnswerSchema, kpiAnswerSchema } from '../../contract/answer-schemas.js';
 
 /** What other features may use of the aggregate. */
 export interface Aggregates {

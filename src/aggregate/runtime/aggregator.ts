@@ -14,8 +14,8 @@ import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoi
 import { checkpointTrigger } from './checkpoint-trigger.js';
 import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState, bucketKey, type BucketCount } from './state.js';
-import { retrying } from '../retry.js';
+import { AggregateState, bucketKey, type BucketCount } from '../model/state.js';
+import { retrying } from '../../retry.js';
 
 export interface AggregatorOptions extends AggregateSettings {
   longpollMs: number;

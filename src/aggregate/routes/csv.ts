@@ -3,7 +3,7 @@
  * per point (KPIs) or per step (funnels), numbers as they are, empty cells
  * where a value is undefined (no data).
  */
-import type { FunnelAnswer, KpiAnswer, Kpis } from './query.js';
+import type { FunnelAnswer, KpiAnswer, Kpis } from '../model/query.js';
 
 const cell = (v: string | number | null | undefined): string => {
   if (v === null || v === undefined) return '';

@@ -24,17 +24,17 @@
  * has removed older ones.
  */
 import { defer, lastValueFrom } from 'rxjs';
-import { parseBlobDocId } from '../store/blob-ids.js';
-import { Database } from '../store/database.js';
-import type { Store } from '../store/store.js';
-import { readHorizon } from '../retention/horizon.js';
-import { AppliedSet, type AppliedSetJson } from './applied-set.js';
+import { parseBlobDocId } from '../../store/blob-ids.js';
+import { Database } from '../../store/database.js';
+import type { Store } from '../../store/store.js';
+import { readHorizon } from '../../retention/horizon.js';
+import { AppliedSet, type AppliedSetJson } from '../model/applied-set.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
-import { retryWithBackoff } from '../retry.js';
-import type { SegmentConfig } from './segments.js';
+import { retryWithBackoff } from '../../retry.js';
+import type { SegmentConfig } from '../model/segments.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from './state.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from '../model/state.js';
 
 export interface RebuildOptions extends AggregateSettings {
   /** Told after each batch: changes read so far. */
