@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.js';
 import { tokenDigest } from '../../src/auth/credentials.js';
-import { INDEXING_RETRY_SECONDS } from '../../src/read/plugin.js';
+import { INDEXING_RETRY_SECONDS } from '../../src/blob-api/plugin.js';
 import { StoreUnavailableError, type Store, type StoreRequest } from '../../src/store/store.js';
 
 const HOUR = 3_600_000;
