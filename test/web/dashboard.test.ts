@@ -162,6 +162,24 @@ describe('<kpi-dashboard>', () => {
     expect(callsTo(calls, '/api/settings')).toHaveLength(1);
   });
 
+  it('says what it could not load, keeps showing the rest, and clears the note once the service answers again', async () => {
+    const routes = {
+      ...loopback,
+      '/api/alerts': { status: 503, body: { message: 'the store is unavailable; retry later' } } as Route,
+    };
+    const { dashboard, socket } = await mount('?range=3600000', routes);
+    socket.deliver({ type: 'snapshot', epoch: 'e', version: 1, kpis: answer(TO - HOUR, TO, [['all', kpis([10, 8, 6, 5])]]), deploys: [] });
+    await advance(0);
+    await dashboard.updateComplete;
+    const note = () => root(dashboard).querySelector('.fetch-errors')?.textContent?.replace(/\s+/g, ' ').trim();
+    expect(note()).toMatch(/^Could not load the alerts \(\/api\/alerts: 503\); showing the last numbers, retrying\.$/);
+    expect(tile(dashboard, 'bounceRate').value).not.toBe('–');
+    routes['/api/alerts'] = { status: 200, body: { alerts: [] } };
+    await advance(15_000);
+    await dashboard.updateComplete;
+    expect(note()).toBeUndefined();
+  });
+
   it('shows who is signed in with a sign-out form, alert badges on tiles and funnel steps, and the opt-outs in the footer', async () => {
     const since = NOW - 20 * 60_000;
     const alerts: AlertsBody = {

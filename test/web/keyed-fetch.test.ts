@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 import { LitElement, html } from 'lit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { KeyedFetchController } from '../../web/src/keyed-fetch.js';
+import { KeyedFetchController, RETRY_MS } from '../../web/src/keyed-fetch.js';
 import { setVisibility } from './fakes.js';
 
 /** A host whose key the test sets, and a fetch the test answers. */
@@ -23,6 +23,19 @@ class FetchHost extends LitElement {
   }
 }
 customElements.define('fetch-host', FetchHost);
+
+/** The same, fetched once per key (no polling). */
+class OnceHost extends LitElement {
+  fetches: { resolve: (v: string | undefined) => void; reject: (e: Error) => void }[] = [];
+  readonly data = new KeyedFetchController<string>(this, {
+    key: () => 'x',
+    fetch: () => new Promise((resolve, reject) => this.fetches.push({ resolve, reject })),
+  });
+  override render() {
+    return html`${this.data.value ?? ''}`;
+  }
+}
+customElements.define('once-host', OnceHost);
 
 async function mount(): Promise<FetchHost> {
   const host = document.createElement('fetch-host') as FetchHost;
@@ -70,6 +83,32 @@ describe('KeyedFetchController', () => {
     host.fetches[1]!.reject(new Error('503'));
     await vi.advanceTimersByTimeAsync(0);
     expect(host.data.value).toBe('A');
+    // says why until a fetch succeeds
+    expect(host.data.error).toBe('503');
+    await vi.advanceTimersByTimeAsync(15_000);
+    host.fetches[2]!.resolve('A2');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(host.data.value).toBe('A2');
+    expect(host.data.error).toBeUndefined();
+  });
+
+  it('tries a failed fetch that is not polled again after a while, until it succeeds', async () => {
+    vi.useFakeTimers();
+    const host = document.createElement('once-host') as OnceHost;
+    document.body.append(host);
+    await host.updateComplete;
+    host.fetches[0]!.reject(new Error('the store is unavailable'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(host.data.error).toBe('the store is unavailable');
+    expect(host.fetches).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(RETRY_MS);
+    expect(host.fetches).toHaveLength(2);
+    host.fetches[1]!.resolve('B');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(host.data.value).toBe('B');
+    expect(host.data.error).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(10 * RETRY_MS);
+    expect(host.fetches).toHaveLength(2);
   });
 
   it('polls while the page is visible, pauses while hidden, refreshes on coming back, and stops for good when the host leaves', async () => {

@@ -15,6 +15,8 @@ export interface KeyedFetchOptions<T> {
   fetch: (key: string, signal: AbortSignal) => Promise<T | undefined>;
   /** Fetch the same key again this often (ms), only while the page is visible. */
   refreshMs?: number;
+  /** What it fetches, in words, for the page to say what failed (`the comparison`). */
+  label?: string;
 }
 
 /**
@@ -28,16 +30,26 @@ export interface KeyedFetchOptions<T> {
  *   key: () => this.answer && `${this.answer.from}|${this.answer.to}`,
  *   fetch: (_key, signal) => getJson<KpiAnswer>(url, signal),
  * });
- * // in render(): this.previous.value
+ * // in render(): this.previous.value, and this.previous.error when the last fetch failed
+ *
+ * Kept rather than `@lit/task`: a Task runs when its arguments change, but
+ * does not poll, pause polling while the page is hidden, or keep the last
+ * value while a failed poll is retried, which is what a live dashboard needs.
  */
+/** A fetch that failed and is not polled is tried again after this long. */
+export const RETRY_MS = 5000;
+
 export class KeyedFetchController<T> implements ReactiveController {
   /** The latest value fetched, kept while a new key is being fetched. */
   value: T | undefined;
   /** The key `value` belongs to. */
   valueKey: string | undefined;
+  /** Why the last fetch failed, until one succeeds; `value` is kept meanwhile. */
+  error: string | undefined;
   #key: string | undefined;
   #abort: AbortController | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
   #connected = false;
   readonly #onVisibility = () => this.#schedule();
 
@@ -65,6 +77,7 @@ export class KeyedFetchController<T> implements ReactiveController {
       this.#abort?.abort();
       this.value = undefined;
       this.valueKey = undefined;
+      this.error = undefined;
       return;
     }
     this.#load(key);
@@ -72,6 +85,7 @@ export class KeyedFetchController<T> implements ReactiveController {
 
   hostDisconnected(): void {
     this.#connected = false;
+    clearTimeout(this.#retry);
     this.#abort?.abort();
     this.#abort = undefined;
     clearInterval(this.#timer);
@@ -84,10 +98,16 @@ export class KeyedFetchController<T> implements ReactiveController {
     if (this.#connected && this.#key !== undefined) this.#load(this.#key);
   }
 
+  /** What it fetches, in words. */
+  get label(): string | undefined {
+    return this.options.label;
+  }
+
   /** Takes a value known otherwise (the answer of a save), for the current key. */
   set(value: T | undefined): void {
     this.value = value;
     this.valueKey = this.#key;
+    this.error = undefined;
     this.host.requestUpdate();
   }
 
@@ -111,9 +131,21 @@ export class KeyedFetchController<T> implements ReactiveController {
         if (abort.signal.aborted) return;
         this.value = value;
         this.valueKey = key;
+        this.error = undefined;
         this.host.requestUpdate();
       },
-      () => undefined,
+      (err: unknown) => {
+        if (abort.signal.aborted) return;
+        this.error = err instanceof Error ? err.message : String(err);
+        this.host.requestUpdate();
+        // what is not polled is tried again once after a while (a poll retries by itself)
+        if (this.options.refreshMs === undefined) {
+          clearTimeout(this.#retry);
+          this.#retry = setTimeout(() => {
+            if (this.#key === key) this.refresh();
+          }, RETRY_MS);
+        }
+      },
     );
   }
 }

@@ -1,7 +1,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { ThresholdsBody } from '../../src/alerts/types.js';
 import { isIngestStats, type IngestStats } from '../../src/contract/ingest.js';
-import { getIfPresent, getJson, loadSession, request, type SessionInfo } from './api.js';
+import { getIfPresent, loadSession, request, type SessionInfo } from './api.js';
 import './kpi-chart.js';
 import type { ZoomDetail } from './kpi-chart.js';
 import './kpi-compare.js';
@@ -102,27 +102,31 @@ export class KpiDashboard extends LitElement {
 
   /** Totals of the period before the window (for the change on each tile; tiles show the whole population, split or not). */
   readonly previous = new KeyedFetchController<KpiAnswer>(this, {
+    label: 'the period before',
     key: () => {
       const a = this.live.answer;
       return a ? kpisUrl({ from: a.from - (a.to - a.from), to: a.from, bucket: a.bucket }) : undefined;
     },
-    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+    fetch: (url, signal) => getIfPresent<KpiAnswer>(url, signal),
   });
 
   /** Totals of the hour before the latest deploy in the window. */
   readonly beforeDeploy = new KeyedFetchController<KpiAnswer>(this, {
+    label: 'the hour before the deploy',
     key: () => this.#beforeDeployUrl(),
-    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+    fetch: (url, signal) => getIfPresent<KpiAnswer>(url, signal),
   });
 
   /** Both funnels in two windows: before/after the latest deploy, or yesterday/the last 24 h; refreshed every 10 s. */
   readonly comparison = new KeyedFetchController<Comparison>(this, {
+    label: 'the funnel comparison',
     key: () => (this.live.answer ? `${this.#effectiveCompareMode()}|${this.live.deploys.at(-1)?.id ?? ''}` : undefined),
     fetch: (_key, signal) => this.#compare(signal),
     refreshMs: 10_000,
   });
 
   readonly thresholds = new KeyedFetchController<ThresholdsInForce>(this, {
+    label: 'the thresholds',
     key: () => 'thresholds',
     fetch: (_key, signal) => loadThresholds(signal),
     refreshMs: 60_000,
@@ -130,12 +134,14 @@ export class KpiDashboard extends LitElement {
 
   /** The server's alert states, every 15 s; none on a service without `/api/alerts`. */
   readonly alerts = new KeyedFetchController<AlertsBody>(this, {
+    label: 'the alerts',
     key: () => 'alerts',
     fetch: (_key, signal) => getIfPresent<AlertsBody>('/api/alerts', signal),
     refreshMs: 15_000,
   });
 
   readonly ingestStats = new KeyedFetchController<IngestStats>(this, {
+    label: 'the ingest counts',
     key: () => 'ingest-stats',
     fetch: async (_key, signal) => {
       const stats = await getIfPresent<unknown>('/api/ingest-stats', signal);
@@ -146,8 +152,9 @@ export class KpiDashboard extends LitElement {
 
   /** The chart's zoomed window at the bucket the service would pick for it. */
   readonly zoomed = new KeyedFetchController<KpiAnswer>(this, {
+    label: 'the zoomed chart',
     key: () => this.#zoomUrl(),
-    fetch: (url, signal) => getJson<KpiAnswer>(url, signal),
+    fetch: (url, signal) => getIfPresent<KpiAnswer>(url, signal),
   });
 
   #clock: ReturnType<typeof setInterval> | undefined;
@@ -431,6 +438,17 @@ export class KpiDashboard extends LitElement {
     </div>`;
   }
 
+  /** What could not be fetched (the panels keep their last numbers and retry). */
+  #failing() {
+    const failed = [this.previous, this.beforeDeploy, this.comparison, this.thresholds, this.alerts, this.ingestStats, this.zoomed].filter(
+      (c) => c.error !== undefined,
+    );
+    if (failed.length === 0) return nothing;
+    return html`<div class="banner fetch-errors" role="status">
+      Could not load ${failed.map((c) => c.label).join(', ')} (${failed[0]!.error}); showing the last numbers, retrying.
+    </div>`;
+  }
+
   #footer() {
     const stats = this.ingestStats.value;
     if (!stats) return nothing;
@@ -497,6 +515,7 @@ export class KpiDashboard extends LitElement {
           ? html`<div class="banner" role="alert">Connection to kpi-live lost: numbers are frozen until it is back.</div>`
           : nothing
       }
+      ${this.#failing()}
       <main>
         ${
           answer && totalOf(answer) === 0
