@@ -17,7 +17,7 @@
 # only the databases are made.
 #
 # What a non-admin user cannot do: CouchDB 3 lets only server admins _purge,
-# so retention keeps the tombstones of removed blobs (README, Retention), and
+# so retention keeps the tombstones of removed blobs (docs/operations.md, Retention), and
 # create databases, so a new kpi-live database needs this script again.
 set -euf
 

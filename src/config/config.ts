@@ -29,7 +29,7 @@ interface FieldSpec {
   readonly doc: string;
 }
 
-/** The configuration table; README's table is written from the same facts. */
+/** The configuration table; docs/configuration.md's table is written from the same facts. */
 export const configFields = {
   host: { env: 'HOST', type: 'string', default: '127.0.0.1', doc: 'Address the HTTP server binds to (`0.0.0.0` in a container).' },
   port: { env: 'PORT', type: 'integer', default: 3434, minimum: 0, maximum: 65535, doc: 'HTTP port (3434, like the original dashboard).' },

@@ -90,7 +90,7 @@ export interface ImportOptions {
   maxFutureMs: number;
   /** KPI_RETENTION_DAYS: blobs of buckets a retention pass would remove at once are refused. Unset: no such check. */
   retentionDays?: number;
-  /** Keeps this source's blobs apart from other sources' in matching (see README); '' by default. */
+  /** Keeps this source's blobs apart from other sources' in matching (see docs/operations.md, Import and export); '' by default. */
   sourceLabel?: string;
   /** Blobs per `_bulk_docs` write; 500. */
   batchSize?: number;

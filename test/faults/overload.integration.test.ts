@@ -25,7 +25,7 @@ import { FaultProxy, pass } from '../harness/fault-proxy.js';
 import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
 import { openHarnessStore, storedMarkers } from '../harness/verify.js';
 
-/** `bench:ingest`'s measured group-commit rate on this machine (README). */
+/** `bench:ingest`'s measured group-commit rate on this machine (docs/testing.md). */
 const BENCH_BLOBS_PER_SECOND = 5641;
 const OFFERED_PER_SECOND = 2 * BENCH_BLOBS_PER_SECOND;
 const REQUESTS = 25_600;

@@ -20,7 +20,7 @@ export interface BadRequest {
 const JSON_TYPE = 'application/json';
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 const HOUR = 3_600_000;
-/** The ingest defaults this suite runs with (README): more is refused. */
+/** The ingest defaults this suite runs with (docs/api.md): more is refused. */
 export const LIMITS = { blobsPerRequest: 100, bodyBytes: 1_048_576, events: 2000 } as const;
 
 const EVENTS = ['screen.rp_info', 'screen.pick_email', 'authenticate.enter_password', 'assertion_generated', 'window.unload'];
