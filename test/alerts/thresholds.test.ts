@@ -9,6 +9,7 @@ import { emptyAccumulator } from '../../src/aggregate/model/cell.js';
 import { checkThresholds, InvalidThresholdsError, isShare, THRESHOLD_KEYS } from '../../src/alerts/thresholds.js';
 import { stepKey, tileValue, watchedValue } from '../../src/alerts/values.js';
 import { loadConfig, parseThresholds } from '../../src/config/config.js';
+import { funnelSteps } from '../harness/kpi-fixtures.js';
 
 function fieldOf(value: unknown): string | undefined {
   try {
@@ -77,16 +78,6 @@ function kpis(overrides: Partial<Kpis>): Kpis {
   return { ...cellKpis(emptyAccumulator()), ...overrides };
 }
 
-const step = (n: number, count: number, conversionFromPrevious: number | null, conversionFromStart: number | null) => ({
-  step: n,
-  name: `step ${n}`,
-  count,
-  estimate: count,
-  conversionFromStart,
-  conversionFromPrevious,
-  dropOff: conversionFromPrevious === null ? null : 1 - conversionFromPrevious,
-});
-
 describe('watched values', () => {
   const k = kpis({
     dialogs: 200,
@@ -97,8 +88,8 @@ describe('watched values', () => {
     additionalEmailShare: 0.1,
     passwordResetSuccess: 0.6,
     sitesLoggedIn: { median: 3, mean: 3.4, p90: 8 },
-    newUserFunnel: [step(1, 100, 1, 1), step(2, 80, 0.8, 0.8), step(3, 60, 0.75, 0.6), step(4, 50, 50 / 60, 0.5)],
-    passwordResetFunnel: [step(1, 10, 1, 1), step(2, 7, 0.7, 0.7), step(3, 6, 6 / 7, 0.6)],
+    newUserFunnel: funnelSteps([100, 80, 60, 50]),
+    passwordResetFunnel: funnelSteps([10, 7, 6]),
   });
 
   it('reads each tile KPI the way the dashboard tile shows it', () => {

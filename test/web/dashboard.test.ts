@@ -5,7 +5,7 @@
  * alert states, and that it degrades when the service lacks a route.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FunnelStep, KpiAnswer, Kpis } from '../../src/contract/kpis.js';
+import type { KpiAnswer, Kpis } from '../../src/contract/kpis.js';
 import type { AlertsBody } from '../../src/alerts/types.js';
 import { navigation, resetSession } from '../../web/src/api.js';
 import '../../web/src/kpi-dashboard.js';
@@ -14,23 +14,10 @@ import type { KpiThresholds } from '../../web/src/kpi-thresholds.js';
 import type { KpiTile } from '../../web/src/kpi-tile.js';
 import { formatValue, hhmm } from '../../web/src/model.js';
 import { FakeWebSocket, setVisibility, stubFetch, type Route } from './fakes.js';
+import { NEW_USER_STEPS, RESET_STEPS } from '../../src/contract/kpis.js';
+import { funnelSteps } from '../harness/kpi-fixtures.js';
 
 const HOUR = 3_600_000;
-
-const steps = (names: string[], counts: number[]): FunnelStep[] =>
-  names.map((name, i) => {
-    const previous = i > 0 ? counts[i - 1]! : counts[0]!;
-    const fromPrevious = previous > 0 ? counts[i]! / previous : null;
-    return {
-      step: i + 1,
-      name,
-      count: counts[i]!,
-      estimate: counts[i]!,
-      conversionFromStart: counts[0]! > 0 ? counts[i]! / counts[0]! : null,
-      conversionFromPrevious: fromPrevious,
-      dropOff: fromPrevious === null ? null : 1 - fromPrevious,
-    };
-  });
 
 /** KPIs of a population with these new-user and password-reset funnel counts. */
 function kpis(newUser: number[], reset: number[] = [0, 0, 0], extra: Partial<Kpis> = {}): Kpis {
@@ -43,8 +30,8 @@ function kpis(newUser: number[], reset: number[] = [0, 0, 0], extra: Partial<Kpi
     newUsers: newUser[3]!,
     newUsersEstimate: newUser[3]!,
     sitesLoggedIn: { median: 2, mean: 2, p90: 3 },
-    newUserFunnel: steps(['Enter email', 'Choose password', 'Email verified', 'Logged in'], newUser),
-    passwordResetFunnel: steps(['Begin', 'New password confirmed', 'Logged in'], reset),
+    newUserFunnel: funnelSteps(newUser, NEW_USER_STEPS),
+    passwordResetFunnel: funnelSteps(reset, RESET_STEPS),
     progress: [],
     passwordResetSuccess: reset[0]! > 0 ? reset[2]! / reset[0]! : null,
     additionalEmailShare: 0.1,
