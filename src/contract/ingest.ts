@@ -22,3 +22,11 @@ const FIELDS = ['since', 'accepted', 'optedOut', 'sampledOut', 'rejected'] as co
 /** True for a value of the {@link IngestStats} shape (every field a number). */
 export const isIngestStats = (value: unknown): value is IngestStats =>
   typeof value === 'object' && value !== null && FIELDS.every((k) => typeof (value as Record<string, unknown>)[k] === 'number');
+
+/** The JSON schema of {@link IngestStats}: every field required, nothing else sent. */
+export const ingestStatsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...FIELDS],
+  properties: Object.fromEntries(FIELDS.map((field) => [field, { type: 'integer', minimum: 0 }])),
+} as const;

@@ -18,7 +18,7 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
-import type { FastifyInstance, onRequestHookHandler, onResponseHookHandler } from 'fastify';
+import type { FastifyInstance, onResponseHookHandler } from 'fastify';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { BlobIdAllocator } from '../store/blob-ids.js';
@@ -27,9 +27,10 @@ import { normalizeBlob, type NewBlobDoc } from './blob.js';
 import { NonceKeeper } from './nonce.js';
 import { sampled } from './sampling.js';
 import { GroupCommitter } from './group-commit.js';
-import { blobsFromForm, blobsFromJson, parseFormStrictly, parseJsonSafely, utf8, type RawBlobs } from './parse.js';
+import { installWireParsers, originCheck, optsOut } from './guards.js';
+import { blobsFromForm, blobsFromJson, type RawBlobs } from './parse.js';
 import { coarseUserAgent } from './user-agent.js';
-import type { IngestStats } from '../contract/ingest.js';
+import { ingestStatsSchema, type IngestStats } from '../contract/ingest.js';
 
 export const INGEST_PATH = '/wsapi/interaction_data';
 export const NONCE_PATH = '/wsapi/interaction_nonce';
@@ -39,12 +40,6 @@ const BATCH_DOCS_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 const FLUSH_SECONDS_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export type { IngestStats };
-
-/** Whether a request says its user opted out of tracking. */
-export function optsOut(headers: Record<string, string | string[] | undefined>): boolean {
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.trim();
-  return first(headers.dnt) === '1' || first(headers['sec-gpc']) === '1';
-}
 
 const responses = {
   200: {
@@ -60,15 +55,16 @@ const responses = {
   503: errorResponseSchema,
 };
 
-async function ingest(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+/**
+ * The group committer of this instance's blobs, with its metrics; on close
+ * it writes every blob that waits, so each request already accepted gets
+ * its answer (the store closes only after this).
+ */
+function startCommitter(app: FastifyInstance, config: Config, blobs: Database, ids: BlobIdAllocator): GroupCommitter<NewBlobDoc> {
   const store = app.store;
-  const blobs = new Database(store, store.blobsDb);
-  const ids = new BlobIdAllocator();
-  app.log.info({ run: ids.run }, 'ingest run started');
   const batchDocs = app.metrics.histogram('kpi_ingest_batch_docs', 'Blobs per _bulk_docs write of the group commit.', BATCH_DOCS_BOUNDS);
   const flushSeconds = app.metrics.histogram('kpi_ingest_flush_seconds', "One _bulk_docs write, from sending it to the store's answer.", FLUSH_SECONDS_BOUNDS);
   const writeErrors = app.metrics.counter('kpi_ingest_write_errors_total', '_bulk_docs writes that failed as a whole (every request in them got a 503).');
-  const requests = app.metrics.counter('kpi_ingest_requests_total', 'Ingest POSTs answered, by HTTP status.', ['status']);
   const committer = new GroupCommitter<NewBlobDoc>({
     // Ids are given per write batch: only blobs actually sent to the store use
     // up counters, so the aggregate's record of applied blobs stays compact.
@@ -86,29 +82,21 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   });
   app.metrics.gauge('kpi_ingest_queue_docs', 'Blobs waiting for a write.', () => committer.stats.queuedDocs);
   app.metrics.gauge('kpi_ingest_writes_in_flight', '_bulk_docs writes running now.', () => committer.stats.inFlight);
-  // Closing: write every blob that waits, so each request already accepted
-  // gets its answer; the store closes only after this.
   store.beforeClose(async () => {
     await committer.close();
     app.log.info(committer.stats, 'ingest flushed');
   });
+  return committer;
+}
 
-  // Only the two wire forms of the original store; anything else is 415.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
-    try {
-      done(null, parseJsonSafely(utf8(body as Buffer), 'body'));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => {
-    try {
-      done(null, parseFormStrictly(utf8(body as Buffer)));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+async function ingest(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  const store = app.store;
+  const blobs = new Database(store, store.blobsDb);
+  const ids = new BlobIdAllocator();
+  app.log.info({ run: ids.run }, 'ingest run started');
+  const committer = startCommitter(app, config, blobs, ids);
+  const requests = app.metrics.counter('kpi_ingest_requests_total', 'Ingest POSTs answered, by HTTP status.', ['status']);
+  installWireParsers(app);
 
   await app.register(rateLimit, {
     max: config.rateLimitMax,
@@ -121,25 +109,13 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
 
   const maxAgeMs = config.maxBlobAgeHours * 3_600_000;
   const maxFutureMs = config.maxBlobFutureMinutes * 60_000;
-  const allowedOrigins = new Set(config.ingestOrigins);
   const nonces = config.ingestNonceSecret ? new NonceKeeper(config.ingestNonceSecret) : undefined;
   const stats: IngestStats = { since: Date.now(), accepted: 0, optedOut: 0, sampledOut: 0, rejected: 0 };
   app.metrics.counterFrom('kpi_ingest_blobs_stored_total', 'Blobs stored and acknowledged.', () => stats.accepted);
   app.metrics.counterFrom('kpi_ingest_blobs_sampled_out_total', "Valid blobs not stored by the server's sample rate.", () => stats.sampledOut);
   app.metrics.counterFrom('kpi_ingest_opted_out_requests_total', 'Requests acknowledged and not read (DNT: 1 or Sec-GPC: 1).', () => stats.optedOut);
 
-  // Origin first: a page of another site gets 403 (and no CORS grant), before
-  // its body is read. Posts without Origin (no browser) pass: the allowlist
-  // stops other sites' pages, not scripts, which can send any header.
-  const checkOrigin: onRequestHookHandler = async (request, reply) => {
-    const origin = request.headers.origin;
-    if (origin === undefined) return;
-    if (allowedOrigins.size > 0 && !allowedOrigins.has(origin)) {
-      throw new HttpError(403, 'this origin may not post interaction data (KPI_INGEST_ORIGINS)', 'headers.origin');
-    }
-    reply.header('access-control-allow-origin', allowedOrigins.size > 0 ? origin : '*');
-    reply.header('vary', 'origin');
-  };
+  const checkOrigin = originCheck(config.ingestOrigins);
   const countAnswer: onResponseHookHandler = async (_request, reply) => {
     requests.labels(String(reply.statusCode)).inc();
     if (reply.statusCode >= 400 && reply.statusCode < 500) stats.rejected++;
@@ -150,22 +126,7 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
     {
       onRequest: app.auth.requireReader,
       config: { rateLimit: false },
-      schema: {
-        response: {
-          200: {
-            type: 'object',
-            required: ['since', 'accepted', 'optedOut', 'sampledOut', 'rejected'],
-            properties: {
-              since: { type: 'integer' },
-              accepted: { type: 'integer' },
-              optedOut: { type: 'integer' },
-              sampledOut: { type: 'integer' },
-              rejected: { type: 'integer' },
-            },
-          },
-          401: errorResponseSchema,
-        },
-      },
+      schema: { response: { 200: ingestStatsSchema, 401: errorResponseSchema } },
     },
     async () => stats,
   );
