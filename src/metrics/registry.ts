@@ -16,6 +16,16 @@
  *   start, not in a scraper's parser.
  *
  * A leaf: it imports no feature.
+ *
+ * Kept rather than prom-client, on purpose: features here register readers
+ * of numbers they already keep (status objects, stats), which prom-client
+ * can only take through `collect()` callbacks that reset and set a metric
+ * on every scrape; a reader that throws costs only its own metric here
+ * (`onReadError`), where one failing `collect()` fails prom-client's whole
+ * scrape; and names, `_total` and label names are refused at registration.
+ * The output is the same text format, and the process metrics
+ * (process.ts) carry prom-client's default names, so dashboards and rules
+ * written for a prom-client service read them unchanged.
  */
 import { formatExposition, formatValue, LABEL_NAME, METRIC_NAME, type MetricFamily, type MetricType, type Sample } from './exposition.js';
 
