@@ -63,13 +63,8 @@ export async function retrying<T>(attempt: (n: number) => Promise<T>, options: R
   }
 }
 
-export interface BackoffOptions extends Backoff {
-  /** Errors worth retrying; others go through at once. */
-  shouldRetry?: (err: unknown) => boolean;
-  /** Retries at most, then the error goes through (unset: no limit). */
-  retries?: number;
-  /** Told before each wait (for logs and health). */
-  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+/** {@link RetryOptions} as an RxJS source takes them: unsubscribing stops it, and time comes from `scheduler`. */
+export interface BackoffOptions extends Omit<RetryOptions, 'waitFor' | 'signal'> {
   scheduler?: SchedulerLike;
 }
 

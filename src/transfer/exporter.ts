@@ -46,7 +46,7 @@ export interface ApiExportOptions extends ExportRange {
   /** Retries of a page (network errors, 5xx, 429); 5. */
   retries?: number;
   retryDelayMs?: number;
-  /** Timeout of one page, ms; 60 s. */
+  /** A page that gets no byte for this long is retried, ms; 60 s. */
   pageTimeoutMs?: number;
   onProgress?: (exported: number) => void;
 }
@@ -110,7 +110,7 @@ async function apiExport(options: ApiExportOptions): Promise<ExportSummary> {
         const { res, chunks } = await get(url, { token: options.token, idleTimeoutMs: options.pageTimeoutMs ?? 60_000 });
         if (!(res.headers.get('content-type') ?? '').includes('ndjson')) {
           await res.body?.cancel();
-          throw new SourceError(`${shown} did not answer NDJSON: is it a kpi-live service?`);
+          throw new SourceError('it did not answer NDJSON: is it a kpi-live service?');
         }
         const parts: Uint8Array[] = [];
         for await (const chunk of chunks) parts.push(chunk);
@@ -124,8 +124,9 @@ async function apiExport(options: ApiExportOptions): Promise<ExportSummary> {
         waitFor: (err) => (err as RetryableError).retryAfterMs,
       },
     ).catch((err: unknown) => {
+      // every refusal and the last retryable failure, named with the service's (redacted) URL
       if (err instanceof RetryableError) throw new SourceError(`${shown}: ${err.message} (gave up after ${retries + 1} attempts)`);
-      if (err instanceof SourceError && !err.message.startsWith(shown)) throw new SourceError(`${shown}: ${err.message}`);
+      if (err instanceof SourceError) throw new SourceError(`${shown}: ${err.message}`);
       throw err;
     });
     await write(options.out, page);

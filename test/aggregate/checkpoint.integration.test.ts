@@ -8,23 +8,17 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snapshotOf } from '../../src/aggregate/runtime/checkpoint.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, bucketKey, defaultRetention } from '../../src/aggregate/model/state.js';
+import { bucketKey, defaultRetention } from '../../src/aggregate/model/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { Database } from '../../src/store/database.js';
 import { StoreRequestError, type Store, type StoreRequest } from '../../src/store/store.js';
 import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
+import { stateOfBlobs } from '../harness/kpi-fixtures.js';
 
 const silent = pino({ level: 'silent' });
 const T = Date.UTC(2026, 10, 20, 10, 0);
 
-function stateWith(n: number): AggregateState {
-  const state = new AggregateState(defaultSegmentConfig, defaultRetention);
-  const run = newRunId();
-  for (let i = 0; i < n; i++)
-    state.apply({ _id: blobDocId(T + (i % 6) * 600_000, run, i), timestamp: T + (i % 6) * 600_000, event_stream: [['screen.rp_info', i]] });
-  state.downsample();
-  return state;
-}
+const stateWith = (n: number) => stateOfBlobs(n, { start: T });
 
 /**
  * The harness's store, except for the checkpoint root, which plays a CouchDB

@@ -41,15 +41,16 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { CheckpointConflictError, CheckpointStore, readRoots, ROOT_ID, snapshotOf, type Root } from '../../src/aggregate/runtime/checkpoint.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
+import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { loadConfig } from '../../src/config/config.js';
 import { purgeTombstones } from '../../src/retention/purge.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
-import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
+import { newRunId } from '../../src/store/blob-ids.js';
 import { Database } from '../../src/store/database.js';
 import { openStore, type Store } from '../../src/store/store.js';
+import { stateOfBlobs } from '../harness/kpi-fixtures.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
 import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
 import { startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
@@ -485,16 +486,9 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
       return new CheckpointStore(store, db, defaultSegmentConfig, defaultRetention, silent);
     };
     const run = newRunId();
-    const t0 = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
+    const start = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
     /** The state of the blobs numbered [0, n) of one run, over the six buckets of the last hour. */
-    const stateOf = (n: number) => {
-      const state = new AggregateState(defaultSegmentConfig, defaultRetention);
-      for (let i = 0; i < n; i++) {
-        const timestamp = t0 + (i % 6) * 10 * MINUTE;
-        state.apply({ _id: blobDocId(timestamp, run, i), timestamp, event_stream: [['screen.rp_info', i]] });
-      }
-      return state;
-    };
+    const stateOf = (n: number) => stateOfBlobs(n, { start, run });
 
     const writer = await through(1);
     await writer.ensureDb();

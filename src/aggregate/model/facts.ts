@@ -5,6 +5,7 @@
  * counts when its event occurs anywhere in the stream, as in the original
  * dashboard. Times use the first occurrence of an event, in whole ms.
  */
+import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../../contract/kpis.js';
 import { segmentsOf, type Dimension, type SegmentConfig, type SegmentInput } from './segments.js';
 import { timeBin } from './time-bins.js';
 
@@ -16,8 +17,6 @@ export interface FactsInput extends SegmentInput {
   number_sites_logged_in?: number;
   sample_rate?: number;
 }
-
-import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../../contract/kpis.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** Absent, null (what the dialog sends for a field it has no value for), or of its type. */
