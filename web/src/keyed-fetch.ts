@@ -132,6 +132,7 @@ export class KeyedFetchController<T> implements ReactiveController {
         this.value = value;
         this.valueKey = key;
         this.error = undefined;
+        clearTimeout(this.#retry); // a retry scheduled by an earlier failure is not needed any more
         this.host.requestUpdate();
       },
       (err: unknown) => {
