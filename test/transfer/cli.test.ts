@@ -1,10 +1,11 @@
 /**
- * The import and export commands' small pure parts: time options and the
- * summary line.
+ * The import and export commands' small pure parts: time options, the
+ * screening of one source item and the summary line.
  */
 import { describe, expect, it } from 'vitest';
 import { importSummaryLine, parseTime } from '../../src/cli/transfer.js';
-import { topField } from '../../src/transfer/importer.js';
+import { blobDigest } from '../../src/transfer/import-ids.js';
+import { screenItem, topField, type ScreenRules } from '../../src/transfer/import-screen.js';
 
 describe('import and export options', () => {
   it('take times as ms or ISO dates, and say what is wrong otherwise', () => {
@@ -33,5 +34,47 @@ describe('the import summary', () => {
     expect(topField('event_stream[2][1]')).toBe('event_stream');
     expect(topField('user_agent.os')).toBe('user_agent');
     expect(topField('timestamp')).toBe('timestamp');
+  });
+});
+
+describe('screening one source item', () => {
+  const now = Date.UTC(2026, 10, 20, 12);
+  const rules: ScreenRules = {
+    start: Date.UTC(2026, 10, 1),
+    end: Date.UTC(2026, 10, 20),
+    context: { now, maxAgeMs: Number.POSITIVE_INFINITY, maxFutureMs: 0, userAgent: undefined },
+    retention: { cutoff: Date.UTC(2026, 10, 5), days: 15 },
+  };
+  const blob = (timestamp: number) => ({ timestamp, event_stream: [['screen.rp_info', 12]], lang: 'en-US' });
+
+  it('passes a valid blob on, rounded to its bucket, with its digest', () => {
+    const screened = screenItem({ position: 'line 1', value: blob(Date.UTC(2026, 10, 10, 8, 17)) }, rules);
+    expect(screened.kind).toBe('blob');
+    if (screened.kind !== 'blob') return;
+    expect(screened.pending).toMatchObject({ bucket: Date.UTC(2026, 10, 10, 8, 10), position: 'line 1' });
+    expect(screened.pending.digest).toBe(blobDigest(screened.pending.doc));
+    expect(screened.pending.doc).not.toHaveProperty('_id'); // given by the bucket's ledger when written
+  });
+
+  it('counts a timestamp outside the range as outside, before any validation', () => {
+    expect(screenItem({ position: 'line 2', value: { timestamp: Date.UTC(2026, 10, 21), junk: true } }, rules)).toEqual({ kind: 'outside' });
+  });
+
+  it('refuses what the source could not parse, what is no object, a bad field and what retention removes, naming the field', () => {
+    expect(screenItem({ position: 'line 3', problem: { field: 'json', message: 'is not JSON' } }, rules)).toEqual({
+      kind: 'refused',
+      field: 'json',
+      message: 'is not JSON',
+    });
+    expect(screenItem({ position: 'line 4', value: [1] }, rules)).toMatchObject({ kind: 'refused', field: 'blob' });
+    expect(screenItem({ position: 'line 5', value: { ...blob(Date.UTC(2026, 10, 10)), event_stream: 'x' } }, rules)).toMatchObject({
+      kind: 'refused',
+      field: 'event_stream',
+    });
+    expect(screenItem({ position: 'line 6', value: blob(Date.UTC(2026, 10, 2)) }, rules)).toMatchObject({
+      kind: 'refused',
+      field: 'timestamp',
+      message: expect.stringContaining('KPI_RETENTION_DAYS=15'),
+    });
   });
 });
