@@ -66,6 +66,26 @@ interface ThresholdsInForce {
   editable: boolean;
 }
 
+/** What one render of the dashboard shows, derived once (see `#frame`). */
+interface Frame {
+  answer: KpiAnswer | undefined;
+  /** What the tiles show: the whole population (the answer's exact overall when split). */
+  tileSource: KpiSeries | undefined;
+  /** The previous period of the same length, once fetched. */
+  previousTotal: Kpis | undefined;
+  deploy: Deploy | undefined;
+  /** The hour before the latest deploy, once fetched for it. */
+  beforeDeployTotal: Kpis | undefined;
+  thresholds: Thresholds;
+  alerts: ReturnType<typeof breachedAlerts>;
+  funnels: (Omit<(typeof FUNNELS)[number], 'steps'> & { steps: ReturnType<typeof sumFunnels> })[];
+  /** Each watched value as shown, for the thresholds editor. */
+  current: Partial<Record<ThresholdKey, string>>;
+  /** The zoomed answer while zoomed and fetched, else the live one. */
+  chartAnswer: KpiAnswer | undefined;
+  canEdit: boolean;
+}
+
 /** The thresholds from `/api/thresholds`, or, on a service without it, the configured ones of `/api/settings` (read-only). */
 async function loadThresholds(signal: AbortSignal): Promise<ThresholdsInForce | undefined> {
   const stored = await getIfPresent<ThresholdsBody>('/api/thresholds', signal);
@@ -460,171 +480,197 @@ export class KpiDashboard extends LitElement {
     </footer>`;
   }
 
-  override render() {
+  /** What one render shows, derived once from the live answer and the fetched panels. */
+  #frame(): Frame {
     const answer = this.live.answer;
-    const all = answer?.series.find((s) => s.segment === 'all');
     const previous = this.previous.value;
-    // the previous period of the same length (it trails the window by up to 10 minutes while refetched)
-    const previousTotal = previous && answer && previous.to - previous.from === answer.to - answer.from ? previous.series[0]?.total : undefined;
-    const totalOf = (a: KpiAnswer | undefined) => a?.series.reduce((n, s) => n + s.total.dialogs, 0) ?? 0;
-    const chartKpi = TILE_KPIS.find((k) => k.id === this.chartKpi) ?? TILE_KPIS[0]!;
     // with a segmentation, tiles show the whole population from the answer's
     // exact overall (no sparkline there: points are per segment value)
+    const all = answer?.series.find((s) => s.segment === 'all');
     const tileSource: KpiSeries | undefined = this.view.segment ? (answer?.overall ? { segment: 'all', total: answer.overall, points: [] } : undefined) : all;
     const deploy = this.#latestDeploy();
-    const beforeDeployTotal = deploy && this.beforeDeploy.valueKey === this.#beforeDeployUrl() ? this.beforeDeploy.value?.series[0]?.total : undefined;
-    const thresholds = this.thresholds.value?.thresholds ?? {};
-    const alerts = breachedAlerts(this.alerts.value);
-    const comparison = this.comparison.value;
     const zoomUrl = this.#zoomUrl();
-    const chartAnswer = zoomUrl && this.zoomed.valueKey === zoomUrl && this.zoomed.value ? this.zoomed.value : answer;
     const session = this.session.value;
-    const canEdit = !!this.thresholds.value?.editable && (session?.kind === 'session' || session?.kind === 'loopback');
+    const thresholds = this.thresholds.value?.thresholds ?? {};
     // funnels over every series: the whole population, split or not
     const funnels = FUNNELS.map((f) => ({ ...f, steps: answer ? sumFunnels(answer.series.map((s) => s.total[f.field])) : [] }));
     const current: Partial<Record<ThresholdKey, string>> = {};
     for (const k of TILE_KPIS) if (tileSource) current[k.id] = formatValue(k.value(tileSource.total), k.format);
     for (const f of funnels) for (const s of f.steps.slice(1)) current[stepKey(f.id, s.step)] = formatValue(s.conversionFromPrevious, 'percent');
+    return {
+      answer,
+      tileSource,
+      // the previous period of the same length (it trails the window by up to 10 minutes while refetched)
+      previousTotal: previous && answer && previous.to - previous.from === answer.to - answer.from ? previous.series[0]?.total : undefined,
+      deploy,
+      beforeDeployTotal: deploy && this.beforeDeploy.valueKey === this.#beforeDeployUrl() ? this.beforeDeploy.value?.series[0]?.total : undefined,
+      thresholds,
+      alerts: breachedAlerts(this.alerts.value),
+      funnels,
+      current,
+      chartAnswer: zoomUrl && this.zoomed.valueKey === zoomUrl && this.zoomed.value ? this.zoomed.value : answer,
+      canEdit: !!this.thresholds.value?.editable && (session?.kind === 'session' || session?.kind === 'loopback'),
+    };
+  }
 
-    return html`
-      <header>
-        <h1>kpi-live</h1>
-        <kpi-range
-          class="controls"
-          .range=${this.view.range}
-          @range-change=${(e: CustomEvent<Range>) => this.#change({ ...this.view, range: e.detail })}
-        ></kpi-range>
+  #header(frame: Frame) {
+    return html`<header>
+      <h1>kpi-live</h1>
+      <kpi-range
+        class="controls"
+        .range=${this.view.range}
+        @range-change=${(e: CustomEvent<Range>) => this.#change({ ...this.view, range: e.detail })}
+      ></kpi-range>
+      <label class="controls"
+        >Split by
+        <select
+          @change=${(e: Event) => {
+            const value = (e.target as HTMLSelectElement).value as Dimension | '';
+            const { segment: _old, ...rest } = this.view;
+            this.#change(value ? { ...rest, segment: value } : rest);
+          }}
+        >
+          ${SEGMENTS.map((s) => html`<option value=${s.value} ?selected=${(this.view.segment ?? '') === s.value}>${s.label}</option>`)}
+        </select>
+      </label>
+      ${frame.canEdit ? html`<button type="button" class="controls edit-thresholds" @click=${() => this.#openThresholds()}>Thresholds…</button>` : nothing}
+      <span class="status">${this.#status()}</span>
+      ${this.#account()}
+    </header>`;
+  }
+
+  /** Says why a window shows nothing, and how to make it move. */
+  #empty(answer: KpiAnswer | undefined) {
+    if (!answer || answer.series.reduce((n, s) => n + s.total.dialogs, 0) > 0) return nothing;
+    if (rangeEnded(this.view.range)) return html`<div class="empty">No sign-in dialogs in this window.</div>`;
+    return html`<div class="empty">
+      No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
+      <code>npx kpi-live simulate --rate 50 --duration 300</code>.
+    </div>`;
+  }
+
+  #tiles({ answer, tileSource, previousTotal, deploy, beforeDeployTotal, thresholds, alerts }: Frame) {
+    return html`<section class="tiles" aria-label="KPIs">
+      ${TILE_KPIS.map((k) => {
+        const value = tileSource ? k.value(tileSource.total) : null;
+        const threshold = thresholds[k.id];
+        return html`<kpi-tile
+          data-kpi=${k.id}
+          .label=${k.label}
+          .value=${tileSource ? formatValue(value, k.format) : '–'}
+          .estimate=${k.format === 'count' && !!tileSource?.total.sampled}
+          .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
+          .good=${k.better}
+          .against=${beforeDeployTotal ? deploy!.version : ''}
+          .deployChange=${beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null}
+          ?breached=${breached(value, threshold)}
+          .breach=${breachText(value, threshold, k.format)}
+          .alertSince=${alerts.get(k.id)?.since}
+          .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
+        ></kpi-tile>`;
+      })}
+    </section>`;
+  }
+
+  #funnels({ funnels, thresholds, alerts }: Frame) {
+    return html`<section class="funnels" aria-label="Funnels">
+      ${funnels.map((f) => {
+        const status: Record<number, StepStatus> = {};
+        for (const s of f.steps.slice(1)) {
+          const key = stepKey(f.id, s.step);
+          status[s.step] = { breach: breachText(s.conversionFromPrevious, thresholds[key], 'percent'), alertSince: alerts.get(key)?.since };
+        }
+        return html`<kpi-funnel data-funnel=${f.id} .heading=${f.label} .steps=${f.steps} .status=${status}></kpi-funnel>`;
+      })}
+    </section>`;
+  }
+
+  #comparisons() {
+    const comparison = this.comparison.value;
+    const noDeploy = this.live.deploys.length === 0;
+    const mode = this.#effectiveCompareMode();
+    return html`<section class="comparisons" aria-labelledby="compare-heading">
+      <div class="compare-controls">
+        <h2 id="compare-heading">Funnels compared</h2>
         <label class="controls"
-          >Split by
+          >Compare
           <select
+            aria-label="comparison"
             @change=${(e: Event) => {
-              const value = (e.target as HTMLSelectElement).value as Dimension | '';
-              const { segment: _old, ...rest } = this.view;
-              this.#change(value ? { ...rest, segment: value } : rest);
+              this.compareMode = (e.target as HTMLSelectElement).value as 'deploy' | 'day';
             }}
           >
-            ${SEGMENTS.map((s) => html`<option value=${s.value} ?selected=${(this.view.segment ?? '') === s.value}>${s.label}</option>`)}
+            <option value="deploy" ?selected=${mode === 'deploy'} ?disabled=${noDeploy}>
+              before / after the latest deploy${noDeploy ? ' (no deploy yet)' : ''}
+            </option>
+            <option value="day" ?selected=${mode === 'day'}>yesterday / last 24 h</option>
           </select>
         </label>
-        ${canEdit ? html`<button type="button" class="controls edit-thresholds" @click=${() => this.#openThresholds()}>Thresholds…</button>` : nothing}
-        <span class="status">${this.#status()}</span>
-        ${this.#account()}
-      </header>
+      </div>
+      <div class="compare-grid">
+        ${FUNNELS.map(
+          (f) =>
+            html`<kpi-compare
+              data-funnel=${f.id}
+              .heading=${`${f.label} compared`}
+              .beforeLabel=${comparison?.labels[0] ?? ''}
+              .afterLabel=${comparison?.labels[1] ?? ''}
+              .baseline=${comparison?.baseline?.[f.field] ?? []}
+              .current=${comparison?.current?.[f.field] ?? []}
+            ></kpi-compare>`,
+        )}
+      </div>
+    </section>`;
+  }
+
+  #chart({ answer, chartAnswer }: Frame) {
+    const chartKpi = TILE_KPIS.find((k) => k.id === this.chartKpi) ?? TILE_KPIS[0]!;
+    return html`<section class="chart" aria-labelledby="chart-heading">
+      <div class="chart-controls">
+        <h2 id="chart-heading" class="visually-hidden">Time series</h2>
+        <label
+          >Chart
+          <select @change=${(e: Event) => (this.chartKpi = (e.target as HTMLSelectElement).value)}>
+            ${TILE_KPIS.map((k) => html`<option value=${k.id} ?selected=${k.id === chartKpi.id}>${k.label}</option>`)}
+          </select>
+        </label>
+        <div class="zoom" role="group" aria-label="Chart zoom">
+          <button type="button" @click=${() => this.#zoomStep('in')} ?disabled=${!answer}>Zoom in</button>
+          <button type="button" @click=${() => this.#zoomStep('earlier')} ?disabled=${!this.zoom}>Earlier</button>
+          <button type="button" @click=${() => this.#zoomStep('later')} ?disabled=${!this.zoom}>Later</button>
+          <button type="button" class="reset-zoom" @click=${() => (this.zoom = undefined)} ?disabled=${!this.zoom}>Reset zoom</button>
+        </div>
+        <span class="zoom-note" aria-live="polite"
+          >${
+            this.zoom
+              ? `Zoomed to ${shortTime(this.zoom.from)}–${hhmm(this.zoom.to)}, ${bucketWords(bucketForRange(this.zoom.to - this.zoom.from))} points (not live)`
+              : 'Drag across the chart to zoom'
+          }</span
+        >
+      </div>
+      <kpi-chart
+        .answer=${chartAnswer}
+        .kpi=${chartKpi}
+        .deploys=${this.live.deploys}
+        @zoom=${(e: CustomEvent<ZoomDetail>) => this.#zoomTo(e.detail)}
+        @zoom-reset=${() => (this.zoom = undefined)}
+      ></kpi-chart>
+    </section>`;
+  }
+
+  override render() {
+    const frame = this.#frame();
+    return html`
+      ${this.#header(frame)}
       ${
         this.live.connection === 'reconnecting'
           ? html`<div class="banner" role="alert">Connection to kpi-live lost: numbers are frozen until it is back.</div>`
           : nothing
       }
       ${this.#failing()}
-      <main>
-        ${
-          answer && totalOf(answer) === 0
-            ? rangeEnded(this.view.range)
-              ? html`<div class="empty">No sign-in dialogs in this window.</div>`
-              : html`<div class="empty">
-                  No sign-in dialogs in this window yet. Dialogs post to <code>POST /wsapi/interaction_data</code>; to see the dashboard move, run
-                  <code>npx kpi-live simulate --rate 50 --duration 300</code>.
-                </div>`
-            : nothing
-        }
-        <section class="tiles" aria-label="KPIs">
-          ${TILE_KPIS.map((k) => {
-            const value = tileSource ? k.value(tileSource.total) : null;
-            const threshold = thresholds[k.id];
-            return html`<kpi-tile
-              data-kpi=${k.id}
-              .label=${k.label}
-              .value=${tileSource ? formatValue(value, k.format) : '–'}
-              .estimate=${k.format === 'count' && !!tileSource?.total.sampled}
-              .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
-              .good=${k.better}
-              .against=${beforeDeployTotal ? deploy!.version : ''}
-              .deployChange=${
-                beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null
-              }
-              ?breached=${breached(value, threshold)}
-              .breach=${breachText(value, threshold, k.format)}
-              .alertSince=${alerts.get(k.id)?.since}
-              .points=${tileSource ? tileSource.points.map((p) => k.value(p.kpis)) : []}
-            ></kpi-tile>`;
-          })}
-        </section>
-        <section class="funnels" aria-label="Funnels">
-          ${funnels.map((f) => {
-            const status: Record<number, StepStatus> = {};
-            for (const s of f.steps.slice(1)) {
-              const key = stepKey(f.id, s.step);
-              status[s.step] = { breach: breachText(s.conversionFromPrevious, thresholds[key], 'percent'), alertSince: alerts.get(key)?.since };
-            }
-            return html`<kpi-funnel data-funnel=${f.id} .heading=${f.label} .steps=${f.steps} .status=${status}></kpi-funnel>`;
-          })}
-        </section>
-        <section class="comparisons" aria-labelledby="compare-heading">
-          <div class="compare-controls">
-            <h2 id="compare-heading">Funnels compared</h2>
-            <label class="controls"
-              >Compare
-              <select
-                aria-label="comparison"
-                @change=${(e: Event) => {
-                  this.compareMode = (e.target as HTMLSelectElement).value as 'deploy' | 'day';
-                }}
-              >
-                <option value="deploy" ?selected=${this.#effectiveCompareMode() === 'deploy'} ?disabled=${this.live.deploys.length === 0}>
-                  before / after the latest deploy${this.live.deploys.length === 0 ? ' (no deploy yet)' : ''}
-                </option>
-                <option value="day" ?selected=${this.#effectiveCompareMode() === 'day'}>yesterday / last 24 h</option>
-              </select>
-            </label>
-          </div>
-          <div class="compare-grid">
-            ${FUNNELS.map(
-              (f) =>
-                html`<kpi-compare
-                  data-funnel=${f.id}
-                  .heading=${`${f.label} compared`}
-                  .beforeLabel=${comparison?.labels[0] ?? ''}
-                  .afterLabel=${comparison?.labels[1] ?? ''}
-                  .baseline=${comparison?.baseline?.[f.field] ?? []}
-                  .current=${comparison?.current?.[f.field] ?? []}
-                ></kpi-compare>`,
-            )}
-          </div>
-        </section>
-        <section class="chart" aria-labelledby="chart-heading">
-          <div class="chart-controls">
-            <h2 id="chart-heading" class="visually-hidden">Time series</h2>
-            <label
-              >Chart
-              <select @change=${(e: Event) => (this.chartKpi = (e.target as HTMLSelectElement).value)}>
-                ${TILE_KPIS.map((k) => html`<option value=${k.id} ?selected=${k.id === chartKpi.id}>${k.label}</option>`)}
-              </select>
-            </label>
-            <div class="zoom" role="group" aria-label="Chart zoom">
-              <button type="button" @click=${() => this.#zoomStep('in')} ?disabled=${!answer}>Zoom in</button>
-              <button type="button" @click=${() => this.#zoomStep('earlier')} ?disabled=${!this.zoom}>Earlier</button>
-              <button type="button" @click=${() => this.#zoomStep('later')} ?disabled=${!this.zoom}>Later</button>
-              <button type="button" class="reset-zoom" @click=${() => (this.zoom = undefined)} ?disabled=${!this.zoom}>Reset zoom</button>
-            </div>
-            <span class="zoom-note" aria-live="polite"
-              >${
-                this.zoom
-                  ? `Zoomed to ${shortTime(this.zoom.from)}–${hhmm(this.zoom.to)}, ${bucketWords(bucketForRange(this.zoom.to - this.zoom.from))} points (not live)`
-                  : 'Drag across the chart to zoom'
-              }</span
-            >
-          </div>
-          <kpi-chart
-            .answer=${chartAnswer}
-            .kpi=${chartKpi}
-            .deploys=${this.live.deploys}
-            @zoom=${(e: CustomEvent<ZoomDetail>) => this.#zoomTo(e.detail)}
-            @zoom-reset=${() => (this.zoom = undefined)}
-          ></kpi-chart>
-        </section>
-      </main>
+      <main>${this.#empty(frame.answer)} ${this.#tiles(frame)} ${this.#funnels(frame)} ${this.#comparisons()} ${this.#chart(frame)}</main>
       ${this.#footer()}
-      <kpi-thresholds .thresholds=${thresholds} .watched=${WATCHED} .current=${current} .save=${this.#save}></kpi-thresholds>
+      <kpi-thresholds .thresholds=${frame.thresholds} .watched=${WATCHED} .current=${frame.current} .save=${this.#save}></kpi-thresholds>
     `;
   }
 }
