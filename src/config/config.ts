@@ -299,7 +299,7 @@ export const configFields = {
     type: 'string',
     default: 'auto',
     enum: ['auto', 'standby'],
-    doc: '`auto`: take part in electing the one instance that follows `_changes` and writes the aggregate (alone, it is elected at once); `standby`: never follow, serve the published aggregate.',
+    doc: 'With a shared store (`COUCHDB_URL`): `auto` takes part in electing the one instance that follows `_changes` and writes the aggregate (alone, it is elected at once); `standby` never follows and serves the published aggregate. With the embedded store the instance is the only follower and holds no lease, and `standby` is refused.',
   },
 } as const satisfies Record<string, FieldSpec>;
 
@@ -463,6 +463,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
   parseThresholds(config.thresholds);
   if (config.tenMinuteHours >= config.hourlyDays * 24) {
     throw new ConfigError('invalid configuration: KPI_10M_BUCKET_HOURS must be shorter than KPI_HOURLY_BUCKET_DAYS');
+  }
+  if (config.role === 'standby' && config.couchdbUrl === undefined) {
+    throw new ConfigError(
+      'invalid configuration: KPI_ROLE=standby needs a store other instances share (COUCHDB_URL): the embedded store has no follower to stand by for',
+    );
   }
   if (config.couchdbUrl !== undefined) {
     let url: URL;

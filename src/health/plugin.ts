@@ -15,7 +15,9 @@
  * It also shows how far the aggregate lags behind the feed, and the last
  * retention pass. Reveals no data and no secrets.
  *
- * With several instances, `lease` says whether this one holds the lease
+ * With the embedded store `lease.mode` is `sole`: this instance is the only
+ * one that can reach the store and follows the feed with no lease. With a
+ * shared store, `lease` says whether this one holds the lease
  * (`role: follower`; `following` once it has loaded the checkpoint and reads
  * the feed) or serves the published aggregate (`standby`), who
  * holds the lease and what the holder says of its aggregate; a standby's
@@ -62,7 +64,7 @@ const healthSchema = {
       type: 'object',
       properties: {
         instanceId: { type: 'string' },
-        mode: { type: 'string', enum: ['auto', 'standby'] },
+        mode: { type: 'string', enum: ['sole', 'auto', 'standby'] },
         role: { type: 'string', enum: ['follower', 'standby'] },
         following: { type: 'boolean' },
         holder: { type: ['string', 'null'] },

@@ -9,39 +9,31 @@
  *
  * Both are guarded like the read API.
  *
- * Several instances may share one store: the lease (src/cluster/) elects the
- * one that follows the feed and writes the checkpoint; the others answer from
- * the state it published (elected.ts). `app.leadership` tells other features
- * whether this instance holds the lease, so that work that must happen once
- * (retention passes, alert webhooks) runs on the holder only.
+ * With the embedded store this instance is the only follower and runs the
+ * Aggregator straight; several instances may share a store given by
+ * `COUCHDB_URL`, and then the lease (src/cluster/) elects the one that
+ * follows the feed and writes the checkpoint, the others answering from the
+ * state it published (runtime/running.ts says which and why).
+ * `app.leadership` tells other features whether this instance is that
+ * follower, so that work that must happen once (retention passes, alert
+ * webhooks) runs there only.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Observable } from 'rxjs';
-import { defaultInstanceId, LeaseElector, type LeaseStatus } from '../../cluster/elector.js';
 import type { Config } from '../../config/config.js';
 import { ensureDatabase } from '../../store/setup.js';
 import { errorResponseSchema, HttpError } from '../../http/errors.js';
 import type { AggregateChange, AggregatorStatus } from '../runtime/aggregator.js';
 import { kpisCsv, funnelCsv } from './csv.js';
-import {
-  bucketForRange,
-  FUNNELS,
-  queryFunnel,
-  queryKpis,
-  windowEnd,
-  type BucketName,
-  type FunnelAnswer,
-  type FunnelName,
-  type KpiAnswer,
-  type KpiQuery,
-} from '../model/query.js';
-import { ElectedAggregate } from '../runtime/elected.js';
+import { FUNNELS, queryFunnel, queryKpis, type KpiQuery } from '../model/query.js';
+import { runningAggregate, type Leadership } from '../runtime/running.js';
 import { windowFieldSchemas, windowProblem } from '../../contract/window-schema.js';
-import type { Dimension } from '../model/segments.js';
+
 import { aggregateSettings } from '../runtime/settings.js';
-import { DAY } from '../model/state.js';
+
 import { funnelAnswerSchema, kpiAnswerSchema } from '../../contract/answer-schemas.js';
+import { bucketForRange, windowEnd, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type Dimension, DAY } from '../../contract/kpis.js';
 
 /** What other features may use of the aggregate. */
 export interface Aggregates {
@@ -53,17 +45,6 @@ export interface Aggregates {
   status(): AggregatorStatus;
   /** Buckets changed by each applied batch. */
   changes$: Observable<AggregateChange>;
-}
-
-/** Whether this instance holds the follower lease: what must run once per store runs where it does. */
-export interface Leadership {
-  readonly instanceId: string;
-  /** True while this instance holds the lease. */
-  isLeader(): boolean;
-  /** The current value at once, then each change. */
-  readonly leader$: Observable<boolean>;
-  /** The lease, and whether this instance follows the feed now (the holder loads the checkpoint first). */
-  status(): LeaseStatus & { following: boolean };
 }
 
 declare module 'fastify' {
@@ -115,33 +96,9 @@ export function resolveWindow(q: WindowQuery, now = Date.now()): KpiQuery {
 
 async function aggregates(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const settings = aggregateSettings(config, app.store, app.log);
-  // the lease lives in the aggregates database
+  // the checkpoint (and, when elected, the lease) live in the aggregates database
   await ensureDatabase(app.store, settings.stateDb);
-  const self: { aggregate?: ElectedAggregate } = {}; // what the follower says of itself in the lease document
-  const elector = new LeaseElector({
-    store: app.store,
-    db: settings.stateDb,
-    instanceId: config.instanceId ?? defaultInstanceId(),
-    ttlMs: config.leaseTtlMs,
-    mode: config.role === 'standby' ? 'standby' : 'auto',
-    log: app.log,
-    status: () => {
-      const status = self.aggregate?.status;
-      return status ? { phase: status.phase, lagSeconds: status.lagSeconds, watermark: status.watermark } : {};
-    },
-  });
-  const running = new ElectedAggregate({
-    aggregator: {
-      ...settings,
-      longpollMs: config.feedLongpollMs,
-      checkpointEveryChanges: config.checkpointEveryChanges,
-      checkpointEveryMs: config.checkpointEveryMs,
-    },
-    published: { ...settings, pollMs: elector.timings.pollMs },
-    elector,
-    log: app.log,
-  });
-  self.aggregate = running;
+  const { aggregate: running, leadership } = runningAggregate({ config, store: app.store, settings, log: app.log });
   await running.start();
   // Stop following, save a last checkpoint and give the lease up before the store closes.
   app.store.beforeClose(() => running.stop());
@@ -153,12 +110,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
     status: () => running.status,
     changes$: running.changes$,
   } satisfies Aggregates);
-  app.decorate('leadership', {
-    instanceId: elector.instanceId,
-    isLeader: () => elector.isLeader,
-    leader$: elector.leader$,
-    status: () => ({ ...elector.status(), following: running.following }),
-  } satisfies Leadership);
+  app.decorate('leadership', leadership);
 
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);
