@@ -41,7 +41,7 @@ import type { FactsInput } from '../src/aggregate/model/facts.js';
 import { queryKpis, type KpiQuery } from '../src/aggregate/model/query.js';
 import { recomputeKpis } from '../src/aggregate/model/recompute.js';
 import { defaultSegmentConfig } from '../src/aggregate/model/segments.js';
-import { AggregateState, DAY, defaultRetention } from '../src/aggregate/model/state.js';
+import { AggregateState, defaultRetention } from '../src/aggregate/model/state.js';
 import { loadConfig } from '../src/config/config.js';
 import { coarseUserAgent } from '../src/ingest/user-agent.js';
 import { seededRandom, simulateSession } from '../src/simulate/generator.js';
@@ -49,6 +49,7 @@ import { BlobIdAllocator, floorToBucket } from '../src/store/blob-ids.js';
 import { openStore } from '../src/store/store.js';
 import { gc, verdict } from './common.js';
 import { benchDbName, benchStore, changesCeiling, couchdbUrlFromEnv, dropDatabases, kpiDatabases, ofCeiling } from './store.js';
+import { DAY } from '../src/contract/kpis.js';
 
 const QUERY_BLOBS = Number(process.env.BENCH_QUERY_BLOBS ?? 1_000_000);
 const FEED_BLOBS = Number(process.env.BENCH_FEED_BLOBS ?? 200_000);

@@ -182,7 +182,8 @@ async function main(): Promise<void> {
   const { rebuild } = await import('../src/aggregate/runtime/rebuild.js');
   const { queryKpis } = await import('../src/aggregate/model/query.js');
   const { defaultSegmentConfig } = await import('../src/aggregate/model/segments.js');
-  const { defaultRetention, HOUR } = await import('../src/aggregate/model/state.js');
+  const { defaultRetention } = await import('../src/aggregate/model/state.js');
+  const { HOUR } = await import('../src/contract/kpis.js');
   const { seededRandom, simulateSession } = await import('../src/simulate/generator.js');
   const { projectRoot } = await import('../src/project-root.js');
   const { isDeepStrictEqual } = await import('node:util');

@@ -31,7 +31,7 @@ import { Ajv } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { asyncScheduler, interval, merge, observeOn, skip, Subject, throttleTime } from 'rxjs';
 import { ConfigError, parseThresholds, type Config } from '../config/config.js';
-import { windowEnd } from '../aggregate/model/query.js';
+
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { AlertsDb, watchThresholds, type LatchedBreach, type StoredThresholds } from './alerts-db.js';
 import { initialWatch, judge, release, type Transition, type Watch } from './hysteresis.js';
@@ -39,6 +39,7 @@ import { byKeyOrder, checkThresholds, InvalidThresholdsError } from './threshold
 import type { AlertEvent, AlertsBody, ThresholdKey, Thresholds, ThresholdsBody } from './types.js';
 import { watchedValue } from './values.js';
 import { isWebhookUrl, WebhookSender } from './webhook.js';
+import { windowEnd } from '../contract/kpis.js';
 
 /** Another instance's change of thresholds is in force here within this long. */
 export const THRESHOLDS_POLL_MS = 30_000;

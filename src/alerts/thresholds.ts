@@ -3,8 +3,8 @@
  * the configuration (`KPI_THRESHOLDS`) and `PUT /api/thresholds` both use it,
  * so a set one accepts the other accepts too. Pure.
  */
-import { NEW_USER_STEPS, RESET_STEPS } from '../aggregate/model/facts.js';
-import { TILE_KPI_IDS, type ThresholdKey, type Thresholds, type TileKpiId } from '../contract/kpis.js';
+
+import { TILE_KPI_IDS, type ThresholdKey, type Thresholds, type TileKpiId, NEW_USER_STEPS, RESET_STEPS } from '../contract/kpis.js';
 import { stepKey, type StepFunnel } from './values.js';
 
 /** Steps of each funnel a threshold may watch the conversion into (2 up to its length). */

@@ -11,10 +11,11 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { BUCKET_SIZES } from '../aggregate/model/query.js';
-import { DAY, HOUR, MINUTE, type BucketCount } from '../aggregate/model/state.js';
+
+import { type BucketCount } from '../aggregate/model/state.js';
 import type { StoreErrorKind } from '../store/store.js';
 import { monotonic, type Reading } from './registry.js';
+import { BUCKET_SIZES, DAY, HOUR, MINUTE } from '../contract/kpis.js';
 
 /** The aggregate's phases; the gauge lists each (and any other it meets), 1 for the current one. */
 const PHASES: readonly string[] = ['starting', 'catching-up', 'live', 'retrying', 'failed', 'stopped', 'standby'];

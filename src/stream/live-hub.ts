@@ -23,8 +23,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
-import type { KpiAnswer, KpiQuery } from '../aggregate/model/query.js';
-import { bucketForRange, windowEnd } from '../contract/kpis.js';
+import type { KpiQuery } from '../aggregate/model/query.js';
+import { bucketForRange, windowEnd, type KpiAnswer } from '../contract/kpis.js';
 import type { Aggregates } from '../aggregate/routes/plugin.js';
 import type { Deploys } from '../deploys/plugin.js';
 import { readClientMessage } from './client-messages.js';

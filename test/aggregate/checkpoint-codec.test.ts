@@ -9,8 +9,9 @@ import { cellFromJson, cellToJson, CorruptCellError, COUNTERS, emptyCell } from 
 import { MIN_COUNTED_SAMPLE_RATE } from '../../src/aggregate/model/facts.js';
 import { queryKpis } from '../../src/aggregate/model/query.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY } from '../../src/aggregate/model/state.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson } from '../../src/aggregate/model/state.js';
 import { BASE_TIME, blobList } from './blob-arbitrary.js';
+import { DAY } from '../../src/contract/kpis.js';
 
 /** Sample rates as stored blobs may carry them: ordinary ones, the floors, and below every floor. */
 const storedRate = fc.oneof(

@@ -12,8 +12,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { queryKpis, type KpiAnswer } from '../../src/aggregate/model/query.js';
-import { HOUR } from '../../src/aggregate/model/state.js';
+import { queryKpis } from '../../src/aggregate/model/query.js';
+
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { dropDb, nowTimestamp, startTestApp, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';
@@ -21,6 +21,7 @@ import { startMarkedLoad } from '../harness/marked-load.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+import { type KpiAnswer, HOUR } from '../../src/contract/kpis.js';
 
 const TTL = 3000;
 const timings = leaseTimings(TTL);

@@ -13,9 +13,10 @@ import type { AggregateChange } from '../../src/aggregate/runtime/aggregator.js'
 import { PublishedAggregate } from '../../src/aggregate/runtime/published.js';
 import { queryKpis } from '../../src/aggregate/model/query.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, DAY, defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
+import { AggregateState, defaultRetention } from '../../src/aggregate/model/state.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
+import { DAY, HOUR } from '../../src/contract/kpis.js';
 
 const silent = pino({ level: 'silent' });
 const T = Date.UTC(2026, 10, 20, 10, 0);

@@ -41,7 +41,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { CheckpointConflictError, CheckpointStore, readRoots, ROOT_ID, snapshotOf, type Root } from '../../src/aggregate/runtime/checkpoint.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
+import { defaultRetention } from '../../src/aggregate/model/state.js';
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -57,6 +57,7 @@ import { startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, storedCount, storedMarkers } from '../harness/verify.js';
+import { DAY, HOUR, MINUTE } from '../../src/contract/kpis.js';
 
 const plan = clusterTestPlan();
 if (!plan.run) console.log(`[kpi-live tests] real CouchDB cluster: not run, ${plan.why}`);

@@ -11,14 +11,14 @@
  * failure says where it stopped rather than ending at the test's timeout.
  */
 import { afterAll, describe, expect, inject, it, onTestFailed } from 'vitest';
-import type { KpiAnswer } from '../../src/aggregate/model/query.js';
-import { HOUR } from '../../src/aggregate/model/state.js';
+
 import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
 import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, openHarnessStore, storedCount, storedMarkers } from '../harness/verify.js';
+import { type KpiAnswer, HOUR } from '../../src/contract/kpis.js';
 
 const TTL = 3000;
 const timings = leaseTimings(TTL);

@@ -11,9 +11,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { queryFunnel, queryKpis } from '../../src/aggregate/model/query.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, DAY } from '../../src/aggregate/model/state.js';
+import { AggregateState } from '../../src/aggregate/model/state.js';
 import { funnelAnswerSchema, kpiAnswerSchema } from '../../src/contract/answer-schemas.js';
-import { DIMENSIONS, type BucketName, type Dimension, type FunnelName } from '../../src/contract/kpis.js';
+import { DIMENSIONS, type BucketName, type Dimension, type FunnelName, DAY } from '../../src/contract/kpis.js';
 import { BASE_TIME, blobList } from '../aggregate/blob-arbitrary.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });

@@ -17,13 +17,13 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { HOUR } from '../../src/aggregate/model/state.js';
-import type { KpiAnswer } from '../../src/aggregate/model/query.js';
+
 import { freeLoopbackPort } from '../../src/store/embedded.js';
 import { dropDb, nowTimestamp, uniqueDbName } from '../harness/app.js';
 import { FaultProxy, pass } from '../harness/fault-proxy.js';
 import { startServiceProcess, waitUntil, type ServiceProcess } from '../harness/process.js';
 import { openHarnessStore, storedMarkers } from '../harness/verify.js';
+import { HOUR, type KpiAnswer } from '../../src/contract/kpis.js';
 
 /** `bench:ingest`'s measured group-commit rate on this machine (docs/testing.md). */
 const BENCH_BLOBS_PER_SECOND = 5641;

@@ -15,10 +15,11 @@ import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
 import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
 import { StoreRequestError } from '../../src/store/store.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
+import { defaultRetention } from '../../src/aggregate/model/state.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 import { FaultProxy, type FaultRule } from '../harness/fault-proxy.js';
 import { waitUntil } from '../harness/process.js';
+import { HOUR } from '../../src/contract/kpis.js';
 
 const blobs = (n: number) => Array.from({ length: n }, () => ({ timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 5]] }));
 const dialogs = (t: TestApp) => t.app.aggregates.kpis({ from: Date.now() - HOUR, to: Date.now() + HOUR, bucket: '10m' }).series[0]?.total.dialogs ?? 0;

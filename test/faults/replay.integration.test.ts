@@ -16,11 +16,12 @@ import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
 import { couchChangesReader, type ChangesReader } from '../../src/aggregate/runtime/feed.js';
 import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
+import { defaultRetention } from '../../src/aggregate/model/state.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { dropDb, startTestApp, storedBlobCount, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { rebuiltState } from '../harness/verify.js';
+import { HOUR } from '../../src/contract/kpis.js';
 
 const SEED = Number(process.env.KPI_FAULT_SEED ?? 5150);
 const REWINDS = 8;

@@ -10,13 +10,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { queryKpis } from '../../src/aggregate/model/query.js';
-import { HOUR } from '../../src/aggregate/model/state.js';
+
 import { WRITE_PROBE_QUIET_MS } from '../../src/store/store.js';
 import { startTestApp, type TestApp } from '../harness/app.js';
 import { FaultProxy, pass, type FaultRule } from '../harness/fault-proxy.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
 import { waitUntil } from '../harness/process.js';
 import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+import { HOUR } from '../../src/contract/kpis.js';
 
 const RETRY_AFTER = 7;
 

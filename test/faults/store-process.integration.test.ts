@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryKpis } from '../../src/aggregate/model/query.js';
-import { HOUR } from '../../src/aggregate/model/state.js';
+
 import { startTestApp, type TestApp } from '../harness/app.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
 import { isAlive, waitUntil } from '../harness/process.js';
 import { missingMarkers, rebuiltState, storedCount, storedMarkers } from '../harness/verify.js';
+import { HOUR } from '../../src/contract/kpis.js';
 
 const STORE_TIMEOUT_MS = 1000;
 const RETRY_AFTER = 5;

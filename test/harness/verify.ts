@@ -10,10 +10,11 @@ import { queryKpis } from '../../src/aggregate/model/query.js';
 import type { AggregateState } from '../../src/aggregate/model/state.js';
 import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { defaultRetention, HOUR } from '../../src/aggregate/model/state.js';
+import { defaultRetention } from '../../src/aggregate/model/state.js';
 import { loadConfig } from '../../src/config/config.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { waitUntil, within } from './process.js';
+import { HOUR } from '../../src/contract/kpis.js';
 
 /**
  * The `rp_api` marker of every blob document in `db`, with how often each is

@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { FactsInput } from '../../src/aggregate/model/facts.js';
-import { BUCKET_SIZES } from '../../src/aggregate/model/query.js';
+
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, DAY, HOUR, MINUTE, TEN_MINUTES } from '../../src/aggregate/model/state.js';
+import { AggregateState } from '../../src/aggregate/model/state.js';
 import { bucketReadings, durationLabel } from '../../src/metrics/features.js';
 import { blobDocId } from '../../src/store/blob-ids.js';
+import { BUCKET_SIZES, DAY, HOUR, MINUTE, TEN_MINUTES } from '../../src/contract/kpis.js';
 
 const T = Date.UTC(2026, 9, 1, 12, 0);
 const RUN = 'aaaaaaaaaa';

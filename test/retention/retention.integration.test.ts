@@ -8,11 +8,11 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { queryKpis, type KpiAnswer, type KpiQuery } from '../../src/aggregate/model/query.js';
+import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
 import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
 import { recomputeKpis } from '../../src/aggregate/model/recompute.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { DAY, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
+
 import type { FactsInput } from '../../src/aggregate/model/facts.js';
 import { readHorizon } from '../../src/retention/horizon.js';
 import { Retention } from '../../src/retention/retention.js';
@@ -22,6 +22,7 @@ import { StoreRequestError, type StoreRequest } from '../../src/store/store.js';
 import { nowTimestamp, startTestApp, storedBlobs, type TestApp, postSessions } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
+import { type KpiAnswer, DAY, HOUR, MINUTE } from '../../src/contract/kpis.js';
 
 const silent = pino({ level: 'silent' });
 const NOW = Date.now();

@@ -30,13 +30,14 @@ import type { KpiQuery } from '../../src/aggregate/model/query.js';
 import { queryKpis } from '../../src/aggregate/model/query.js';
 import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { DAY, defaultRetention, HOUR, MINUTE } from '../../src/aggregate/model/state.js';
+import { defaultRetention } from '../../src/aggregate/model/state.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { exportFromApi } from '../../src/transfer/exporter.js';
 import { startTestApp, storedBlobCount, TEST_TOKEN, type TestApp, postSessions } from '../harness/app.js';
 import { Couch3SeqProxy, MALFORMED_SINCE, OPAQUE_SEQ } from '../harness/couch3-seq-proxy.js';
 import { waitUntil } from '../harness/process.js';
+import { DAY, HOUR, MINUTE } from '../../src/contract/kpis.js';
 
 const NOW = Date.now();
 const BATCH = 50;

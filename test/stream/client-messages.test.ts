@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { resolveWindow } from '../../src/aggregate/routes/plugin.js';
-import { MAX_RANGE_MS, MAX_TOP } from '../../src/aggregate/model/query.js';
-import { DIMENSIONS } from '../../src/aggregate/model/segments.js';
+
 import { expected, MAX_EPOCH_LENGTH, MAX_TOKEN_LENGTH, readClientMessage, subscriptionProblem } from '../../src/stream/client-messages.js';
+import { MAX_RANGE_MS, MAX_TOP, DIMENSIONS } from '../../src/contract/kpis.js';
 
 const HOUR = 3_600_000;
 const deep = (levels: number): unknown => {

@@ -8,13 +8,14 @@ import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Aggregates } from '../../src/aggregate/routes/plugin.js';
-import { NEW_USER_STEPS, RESET_STEPS } from '../../src/aggregate/model/facts.js';
-import { bucketForRange, MAX_RANGE_MS, MAX_TOP, type KpiAnswer, type KpiQuery, type KpiSeries, type Kpis } from '../../src/aggregate/model/query.js';
+
+import { type KpiQuery } from '../../src/aggregate/model/query.js';
 import * as web from '../../web/src/model.js';
 import type { Deploy, Deploys } from '../../src/deploys/plugin.js';
 import { subscriptionProblem } from '../../src/stream/client-messages.js';
 import { closeSocket, LiveHub, windowOf } from '../../src/stream/live-hub.js';
 import type { ServerMessage } from '../../src/contract/stream.js';
+import { NEW_USER_STEPS, RESET_STEPS, bucketForRange, MAX_RANGE_MS, MAX_TOP, type KpiAnswer, type KpiSeries, type Kpis } from '../../src/contract/kpis.js';
 
 class FakeSocket extends EventEmitter {
   sent: ServerMessage[] = [];

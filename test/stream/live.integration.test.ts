@@ -5,11 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { KpiAnswer } from '../../src/aggregate/model/query.js';
+
 import type { ServerMessage } from '../../src/contract/stream.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
 import { tokenDigest } from '../../src/auth/credentials.js';
 import { waitUntil } from '../harness/process.js';
+import { type KpiAnswer } from '../../src/contract/kpis.js';
 
 interface Peer {
   socket: WebSocket;

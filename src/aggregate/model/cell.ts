@@ -10,13 +10,9 @@
  *   above, whose middle is within 0.5% of any value in the bin, so medians
  *   and p90 are within 1%.
  */
-import { WEIGHT_UNIT, type BlobFacts, type Outcome } from './facts.js';
+import { WEIGHT_UNIT, type BlobFacts } from './facts.js';
 import { DenseHistogram, Histogram, type Quantiles } from './histogram.js';
-import { binValue, timeBin } from './time-bins.js';
-
-export { binValue, timeBin };
-
-export { Histogram };
+import { type Outcome } from '../../contract/kpis.js';
 
 /** Layout of the counters. `w` holds the same counts weighted by 1/sample_rate. */
 export const IX = {

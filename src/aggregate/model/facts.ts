@@ -5,8 +5,8 @@
  * counts when its event occurs anywhere in the stream, as in the original
  * dashboard. Times use the first occurrence of an event, in whole ms.
  */
-import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, type Outcome } from '../../contract/kpis.js';
-import { segmentsOf, type Dimension, type SegmentConfig, type SegmentInput } from './segments.js';
+import { type Outcome, type Dimension } from '../../contract/kpis.js';
+import { segmentsOf, type SegmentConfig, type SegmentInput } from './segments.js';
 import { timeBin } from './time-bins.js';
 
 /** The stored blob fields facts are computed from. */
@@ -53,10 +53,7 @@ export function isStoredBlob(doc: Record<string, unknown>): boolean {
   );
 }
 
-export type { Outcome };
 export const OUTCOMES: readonly Outcome[] = ['bounce', 'fallback', 'idp', 'assertion', 'fail'];
-
-export { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS };
 
 const NEW_USER_EVENTS = ['screen.set_password', 'user.user_staged', 'user.user_confirmed', 'assertion_generated'] as const;
 const RESET_EVENTS = ['user.reset_password_staged', 'user.reset_password_confirmed', 'assertion_generated'] as const;

@@ -3,36 +3,27 @@
  * segmentation, answered from bucket states alone (merging cells), never
  * from blobs. Pure.
  */
-import { accumulate, binValue, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
+import { accumulate, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
 import { OUTCOMES, WEIGHT_UNIT } from './facts.js';
 import type { AggregateState } from './state.js';
 import type { Cell } from './cell.js';
 import {
   BUCKET_SIZES,
-  bucketForRange,
-  MAX_POINTS,
-  MAX_RANGE_MS,
-  MAX_TOP,
   NEW_USER_STEPS,
   OTHER,
   PROGRESS_STEPS,
   RESET_STEPS,
-  windowEnd,
   type BucketName,
   type Dimension,
   type FunnelAnswer,
   type FunnelName,
   type FunnelStep,
   type KpiAnswer,
-  type KpiPoint,
-  type KpiSeries,
   type Kpis,
   type Outcome,
 } from '../../contract/kpis.js';
-
-export type { BucketName, FunnelAnswer, FunnelName, FunnelStep, KpiAnswer, KpiPoint, KpiSeries, Kpis };
-export { BUCKET_SIZES, bucketForRange, MAX_POINTS, MAX_RANGE_MS, MAX_TOP, windowEnd };
+import { binValue } from './time-bins.js';
 
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
 

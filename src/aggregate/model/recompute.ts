@@ -8,11 +8,12 @@
  * Times are reported at the aggregate's declared precision (the middle of
  * their 1% bin), so that equality is exact.
  */
-import { binValue, timeBin } from './cell.js';
-import { blobFacts, isStoredBlob, NEW_USER_STEPS, OUTCOMES, PROGRESS_STEPS, RESET_STEPS, WEIGHT_UNIT, type BlobFacts, type FactsInput } from './facts.js';
-import { BUCKET_SIZES, type FunnelStep, type KpiAnswer, type KpiQuery, type Kpis } from './query.js';
+
+import { blobFacts, isStoredBlob, OUTCOMES, WEIGHT_UNIT, type BlobFacts, type FactsInput } from './facts.js';
+import { type KpiQuery } from './query.js';
 import type { SegmentConfig } from './segments.js';
-import { TEN_MINUTES } from './state.js';
+import { binValue, timeBin } from './time-bins.js';
+import { NEW_USER_STEPS, PROGRESS_STEPS, RESET_STEPS, BUCKET_SIZES, type FunnelStep, type KpiAnswer, type Kpis, TEN_MINUTES } from '../../contract/kpis.js';
 
 const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
 

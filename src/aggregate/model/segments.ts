@@ -7,9 +7,8 @@
 import { readFileSync } from 'node:fs';
 import defaults from './segments.default.json' with { type: 'json' };
 
-import { DIMENSIONS, OTHER, type Dimension } from '../../contract/kpis.js';
+import { OTHER, type Dimension } from '../../contract/kpis.js';
 
-export { DIMENSIONS, OTHER, type Dimension };
 export const UNKNOWN = 'Unknown';
 
 interface Categorical {

@@ -16,11 +16,9 @@ import { randomBytes } from 'node:crypto';
 import { AppliedSet, type AppliedSetJson } from './applied-set.js';
 import { applyFacts, cellFromJson, cellToJson, emptyCell, mergeInto, type Cell, type CellJson } from './cell.js';
 import { blobFacts, isStoredBlob, type FactsInput } from './facts.js';
-import { DIMENSIONS, type Dimension, type SegmentConfig } from './segments.js';
+import { type SegmentConfig } from './segments.js';
 
-import { DAY, HOUR, MINUTE, TEN_MINUTES } from '../../contract/kpis.js';
-
-export { DAY, HOUR, MINUTE, TEN_MINUTES };
+import { DAY, HOUR, TEN_MINUTES, DIMENSIONS, type Dimension } from '../../contract/kpis.js';
 
 export interface RetentionConfig {
   /** Keep 10-minute buckets this long behind the watermark. */

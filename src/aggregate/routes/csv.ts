@@ -1,9 +1,9 @@
+import { type FunnelAnswer, type KpiAnswer, type Kpis } from '../../contract/kpis.js';
 /**
  * CSV forms of the query answers (`?format=csv`), for spreadsheets: one row
  * per point (KPIs) or per step (funnels), numbers as they are, empty cells
  * where a value is undefined (no data).
  */
-import type { FunnelAnswer, KpiAnswer, Kpis } from '../model/query.js';
 
 const cell = (v: string | number | null | undefined): string => {
   if (v === null || v === undefined) return '';

@@ -34,7 +34,8 @@ import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type C
 import { retryWithBackoff } from '../../retry.js';
 import type { SegmentConfig } from '../model/segments.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, DAY, HOUR, TEN_MINUTES, type RetentionConfig } from '../model/state.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type RetentionConfig } from '../model/state.js';
+import { DAY, HOUR, TEN_MINUTES } from '../../contract/kpis.js';
 
 export interface RebuildOptions extends AggregateSettings {
   /** Told after each batch: changes read so far. */
