@@ -25,7 +25,7 @@ import { asyncScheduler, throttleTime, type Subscription as RxSubscription } fro
 import type { RawData, WebSocket } from 'ws';
 import type { KpiQuery } from '../aggregate/model/query.js';
 import { bucketForRange, windowEnd, type KpiAnswer } from '../contract/kpis.js';
-import type { Aggregates } from '../aggregate/routes/plugin.js';
+import type { AggregateApi } from '../aggregate/routes/plugin.js';
 import type { Deploys } from '../deploys/plugin.js';
 import { readClientMessage } from './client-messages.js';
 import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from '../contract/stream.js';
@@ -132,7 +132,7 @@ export class LiveHub {
   readonly #ungreeted = new Map<string, number>();
 
   constructor(
-    readonly aggregates: Aggregates,
+    readonly aggregates: AggregateApi,
     readonly deploys: Deploys,
     readonly options: HubOptions,
     readonly log: FastifyBaseLogger,

@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { Aggregator } from '../../src/aggregate/runtime/aggregator.js';
+import { FeedFollower } from '../../src/aggregate/runtime/follower.js';
 import { couchChangesReader, type ChangesReader } from '../../src/aggregate/runtime/feed.js';
 import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
 import { rebuild } from '../../src/aggregate/runtime/rebuild.js';
@@ -162,7 +162,7 @@ describe('aggregates across restarts, replays, late blobs, outages and rebuilds'
       }
       return batch;
     };
-    const aggregator = new Aggregator({
+    const aggregator = new FeedFollower({
       store: t.store,
       blobsDb: t.store.blobsDb,
       stateDb: `${t.store.blobsDb}_replay`,

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Aggregator } from '../../src/aggregate/runtime/aggregator.js';
+import { FeedFollower } from '../../src/aggregate/runtime/follower.js';
 import { ROOT_ID } from '../../src/aggregate/runtime/checkpoint.js';
 import { couchChangesReader, type ChangesReader } from '../../src/aggregate/runtime/feed.js';
 import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
@@ -89,7 +89,7 @@ describe('replays into a running aggregate under load', () => {
       }
       return batch;
     };
-    const aggregator = new Aggregator({
+    const aggregator = new FeedFollower({
       store: t.store,
       blobsDb: t.store.blobsDb,
       stateDb: `${t.config.dbName}_replay`,

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Aggregates } from '../../src/aggregate/routes/plugin.js';
+import type { AggregateApi } from '../../src/aggregate/routes/plugin.js';
 
 import { type KpiQuery } from '../../src/aggregate/model/query.js';
 import * as web from '../../web/src/model.js';
@@ -47,7 +47,7 @@ function fakeAggregates() {
   const calls: { query: KpiQuery; changedAfter: number | undefined }[] = [];
   /** What the next answers hold: series by name, with the starts of their (changed) points. */
   const answer = { series: [] as [string, number[]][] };
-  const aggregates: Aggregates = {
+  const aggregates: AggregateApi = {
     kpis: (query, changedAfter) => {
       calls.push({ query, changedAfter });
       const series = answer.series.map(([segment, starts]): KpiSeries => ({

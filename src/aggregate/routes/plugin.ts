@@ -1,5 +1,5 @@
 /**
- * The aggregate as a Fastify plugin: runs the {@link Aggregator} for the
+ * The aggregate as a Fastify plugin: runs the {@link FeedFollower} for the
  * app's lifetime, exposes it as `app.aggregates` (the public query and
  * change interface the stream uses), and serves the query API:
  *
@@ -10,7 +10,7 @@
  * Both are guarded like the read API.
  *
  * With the embedded store this instance is the only follower and runs the
- * Aggregator straight; several instances may share a store given by
+ * FeedFollower straight; several instances may share a store given by
  * `COUCHDB_URL`, and then the lease (src/cluster/) elects the one that
  * follows the feed and writes the checkpoint, the others answering from the
  * state it published (runtime/running.ts says which and why).
@@ -24,7 +24,7 @@ import type { Observable } from 'rxjs';
 import type { Config } from '../../config/config.js';
 import { ensureDatabase } from '../../store/setup.js';
 import { errorResponseSchema, HttpError } from '../../http/errors.js';
-import type { AggregateChange, AggregatorStatus } from '../runtime/aggregator.js';
+import type { AggregateChange, AggregateStatus } from '../runtime/follower.js';
 import { kpisCsv, funnelCsv } from './csv.js';
 import { FUNNELS, queryFunnel, queryKpis, type KpiQuery } from '../model/query.js';
 import { runningAggregate, type Leadership } from '../runtime/running.js';
@@ -36,20 +36,20 @@ import { funnelAnswerSchema, kpiAnswerSchema } from '../../contract/answer-schem
 import { bucketForRange, windowEnd, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type Dimension, DAY } from '../../contract/kpis.js';
 
 /** What other features may use of the aggregate. */
-export interface Aggregates {
+export interface AggregateApi {
   /** KPIs over a window; with `changedAfter`, only the points changed after that version. */
   kpis(query: KpiQuery, changedAfter?: number): KpiAnswer;
   /** Current state version and the epoch it belongs to. */
   version(): { epoch: string; version: number };
   funnel(name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer;
-  status(): AggregatorStatus;
+  status(): AggregateStatus;
   /** Buckets changed by each applied batch. */
   changes$: Observable<AggregateChange>;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    aggregates: Aggregates;
+    aggregates: AggregateApi;
     leadership: Leadership;
   }
 }
@@ -109,7 +109,7 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
     funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(running.state, name, query),
     status: () => running.status,
     changes$: running.changes$,
-  } satisfies Aggregates);
+  } satisfies AggregateApi);
   app.decorate('leadership', leadership);
 
   await app.register(async (api) => {

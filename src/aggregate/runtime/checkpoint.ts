@@ -2,7 +2,7 @@
  * Saving the aggregate and its feed position together, atomically, in
  * CouchDB, so a restart resumes exactly where the saved state ends. The one
  * codec of the checkpoint documents: the follower writes and loads them here,
- * and a standby reads them here too (published.ts).
+ * and a standby reads them here too (standby.ts).
  *
  * CouchDB has no multi-document transactions, but one document update is
  * atomic. So a checkpoint is written like a shadow page:

@@ -1,32 +1,32 @@
 /**
  * The aggregate of one instance among several sharing a store: the follower
- * (the lease holder, src/cluster/) runs the {@link Aggregator} on the feed and
+ * (the lease holder, src/cluster/) runs the {@link FeedFollower} on the feed and
  * writes checkpoints; every other instance serves the state the follower
- * published ({@link PublishedAggregate}). Queries, the live stream and
+ * published ({@link StandbyAggregate}). Queries, the live stream and
  * health read whichever this instance runs now, through one state, one
  * status and one stream of changes.
  *
- *   lease ──▶ follower: Aggregator (feed → state → checkpoint)
- *        └─▶ standby:  PublishedAggregate (checkpoint → state)
+ *   lease ──▶ follower: FeedFollower (feed → state → checkpoint)
+ *        └─▶ standby:  StandbyAggregate (checkpoint → state)
  *
  * Becoming the follower loads the checkpoint and follows from its position:
  * the applied set counts each blob once whatever the previous follower had
- * read. Losing the lease abandons the Aggregator at once (it saves nothing
+ * read. Losing the lease abandons the FeedFollower at once (it saves nothing
  * more), before anything else happens.
  */
 import { skip, Subject, type Subscription } from 'rxjs';
 import type { LeaseElector } from '../../cluster/elector.js';
 import type { Log } from '../../log.js';
 import { retrying } from '../../retry.js';
-import { Aggregator, type AggregateChange, type AggregatorOptions, type AggregatorStatus } from './aggregator.js';
-import { PublishedAggregate, type PublishedOptions } from './published.js';
+import { FeedFollower, type AggregateChange, type FollowerOptions, type AggregateStatus } from './follower.js';
+import { StandbyAggregate, type StandbyOptions } from './standby.js';
 import type { AggregateState } from '../model/state.js';
 
 const TAKEOVER_BACKOFF = { initialMs: 250, maxMs: 5000 };
 
 export interface ElectedAggregateOptions {
-  aggregator: AggregatorOptions;
-  published: PublishedOptions;
+  aggregator: FollowerOptions;
+  published: StandbyOptions;
   elector: LeaseElector;
   log: Log;
 }
@@ -43,9 +43,9 @@ export class ElectedAggregate {
   readonly #changes = new Subject<AggregateChange>();
   /** Buckets changed, whichever source this instance runs; a switch of source sends every bucket. */
   readonly changes$ = this.#changes.asObservable();
-  #source: Aggregator | PublishedAggregate;
-  #follower: Aggregator | undefined;
-  #standby: PublishedAggregate | undefined;
+  #source: FeedFollower | StandbyAggregate;
+  #follower: FeedFollower | undefined;
+  #standby: StandbyAggregate | undefined;
   #sourceSubscription: Subscription | undefined;
   #roleSubscription: Subscription | undefined;
   #transition: Promise<void> = Promise.resolve();
@@ -55,14 +55,14 @@ export class ElectedAggregate {
 
   constructor(options: ElectedAggregateOptions) {
     this.#options = options;
-    this.#source = new PublishedAggregate(options.published);
+    this.#source = new StandbyAggregate(options.published);
   }
 
   get state(): AggregateState {
     return this.#source.state;
   }
 
-  get status(): AggregatorStatus {
+  get status(): AggregateStatus {
     return this.#source.status;
   }
 
@@ -127,7 +127,7 @@ export class ElectedAggregate {
     const loaded = await retrying(
       async () => {
         if (!stillLeader()) return undefined;
-        const aggregator = new Aggregator(this.#options.aggregator);
+        const aggregator = new FeedFollower(this.#options.aggregator);
         this.#follower = aggregator; // so that a fence during the load abandons it
         try {
           await aggregator.start();
@@ -155,7 +155,7 @@ export class ElectedAggregate {
   }
 
   async #standBy(): Promise<void> {
-    const standby = new PublishedAggregate(this.#options.published);
+    const standby = new StandbyAggregate(this.#options.published);
     this.#standby = standby;
     await standby.start();
     if (this.#closing || this.#standby !== standby) {
@@ -166,7 +166,7 @@ export class ElectedAggregate {
     this.#options.log.info({ buckets: standby.state.buckets.size, published: standby.published }, 'serving the published aggregate (standby)');
   }
 
-  #use(source: Aggregator | PublishedAggregate): void {
+  #use(source: FeedFollower | StandbyAggregate): void {
     this.#sourceSubscription?.unsubscribe();
     this.#source = source;
     this.#sourceSubscription = source.changes$.subscribe({ next: (change) => this.#changes.next(change) });

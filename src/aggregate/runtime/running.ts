@@ -4,7 +4,7 @@
  * - **sole**: the store is the embedded one, a child process of this
  *   instance that no other instance can reach (its data directory is locked
  *   by the store itself), so this instance is the only possible follower:
- *   it runs the {@link Aggregator} straight on the feed, with no lease.
+ *   it runs the {@link FeedFollower} straight on the feed, with no lease.
  * - **elected**: the store is shared (`COUCHDB_URL`), so other instances
  *   may follow it too: the lease (src/cluster/) elects the one follower
  *   and the others serve what it publishes ({@link ElectedAggregate}).
@@ -19,14 +19,14 @@ import type { Config } from '../../config/config.js';
 import type { Log } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import type { AggregateState } from '../model/state.js';
-import { Aggregator, type AggregateChange, type AggregatorOptions, type AggregatorStatus } from './aggregator.js';
+import { FeedFollower, type AggregateChange, type FollowerOptions, type AggregateStatus } from './follower.js';
 import { ElectedAggregate } from './elected.js';
 import type { AggregateSettings } from './settings.js';
 
 /** The aggregate this instance serves, whichever way it is kept. */
 export interface RunningAggregate {
   readonly state: AggregateState;
-  readonly status: AggregatorStatus;
+  readonly status: AggregateStatus;
   /** Whether this instance follows the feed now. */
   readonly following: boolean;
   /** Buckets changed by each applied batch; a new state sends every bucket. */
@@ -63,7 +63,7 @@ export function runningAggregate(options: RunningOptions): { aggregate: RunningA
   return options.store.kind === 'embedded' ? soleAggregate(options) : electedAggregate(options);
 }
 
-function followerOptions({ config, settings }: RunningOptions): AggregatorOptions {
+function followerOptions({ config, settings }: RunningOptions): FollowerOptions {
   return {
     ...settings,
     longpollMs: config.feedLongpollMs,
@@ -72,9 +72,9 @@ function followerOptions({ config, settings }: RunningOptions): AggregatorOption
   };
 }
 
-/** The Aggregator on the feed, with no election: the only instance that can reach the store. */
+/** The FeedFollower on the feed, with no election: the only instance that can reach the store. */
 export function soleAggregate(options: RunningOptions): { aggregate: RunningAggregate; leadership: Leadership } {
-  const aggregator = new Aggregator(followerOptions(options));
+  const aggregator = new FeedFollower(followerOptions(options));
   const instanceId = options.config.instanceId ?? defaultInstanceId();
   let since: number | null = null;
   const aggregate: RunningAggregate = {

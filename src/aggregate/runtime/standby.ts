@@ -19,7 +19,7 @@ import { Subject } from 'rxjs';
 import type { Log } from '../../log.js';
 import { Database } from '../../store/database.js';
 import type { Store } from '../../store/store.js';
-import type { AggregateChange, AggregatorStatus } from './aggregator.js';
+import type { AggregateChange, AggregateStatus } from './follower.js';
 import { AppliedSet } from '../model/applied-set.js';
 import { MissingBucketError, readBuckets, readRoots, settingsHash, type Root } from './checkpoint.js';
 import type { SegmentConfig } from '../model/segments.js';
@@ -30,7 +30,7 @@ const ATTEMPTS = 5;
 /** What identifies one commit of the root: its revision and its tag (a `_local` root of an older version reused revisions). */
 const commitOf = (root: Root) => `${root._rev ?? ''}/${root.tag ?? ''}/${root.savedAt}`;
 
-export interface PublishedOptions {
+export interface StandbyOptions {
   store: Store;
   /** Database of the checkpoint. */
   stateDb: string;
@@ -52,14 +52,14 @@ function covered(key: string, keys: readonly string[]): boolean {
 
 /**
  * @example
- * const published = new PublishedAggregate({ store, stateDb, segments, retention, log, pollMs: 1000 });
+ * const published = new StandbyAggregate({ store, stateDb, segments, retention, log, pollMs: 1000 });
  * await published.start();     // loads the checkpoint, then follows its root
  * queryKpis(published.state, query);
  * published.stop();
  */
-export class PublishedAggregate {
+export class StandbyAggregate {
   state: AggregateState;
-  readonly #options: PublishedOptions;
+  readonly #options: StandbyOptions;
   readonly #settings: string;
   readonly #changes = new Subject<AggregateChange>();
   /** Buckets changed by each refresh. */
@@ -77,7 +77,7 @@ export class PublishedAggregate {
 
   readonly #db: Database;
 
-  constructor(options: PublishedOptions) {
+  constructor(options: StandbyOptions) {
     this.#options = options;
     this.#db = new Database(options.store, options.stateDb);
     this.#settings = settingsHash(options.segments, options.retention);
@@ -91,7 +91,7 @@ export class PublishedAggregate {
    * equalled the published state. How far the follower is behind the feed is
    * in the lease (its `status`).
    */
-  get status(): AggregatorStatus {
+  get status(): AggregateStatus {
     const lagSeconds = this.#currentAt === undefined ? 0 : Math.floor((Date.now() - this.#currentAt) / 1000);
     return {
       phase: this.#failing ? 'retrying' : this.#currentAt === undefined ? 'starting' : 'live',

@@ -17,7 +17,7 @@ import type { AggregateSettings } from './settings.js';
 import { AggregateState, bucketKey, type BucketCount } from '../model/state.js';
 import { retrying } from '../../retry.js';
 
-export interface AggregatorOptions extends AggregateSettings {
+export interface FollowerOptions extends AggregateSettings {
   longpollMs: number;
   checkpointEveryChanges: number;
   checkpointEveryMs: number;
@@ -29,7 +29,7 @@ const RELOAD_BACKOFF = { initialMs: 250, maxMs: 10_000 };
 
 export type Phase = 'starting' | 'catching-up' | 'live' | 'retrying' | 'failed' | 'stopped';
 
-export interface AggregatorStatus {
+export interface AggregateStatus {
   phase: Phase;
   /** Changes still to read, when the store says (CouchDB does; pouchdb-server does not). */
   lagChanges: number | null;
@@ -59,7 +59,7 @@ export interface AggregateChange {
   keys: string[];
 }
 
-export class Aggregator {
+export class FeedFollower {
   state: AggregateState;
   #position: unknown = 0;
   #savedVersion = 0;
@@ -72,7 +72,7 @@ export class Aggregator {
   #savedThrough = 0;
   /** When the read of each batch started. */
   readonly #readStartedAt = new WeakMap<ChangeBatch, number>();
-  #status: AggregatorStatus;
+  #status: AggregateStatus;
   readonly #changes = new Subject<AggregateChange>();
   /** Aborted by stop(): no reload follows the feed after it. */
   readonly #stopping = new AbortController();
@@ -80,12 +80,12 @@ export class Aggregator {
   #abandoned = false;
   readonly #checkpoints: CheckpointStore;
   readonly #reader: ChangesReader;
-  readonly #options: AggregatorOptions;
+  readonly #options: FollowerOptions;
 
   /** Buckets changed by each applied batch (late blobs included). */
   readonly changes$ = this.#changes.asObservable();
 
-  constructor(options: AggregatorOptions) {
+  constructor(options: FollowerOptions) {
     this.#options = options;
     this.state = new AggregateState(options.segments, options.retention);
     this.#checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
@@ -114,7 +114,7 @@ export class Aggregator {
     };
   }
 
-  get status(): AggregatorStatus {
+  get status(): AggregateStatus {
     const s = this.#status;
     const lagSeconds = s.phase === 'live' ? 0 : Math.round((Date.now() - this.#caughtUpAt) / 1000);
     // what is applied is saved too while nothing changed since the last checkpoint

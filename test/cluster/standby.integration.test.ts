@@ -9,8 +9,8 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointStore, snapshotOf } from '../../src/aggregate/runtime/checkpoint.js';
-import type { AggregateChange } from '../../src/aggregate/runtime/aggregator.js';
-import { PublishedAggregate } from '../../src/aggregate/runtime/published.js';
+import type { AggregateChange } from '../../src/aggregate/runtime/follower.js';
+import { StandbyAggregate } from '../../src/aggregate/runtime/standby.js';
 import { queryKpis } from '../../src/aggregate/model/query.js';
 import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
 import { AggregateState, defaultRetention } from '../../src/aggregate/model/state.js';
@@ -24,11 +24,11 @@ const run = newRunId();
 let counter = 0;
 const blob = (time: number) => ({ _id: blobDocId(time, run, counter++), timestamp: time, event_stream: [['screen.rp_info', 100]] as [string, number][] });
 
-describe('PublishedAggregate', () => {
+describe('StandbyAggregate', () => {
   let t: TestApp;
   const db = uniqueDbName('published');
   let checkpoints: CheckpointStore;
-  let published: PublishedAggregate;
+  let published: StandbyAggregate;
   const changes: AggregateChange[] = [];
   const live = new AggregateState(defaultSegmentConfig, defaultRetention);
   let saved = 0;
@@ -42,7 +42,7 @@ describe('PublishedAggregate', () => {
     checkpoints = new CheckpointStore(t.store, db, defaultSegmentConfig, defaultRetention, silent);
     await checkpoints.ensureDb();
     await checkpoints.load();
-    published = new PublishedAggregate({
+    published = new StandbyAggregate({
       store: t.store,
       stateDb: db,
       segments: defaultSegmentConfig,
