@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: 'forks',
-    reporters: ['default'],
+    // KPI_TEST_REPORT: also write a JSON report there (.ci/run prints each
+    // leg's failures from it at the end of the run, where CI logs are read)
+    reporters: process.env.KPI_TEST_REPORT ? ['default', ['json', { outputFile: process.env.KPI_TEST_REPORT }]] : ['default'],
   },
 });
