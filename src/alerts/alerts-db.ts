@@ -115,8 +115,9 @@ export function watchThresholds(
   initialRev: string | undefined,
   everyMs: number,
   onChange: (stored: StoredThresholds | undefined) => void,
-): { stop(): void; seen(rev: string): void } {
+): { stop(): void; seen(rev: string): void; readonly polls: number } {
   let rev = initialRev;
+  let polls = 0;
   // Bumped by each write of this instance: a poll that started before it may have read the set it replaced.
   let writes = 0;
   let failing = false;
@@ -136,6 +137,7 @@ export function watchThresholds(
       if (!failing) alertsDb.log.warn({ db: alertsDb.db, err: (err as Error).message }, 'cannot read the stored alert thresholds; retrying');
       failing = true;
     }
+    polls++;
     if (!stopped) timer = setTimeout(() => void poll(), everyMs);
   };
   timer = setTimeout(() => void poll(), everyMs);
@@ -148,6 +150,10 @@ export function watchThresholds(
     seen(newRev: string) {
       writes++;
       rev = newRev;
+    },
+    /** Polls finished so far (each read the store, or failed to). */
+    get polls() {
+      return polls;
     },
   };
 }

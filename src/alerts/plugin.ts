@@ -57,6 +57,8 @@ export interface Alerts {
   thresholds(): Thresholds;
   /** Where each watched key stands. */
   list(): AlertsBody;
+  /** Rounds of judging done so far (each judged every watched key over the window). */
+  rounds(): number;
 }
 
 declare module 'fastify' {
@@ -167,6 +169,7 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
   let caughtUp = false;
   // A new lease holder takes over the standing breaches first.
   let takingOver = false;
+  let rounds = 0;
   /** Judges every watched key over the trailing window ending now. */
   const evaluate = (now = Date.now()) => {
     const phase = app.aggregates.status().phase;
@@ -184,6 +187,7 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
       watches.set(key, judged.watch);
       transitions.push(...judged.transitions);
     }
+    rounds++;
     announce(transitions);
   };
 
@@ -259,7 +263,7 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
     alerts: [...watches.values()].sort((a, b) => byKeyOrder(a.key, b.key)).map(({ latched: _latched, ...state }) => state),
     webhook: webhook?.status ?? null,
   });
-  app.decorate('alerts', { thresholds: () => inForce, list } satisfies Alerts);
+  app.decorate('alerts', { thresholds: () => inForce, list, rounds: () => rounds } satisfies Alerts);
 
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);

@@ -58,7 +58,8 @@ describe('AlertsDb', () => {
     try {
       poller.seen(await one.saveThresholds({ errorRate: { max: 0.05 } }));
       // a few polls go by without a change
-      await new Promise((r) => setTimeout(r, 200));
+      const after = poller.polls;
+      await waitUntil(() => poller.polls >= after + 3, 10_000, 'three more polls');
       expect(seen).toEqual([]);
     } finally {
       poller.stop();

@@ -125,7 +125,8 @@ describe('two instances on one store: election, standby, failover', () => {
       )?.state;
     await waitUntil(async () => (await judged(a)) === 'breached' && (await judged(b)) === 'breached', 30_000, 'both to judge the breach');
     await waitUntil(() => receiver.received.length >= 1, 10_000, 'the breached post');
-    await new Promise((r) => setTimeout(r, 6000)); // another judging round on both
+    const [ra, rb] = [a.app.alerts.rounds(), b.app.alerts.rounds()];
+    await waitUntil(() => a.app.alerts.rounds() > ra && b.app.alerts.rounds() > rb, 20_000, 'another judging round on both');
     expect(receiver.received.map((e) => e.kind)).toEqual(['breached']);
   }, 60_000);
 

@@ -337,7 +337,15 @@ describe('GET /metrics', () => {
 
     expect((await post(t, [blob(7)])).statusCode).toBe(200);
     await waitUntil(() => messages.some((msg) => msg.type === 'delta'), 10_000, 'a delta');
-    await new Promise((r) => setTimeout(r, 200)); // a trailing flush, if any, lands before the count
+    // once the client holds the aggregate's current version, no flush has more to send it
+    await waitUntil(
+      () => {
+        const last = messages.at(-1);
+        return (last?.type === 'delta' || last?.type === 'snapshot') && last.version === t.app.aggregates.version().version;
+      },
+      10_000,
+      'the client to hold the current version',
+    );
     const updated = await scrape(t);
     expect(delta(updated, 'kpi_live_deltas_sent_total')).toBe(messages.filter((msg) => msg.type === 'delta').length);
     expect(delta(updated, 'kpi_live_snapshots_sent_total')).toBe(messages.filter((msg) => msg.type === 'snapshot').length);
