@@ -14,7 +14,7 @@ import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
 import { AggregateState } from '../../src/aggregate/model/state.js';
 import { funnelAnswerSchema, kpiAnswerSchema } from '../../src/contract/answer-schemas.js';
 import { DIMENSIONS, type BucketName, type Dimension, type FunnelName, DAY } from '../../src/contract/kpis.js';
-import { BASE_TIME, blobList } from '../aggregate/blob-arbitrary.js';
+import { BASE_TIME, blobList } from '../aggregate/model/blob-arbitrary.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validKpis = ajv.compile(kpiAnswerSchema);

@@ -6,13 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AppliedSet } from '../../src/aggregate/model/applied-set.js';
-import { applyChanges, type FeedChange } from '../../src/aggregate/runtime/feed.js';
-import { KeptHistory, unionApplied } from '../../src/aggregate/runtime/rebuild.js';
-import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, type RetentionConfig } from '../../src/aggregate/model/state.js';
-import { blobDocId } from '../../src/store/blob-ids.js';
-import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
+import { AppliedSet } from '../../../src/aggregate/model/applied-set.js';
+import { applyChanges, type FeedChange } from '../../../src/aggregate/runtime/feed.js';
+import { KeptHistory, unionApplied } from '../../../src/aggregate/runtime/rebuild.js';
+import { defaultSegmentConfig } from '../../../src/aggregate/model/segments.js';
+import { AggregateState, type RetentionConfig } from '../../../src/aggregate/model/state.js';
+import { blobDocId } from '../../../src/store/blob-ids.js';
+import { BASE_TIME, blobList, type TestBlob, shuffled } from '../model/blob-arbitrary.js';
 
 const config = defaultSegmentConfig;
 // short spans, so that 10-minute, hourly and daily buckets all occur and straddle the horizon

@@ -6,14 +6,14 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snapshotOf } from '../../src/aggregate/runtime/checkpoint.js';
-import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { bucketKey, defaultRetention } from '../../src/aggregate/model/state.js';
-import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
-import { Database } from '../../src/store/database.js';
-import { StoreRequestError, type Store, type StoreRequest } from '../../src/store/store.js';
-import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
-import { stateOfBlobs } from '../harness/kpi-fixtures.js';
+import { CheckpointConflictError, CheckpointStore, LEGACY_ROOT_ID, ROOT_ID, snapshotOf } from '../../../src/aggregate/runtime/checkpoint.js';
+import { defaultSegmentConfig } from '../../../src/aggregate/model/segments.js';
+import { bucketKey, defaultRetention } from '../../../src/aggregate/model/state.js';
+import { blobDocId, newRunId } from '../../../src/store/blob-ids.js';
+import { Database } from '../../../src/store/database.js';
+import { StoreRequestError, type Store, type StoreRequest } from '../../../src/store/store.js';
+import { dropDb, startTestApp, uniqueDbName, type TestApp } from '../../harness/app.js';
+import { stateOfBlobs } from '../../harness/kpi-fixtures.js';
 
 const silent = pino({ level: 'silent' });
 const T = Date.UTC(2026, 10, 20, 10, 0);

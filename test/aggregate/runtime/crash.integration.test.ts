@@ -5,11 +5,11 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { simulate } from '../../src/simulate/run.js';
-import { freeLoopbackPort } from '../../src/store/embedded.js';
-import { dropDb, uniqueDbName } from '../harness/app.js';
-import { startServiceProcess, waitUntil } from '../harness/process.js';
-import { expectServiceEqualsRebuild, openHarnessStore } from '../harness/verify.js';
+import { simulate } from '../../../src/simulate/run.js';
+import { freeLoopbackPort } from '../../../src/store/embedded.js';
+import { dropDb, uniqueDbName } from '../../harness/app.js';
+import { startServiceProcess, waitUntil } from '../../harness/process.js';
+import { expectServiceEqualsRebuild, openHarnessStore } from '../../harness/verify.js';
 
 const dbName = uniqueDbName('crash');
 afterAll(async () => {

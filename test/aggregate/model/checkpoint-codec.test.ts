@@ -5,13 +5,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cellFromJson, cellToJson, CorruptCellError, COUNTERS, emptyCell } from '../../src/aggregate/model/cell.js';
-import { MIN_COUNTED_SAMPLE_RATE } from '../../src/aggregate/model/facts.js';
-import { queryKpis } from '../../src/aggregate/model/query.js';
-import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson } from '../../src/aggregate/model/state.js';
+import { cellFromJson, cellToJson, CorruptCellError, COUNTERS, emptyCell } from '../../../src/aggregate/model/cell.js';
+import { MIN_COUNTED_SAMPLE_RATE } from '../../../src/aggregate/model/facts.js';
+import { queryKpis } from '../../../src/aggregate/model/query.js';
+import { defaultSegmentConfig } from '../../../src/aggregate/model/segments.js';
+import { AggregateState, bucketFromJson, bucketKey, bucketToJson } from '../../../src/aggregate/model/state.js';
 import { BASE_TIME, blobList } from './blob-arbitrary.js';
-import { DAY } from '../../src/contract/kpis.js';
+import { DAY } from '../../../src/contract/kpis.js';
 
 /** Sample rates as stored blobs may carry them: ordinary ones, the floors, and below every floor. */
 const storedRate = fc.oneof(

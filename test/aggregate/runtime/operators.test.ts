@@ -6,10 +6,10 @@
 import { defer, of, throwError } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { checkpointTrigger } from '../../src/aggregate/runtime/checkpoint-trigger.js';
-import { couchChangesReader, followChanges, type ChangeBatch } from '../../src/aggregate/runtime/feed.js';
-import { retryWithBackoff } from '../../src/retry.js';
-import { StoreRequestError, StoreUnavailableError, type Store } from '../../src/store/store.js';
+import { checkpointTrigger } from '../../../src/aggregate/runtime/checkpoint-trigger.js';
+import { couchChangesReader, followChanges, type ChangeBatch } from '../../../src/aggregate/runtime/feed.js';
+import { retryWithBackoff } from '../../../src/retry.js';
+import { StoreRequestError, StoreUnavailableError, type Store } from '../../../src/store/store.js';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 

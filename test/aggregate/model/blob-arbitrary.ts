@@ -4,7 +4,7 @@
  * present or missing, ids in kpi-live's format from a few ingest runs.
  */
 import fc from 'fast-check';
-import { blobDocId } from '../../src/store/blob-ids.js';
+import { blobDocId } from '../../../src/store/blob-ids.js';
 
 export const EVENTS = [
   'screen.rp_info',

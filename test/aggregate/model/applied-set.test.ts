@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AppliedSet } from '../../src/aggregate/model/applied-set.js';
-import { blobDocId } from '../../src/store/blob-ids.js';
+import { AppliedSet } from '../../../src/aggregate/model/applied-set.js';
+import { blobDocId } from '../../../src/store/blob-ids.js';
 
 const RUNS = ['aaaaaaaaaa', 'bbbbbbbbbb'];
 const id = (run: number, counter: number) => blobDocId(Date.UTC(2026, 0, 1), RUNS[run]!, counter);

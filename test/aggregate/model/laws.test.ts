@@ -3,14 +3,14 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyFacts, cellToJson, emptyCell, mergeCells } from '../../src/aggregate/model/cell.js';
-import { blobFacts } from '../../src/aggregate/model/facts.js';
-import { queryKpis, type KpiQuery } from '../../src/aggregate/model/query.js';
-import { recomputeKpis } from '../../src/aggregate/model/recompute.js';
-import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState, type RetentionConfig } from '../../src/aggregate/model/state.js';
+import { applyFacts, cellToJson, emptyCell, mergeCells } from '../../../src/aggregate/model/cell.js';
+import { blobFacts } from '../../../src/aggregate/model/facts.js';
+import { queryKpis, type KpiQuery } from '../../../src/aggregate/model/query.js';
+import { recomputeKpis } from '../../../src/aggregate/model/recompute.js';
+import { defaultSegmentConfig } from '../../../src/aggregate/model/segments.js';
+import { AggregateState, type RetentionConfig } from '../../../src/aggregate/model/state.js';
 import { BASE_TIME, blobList, type TestBlob, shuffled } from './blob-arbitrary.js';
-import { type BucketName, type KpiAnswer, type Kpis, DIMENSIONS, OTHER, DAY, HOUR, TEN_MINUTES } from '../../src/contract/kpis.js';
+import { type BucketName, type KpiAnswer, type Kpis, DIMENSIONS, OTHER, DAY, HOUR, TEN_MINUTES } from '../../../src/contract/kpis.js';
 
 const config = defaultSegmentConfig;
 const cellOf = (blobs: TestBlob[]) => {

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blobFacts, blobWeight, isStoredBlob, MIN_COUNTED_SAMPLE_RATE, WEIGHT_UNIT, type FactsInput } from '../../src/aggregate/model/facts.js';
-import { normalizeBlob } from '../../src/ingest/blob.js';
+import { blobFacts, blobWeight, isStoredBlob, MIN_COUNTED_SAMPLE_RATE, WEIGHT_UNIT, type FactsInput } from '../../../src/aggregate/model/facts.js';
+import { normalizeBlob } from '../../../src/ingest/blob.js';
 import { BASE_TIME, EVENTS } from './blob-arbitrary.js';
-import { defaultSegmentConfig, segmentsOf } from '../../src/aggregate/model/segments.js';
+import { defaultSegmentConfig, segmentsOf } from '../../../src/aggregate/model/segments.js';
 
 const T = Date.UTC(2026, 10, 23, 12, 0);
 const facts = (events: string[], extra: Partial<FactsInput> = {}) =>

@@ -5,11 +5,11 @@
 import { map } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { IX } from '../../src/aggregate/model/cell.js';
-import { applyChanges, isDeletion, type ChangeBatch, type FeedChange } from '../../src/aggregate/runtime/feed.js';
-import { defaultSegmentConfig } from '../../src/aggregate/model/segments.js';
-import { AggregateState } from '../../src/aggregate/model/state.js';
-import { blobDocId } from '../../src/store/blob-ids.js';
+import { IX } from '../../../src/aggregate/model/cell.js';
+import { applyChanges, isDeletion, type ChangeBatch, type FeedChange } from '../../../src/aggregate/runtime/feed.js';
+import { defaultSegmentConfig } from '../../../src/aggregate/model/segments.js';
+import { AggregateState } from '../../../src/aggregate/model/state.js';
+import { blobDocId } from '../../../src/store/blob-ids.js';
 
 const T = Date.UTC(2026, 9, 1, 12, 0);
 const RUN = 'aaaaaaaaaa';

@@ -6,8 +6,8 @@
  * whole longpoll.
  */
 import { describe, expect, it } from 'vitest';
-import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
-import { waitUntil } from '../harness/process.js';
+import { ingest, nowTimestamp, startTestApp, type TestApp } from '../../harness/app.js';
+import { waitUntil } from '../../harness/process.js';
 
 const phase = async (t: TestApp) => ((await t.app.inject({ url: '/health' })).json() as { aggregate: { phase: string } }).aggregate.phase;
 
