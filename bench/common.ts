@@ -12,6 +12,24 @@ export function intFromEnv(name: string, fallback: number): number {
 /** How a target is reported: printed, never asserted. */
 export const verdict = (ok: boolean): 'PASS' | 'MISS' => (ok ? 'PASS' : 'MISS');
 
+/**
+ * Headless Chromium as the dashboard's render benchmark and its real-browser
+ * test launch it: the Debian package's binary (or CHROMIUM_PATH), without
+ * the sandbox (CI runs as root), the GPU or any background traffic.
+ */
+export const CHROMIUM_LAUNCH = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+};
+
 /** A full garbage collection where node runs with --expose-gc (before reading memory). */
 export const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 

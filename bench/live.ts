@@ -82,7 +82,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { seededRandom, simulateSession } from '../src/simulate/generator.js';
-import { gc, intFromEnv, verdict } from './common.js';
+import { CHROMIUM_LAUNCH, gc, intFromEnv, verdict } from './common.js';
 
 // ---------------------------------------------------------------------------
 // Shared: settings, messages between the processes, helpers
@@ -586,24 +586,11 @@ interface RenderOutcome {
 }
 
 async function measureRender(baseUrl: string, runs: number): Promise<RenderOutcome> {
-  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const { executablePath } = CHROMIUM_LAUNCH;
   const none = (note: string): RenderOutcome => ({ renderMs: null, workMs: null, updateMs: null, redrawMs: null, runs: [], note });
   if (!existsSync(executablePath)) return none(`no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`);
   const { chromium } = await import('playwright-core');
-  const browser = await chromium
-    .launch({
-      executablePath,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-    .catch((err: unknown) => errorText(err));
+  const browser = await chromium.launch(CHROMIUM_LAUNCH).catch((err: unknown) => errorText(err));
   if (typeof browser === 'string') return none(`Chromium did not start: ${browser.split('\n')[0]}`);
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });

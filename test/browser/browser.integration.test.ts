@@ -19,26 +19,16 @@ import type { AlertsBody } from '../../src/alerts/types.js';
 import { userEntry } from '../../src/auth/credentials.js';
 import { projectRoot } from '../../src/project-root.js';
 import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { CHROMIUM_LAUNCH } from '../../bench/common.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = CHROMIUM_LAUNCH.executablePath;
 const available = existsSync(CHROMIUM);
 if (!available && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}: .ci/run installs the Debian package chromium`);
 if (!available) console.warn(`[kpi-live tests] no Chromium at ${CHROMIUM}: the real-browser test is skipped (apt-get install chromium)`);
 
 const SHOTS = join(projectRoot(), 'test-results');
 const SIX_HOURS = 6 * 3_600_000;
-const LAUNCH = {
-  executablePath: CHROMIUM,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-};
+const LAUNCH = CHROMIUM_LAUNCH;
 
 /** The element focused in the page, looking into shadow roots: its text (a select: SELECT) and its focus ring. */
 const focused = (page: Page) =>
@@ -50,6 +40,24 @@ const focused = (page: Page) =>
     return { text: active.tagName === 'SELECT' ? 'SELECT' : (active.textContent || '').trim(), outline: style.outlineStyle + ' ' + style.outlineWidth };
   })()`);
 
+/** A test app listening on loopback, and a Chromium page of `viewport` to look at it (screenshots go to test-results/). */
+async function openBrowserOn(
+  config: Parameters<typeof startTestApp>[0],
+  viewport: { width: number; height: number },
+): Promise<{ t: TestApp; browser: Browser; page: Page; url: string }> {
+  mkdirSync(SHOTS, { recursive: true });
+  const t = await startTestApp(config, { listen: true });
+  const url = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
+  const browser = await chromium.launch(LAUNCH);
+  const page = await browser.newPage({ viewport });
+  return { t, browser, page, url };
+}
+
+async function closeBrowserOn(t: TestApp | undefined, browser: Browser | undefined): Promise<void> {
+  await browser?.close();
+  await t?.close();
+}
+
 describe.skipIf(!available)('dashboard in headless Chromium', () => {
   let t: TestApp;
   let browser: Browser;
@@ -57,17 +65,9 @@ describe.skipIf(!available)('dashboard in headless Chromium', () => {
   let url: string;
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    t = await startTestApp({ streamCoalesceMs: 100, feedLongpollMs: 1000 }, { listen: true });
-    url = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
-    browser = await chromium.launch(LAUNCH);
-    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    ({ t, browser, page, url } = await openBrowserOn({ streamCoalesceMs: 100, feedLongpollMs: 1000 }, { width: 1280, height: 1000 }));
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await t?.close();
-  });
+  afterAll(() => closeBrowserOn(t, browser));
 
   const post = async (events: string[][], n: number, extra: Record<string, unknown> = {}) => {
     const blobs = Array.from({ length: n }, () => ({
@@ -329,17 +329,12 @@ describe.skipIf(!available)('dashboard sign-in in headless Chromium', () => {
   let url: string;
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    t = await startTestApp({ trustLoopback: false, users: [userEntry('alice', 'correct horse battery')] }, { listen: true });
-    url = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
-    browser = await chromium.launch(LAUNCH);
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    ({ t, browser, page, url } = await openBrowserOn(
+      { trustLoopback: false, users: [userEntry('alice', 'correct horse battery')] },
+      { width: 1280, height: 900 },
+    ));
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await t?.close();
-  });
+  afterAll(() => closeBrowserOn(t, browser));
 
   /** Signs in through the login page's form, which sends the browser back to `next`. */
   const signIn = async () => {

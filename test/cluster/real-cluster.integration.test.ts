@@ -55,7 +55,7 @@ import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } f
 import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
 import { startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
-import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
+import { failoverServiceEnv, startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, storedCount, storedMarkers } from '../harness/verify.js';
 import { DAY, HOUR, MINUTE } from '../../src/contract/kpis.js';
 
@@ -146,16 +146,8 @@ describe.skipIf(!plan.run)('kpi-live on a real three-node CouchDB cluster', () =
     // in the cluster's folder: removed with it, whatever ends the test
     const dataDir = mkdtempSync(join(cluster.dir, 'service-'));
     const child = startServiceProcess(['serve'], {
-      COUCHDB_URL: cluster.node(k).adminUrl,
-      KPI_DB: db,
+      ...failoverServiceEnv(cluster.node(k).adminUrl, db, TTL),
       KPI_DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      KPI_RATE_LIMIT_MAX: '1000000',
-      KPI_LEASE_TTL_MS: String(TTL),
-      KPI_CHECKPOINT_MS: '200',
-      KPI_CHECKPOINT_CHANGES: '100',
-      KPI_FEED_LONGPOLL_MS: '1000',
       KPI_COUCHDB_TIMEOUT_MS: '5000',
       ...env,
     });

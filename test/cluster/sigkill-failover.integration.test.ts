@@ -16,7 +16,7 @@ import type { LeaseStatus } from '../../src/cluster/elector.js';
 import { leaseTimings } from '../../src/cluster/lease.js';
 import { dropDb, uniqueDbName } from '../harness/app.js';
 import { startMarkedLoad } from '../harness/marked-load.js';
-import { startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
+import { failoverServiceEnv, startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, openHarnessStore, storedCount, storedMarkers } from '../harness/verify.js';
 import { type KpiAnswer, HOUR } from '../../src/contract/kpis.js';
 
@@ -36,17 +36,7 @@ interface Health {
 
 describe('the follower process killed with SIGKILL, a standby process on the same store', () => {
   it('takes over within the bound; nothing acknowledged is lost, and the aggregate equals a rebuild', async () => {
-    const env = {
-      COUCHDB_URL: inject('couchUrl'),
-      KPI_DB: dbName,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      KPI_RATE_LIMIT_MAX: '1000000',
-      KPI_LEASE_TTL_MS: String(TTL),
-      KPI_CHECKPOINT_MS: '200',
-      KPI_CHECKPOINT_CHANGES: '100',
-      KPI_FEED_LONGPOLL_MS: '1000',
-    };
+    const env = failoverServiceEnv(inject('couchUrl'), dbName, TTL);
     const urls: string[] = [];
     const health = (i: number) => getJson<Health>(`${urls[i]}/health`, `GET /health of instance ${i}`);
     const start = async (i: number) => {

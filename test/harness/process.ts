@@ -24,6 +24,26 @@ export interface ServiceProcess {
 }
 
 /**
+ * The environment of a service in a failover test: one store and database,
+ * a port of its own choosing, info logs (the tests read them), no rate limit
+ * in the way, a lease of `leaseTtlMs`, and checkpoints and longpolls short
+ * enough that a takeover shows within seconds.
+ */
+export function failoverServiceEnv(couchdbUrl: string, db: string, leaseTtlMs: number): Record<string, string> {
+  return {
+    COUCHDB_URL: couchdbUrl,
+    KPI_DB: db,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    KPI_RATE_LIMIT_MAX: '1000000',
+    KPI_LEASE_TTL_MS: String(leaseTtlMs),
+    KPI_CHECKPOINT_MS: '200',
+    KPI_CHECKPOINT_CHANGES: '100',
+    KPI_FEED_LONGPOLL_MS: '1000',
+  };
+}
+
+/**
  * Runs `kpi-live <args>` as its own process. Loopback is trusted unless the
  * test's env says otherwise (tests of sign-in set their own).
  */
