@@ -53,7 +53,7 @@ import { openStore, type Store } from '../../src/store/store.js';
 import { stateOfBlobs } from '../harness/kpi-fixtures.js';
 import { adminHeaders, clusterTestPlan, startCouchCluster, type CouchCluster } from '../harness/couch-cluster.js';
 import { runCouchdbScript, type ScriptRun } from '../harness/couchdb-script.js';
-import { startTestApp, uniqueDbName, type TestApp } from '../harness/app.js';
+import { startTestApp, uniqueDbName, whileTrafficFlows, type TestApp } from '../harness/app.js';
 import { startMarkedLoad, type MarkedLoad } from '../harness/marked-load.js';
 import { failoverServiceEnv, startServiceProcess, waitUntil, within, type ServiceProcess } from '../harness/process.js';
 import { expectServiceEqualsRebuild, missingMarkers, storedCount, storedMarkers } from '../harness/verify.js';
@@ -750,28 +750,6 @@ async function postExpired(t: TestApp, count: number, now: number): Promise<stri
   );
   expect(ids).toHaveLength(count);
   return ids;
-}
-
-/**
- * Runs `work` while a blob of "now" is posted every 150 ms, as dialogs do:
- * retention waits for the aggregate to read past what it listed, and a
- * quiet feed would take a longpoll or two to move.
- */
-async function whileTrafficFlows<T>(t: TestApp, work: () => Promise<T>): Promise<T> {
-  let flowing = true;
-  const traffic = (async () => {
-    while (flowing) {
-      const blob = { timestamp: Math.floor(Date.now() / 600_000) * 600_000, event_stream: [['screen.rp_info', 7]] };
-      await t.app.inject({ method: 'POST', url: '/wsapi/interaction_data', payload: { data: [blob] } });
-      await new Promise((r) => setTimeout(r, 150));
-    }
-  })();
-  try {
-    return await work();
-  } finally {
-    flowing = false;
-    await traffic;
-  }
 }
 
 /** The deletion revision of each of `ids`, from the feed of `db` through the node at `url`. */

@@ -135,3 +135,32 @@ export async function postSessions(
 export function nowTimestamp(): number {
   return Math.floor(Date.now() / 600_000) * 600_000;
 }
+
+/**
+ * Runs `work` while a blob of "now" is posted every 150 ms, as dialogs do
+ * (each answer awaited, whatever it is: the traffic only keeps the feed
+ * moving). Retention waits for the aggregate to read past what it listed,
+ * and a quiet feed would make it wait a longpoll or two. The traffic ends
+ * when the work does.
+ */
+export async function whileTrafficFlows<T>(t: TestApp, work: () => Promise<T>): Promise<T> {
+  let flowing = true;
+  const traffic = (async () => {
+    while (flowing) {
+      const blob = { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 7]] };
+      await t.app.inject({
+        method: 'POST',
+        url: '/wsapi/interaction_data',
+        headers: { 'content-type': 'application/json', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0' },
+        payload: JSON.stringify({ data: [blob] }),
+      });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  try {
+    return await work();
+  } finally {
+    flowing = false;
+    await traffic;
+  }
+}

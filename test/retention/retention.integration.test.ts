@@ -19,7 +19,7 @@ import { Retention } from '../../src/retention/retention.js';
 import { seededRandom, simulateSession } from '../../src/simulate/generator.js';
 import { blobDocId, newRunId } from '../../src/store/blob-ids.js';
 import { StoreRequestError, type StoreRequest } from '../../src/store/store.js';
-import { nowTimestamp, startTestApp, storedBlobs, type TestApp, postSessions } from '../harness/app.js';
+import { nowTimestamp, startTestApp, storedBlobs, type TestApp, postSessions, whileTrafficFlows } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 import { type KpiAnswer, DAY, HOUR, MINUTE } from '../../src/contract/kpis.js';
@@ -63,27 +63,6 @@ async function readPastNow(t: TestApp): Promise<void> {
     },
   ]);
   await waitUntil(() => t.app.aggregates.status().counted > counted, 20_000, 'a blob posted after the passes counted');
-}
-
-async function whileTrafficFlows<T>(t: TestApp, work: () => Promise<T>): Promise<T> {
-  let flowing = true;
-  const traffic = (async () => {
-    while (flowing) {
-      await post(t, [
-        {
-          blob: { timestamp: nowTimestamp(), event_stream: [['screen.rp_info', 7]] },
-          userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0',
-        },
-      ]);
-      await new Promise((r) => setTimeout(r, 150));
-    }
-  })();
-  try {
-    return await work();
-  } finally {
-    flowing = false;
-    await traffic;
-  }
 }
 
 const queries: KpiQuery[] = [
