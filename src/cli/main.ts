@@ -28,7 +28,8 @@ Usage:
                     [--seed <n>] [--break <event>=<stop chance>]...
                     [--batch <blobs per POST>] [--concurrency <n>] [--spread-hours <h>]
       Post synthetic dialog sessions through the HTTP API, then print a summary.
-      Example of a bad deploy: --break user.user_staged=0.8
+      Example of a bad deploy: --break user.user_staged=0.8 (any step of any
+      script; --break screen.error=<chance> sets the chance of an error screen)
   kpi-live rebuild [--config <file.json>] [--dry-run]
       Recompute every KPI aggregate from the stored blobs and replace the
       checkpoint atomically (a running service reloads from it). --dry-run

@@ -2,9 +2,15 @@
  * Synthetic dialog sessions (kpi-definitions §6), seeded and reproducible:
  * the same seed gives the same sessions. Pure: no clock, no IO.
  *
- * Three scripts, as the original generator had; after every step a session
- * stops early with probability 0.2, or with the probability given for the
- * next step in `breaks` (a deploy that breaks that step).
+ * The original generator's three scripts (returning, signed in, new user)
+ * and four more, so that every tile and funnel has data: a password reset,
+ * a new user of an identity provider, a new user finishing in a second
+ * dialog after confirming the email (`staging_continuation`), and a dialog
+ * that sends a blob without ever showing a screen. After every step a
+ * session stops early with probability 0.2, or with the probability given
+ * for the next step in `breaks` (a deploy that breaks that step); and 2% of
+ * sessions (`breaks` of `screen.error`) end on an error screen at a random
+ * step.
  */
 import { BUCKET_MS } from '../store/blob-ids.js';
 
@@ -55,14 +61,62 @@ const NEW_USER: Step[] = [
   { event: 'window.unload', delay: [100, 800] },
 ];
 
-/** Every event the scripts can emit, for validating `--break` names. */
-export const SCRIPT_EVENTS = new Set([...RETURNING_NOT_SIGNED_IN, ...RETURNING_SIGNED_IN, ...NEW_USER].map((s) => s.event));
-
-const SCRIPTS: { weight: number; kind: 'returning' | 'signed-in' | 'new'; steps: Step[] }[] = [
-  { weight: 0.35, kind: 'returning', steps: RETURNING_NOT_SIGNED_IN },
-  { weight: 0.45, kind: 'signed-in', steps: RETURNING_SIGNED_IN },
-  { weight: 0.2, kind: 'new', steps: NEW_USER },
+const PASSWORD_RESET: Step[] = [
+  { event: 'screen.rp_info', delay: [50, 400] },
+  { event: 'screen.authenticate', delay: [300, 2000] },
+  { event: 'authenticate.enter_password', delay: [1000, 5000] },
+  { event: 'screen.reset_password', delay: [500, 3000] },
+  { event: 'user.reset_password_staged', delay: [2000, 10000] },
+  // waiting for the reset email
+  { event: 'user.reset_password_confirmed', delay: [20000, 120000] },
+  { event: 'assertion_generated', delay: [500, 3000] },
+  { event: 'window.unload', delay: [100, 800] },
 ];
+
+const IDP_NEW_USER: Step[] = [
+  { event: 'screen.rp_info', delay: [50, 400] },
+  { event: 'screen.authenticate', delay: [300, 2000] },
+  { event: 'screen.verify_primary_user', delay: [1000, 6000] },
+  { event: 'screen.provision_primary_user', delay: [1000, 8000] },
+  { event: 'assertion_generated', delay: [500, 3000] },
+  { event: 'window.unload', delay: [100, 800] },
+];
+
+const STAGING_CONTINUATION: Step[] = [
+  { event: 'screen.rp_info', delay: [50, 400] },
+  { event: 'staging_continuation', delay: [100, 800] },
+  { event: 'assertion_generated', delay: [500, 3000] },
+  { event: 'window.unload', delay: [100, 800] },
+];
+
+const NEVER_SHOWN: Step[] = [
+  { event: 'generate_assertion', delay: [50, 500] },
+  { event: 'assertion_generated', delay: [200, 1500] },
+];
+
+/** The event of an error screen (kpi-definitions §2: any name containing `screen.error`). */
+export const ERROR_SCREEN = 'screen.error';
+const ERROR_CHANCE = 0.02;
+
+type Kind = 'returning' | 'signed-in' | 'new' | 'reset' | 'idp' | 'continuation' | 'unshown';
+
+const SCRIPTS: { weight: number; kind: Kind; steps: Step[] }[] = [
+  { weight: 0.3, kind: 'returning', steps: RETURNING_NOT_SIGNED_IN },
+  { weight: 0.38, kind: 'signed-in', steps: RETURNING_SIGNED_IN },
+  { weight: 0.17, kind: 'new', steps: NEW_USER },
+  { weight: 0.06, kind: 'reset', steps: PASSWORD_RESET },
+  { weight: 0.05, kind: 'idp', steps: IDP_NEW_USER },
+  { weight: 0.02, kind: 'continuation', steps: STAGING_CONTINUATION },
+  { weight: 0.02, kind: 'unshown', steps: NEVER_SHOWN },
+];
+
+/** Every event the scripts can emit, for validating `--break` names (`screen.error`: the chance of an error screen). */
+export const SCRIPT_EVENTS = new Set([...SCRIPTS.flatMap((s) => s.steps.map((step) => step.event)), ERROR_SCREEN]);
+
+/** The full script of each kind, as event names (what a session that never stops sends). */
+export const SCRIPT_OF: Readonly<Record<Kind, readonly string[]>> = Object.fromEntries(
+  SCRIPTS.map((s) => [s.kind, s.steps.map((step) => step.event)]),
+) as unknown as Record<Kind, readonly string[]>;
 
 const LANGS = ['en-US', 'en-US', 'en-US', 'de', 'fr', 'es', 'pt-BR', 'ja', 'zh-CN', 'ru', 'it', 'pl', 'nl', 'en-GB'];
 const SCREENS: [number, number][] = [
@@ -104,7 +158,7 @@ export interface SessionOptions {
 
 /** One simulated dialog session: the blob it sends and its browser's header. */
 export interface SimulatedSession {
-  kind: 'returning' | 'signed-in' | 'new';
+  kind: Kind;
   blob: Record<string, unknown>;
   userAgent: string;
 }
@@ -131,12 +185,20 @@ export function simulateSession(random: () => number, options: SessionOptions): 
   const script = SCRIPTS.find((s) => (roll -= s.weight) < 0) ?? SCRIPTS[0]!;
   const events: [string, number][] = [];
   let offset = 0;
+  // a shown dialog may end on an error screen, before a step past the first
+  const errorBefore =
+    script.kind !== 'unshown' && random() < (options.breaks?.get(ERROR_SCREEN) ?? ERROR_CHANCE) ? 1 + Math.floor(random() * (script.steps.length - 1)) : -1;
   for (const [i, step] of script.steps.entries()) {
+    if (i === errorBefore) {
+      offset += between(random, [200, 3000]);
+      events.push([ERROR_SCREEN, offset]);
+      break;
+    }
     if (i > 0 && random() < (options.breaks?.get(step.event) ?? stopChance)) break;
     offset += between(random, step.delay);
     events.push([step.event, offset]);
   }
-  const isNew = script.kind === 'new';
+  const isNew = script.kind === 'new' || script.kind === 'idp' || script.kind === 'continuation';
   const [width, height] = pick(random, SCREENS);
   const blob: Record<string, unknown> = {
     event_stream: events,
@@ -147,7 +209,7 @@ export function simulateSession(random: () => number, options: SessionOptions): 
     number_emails: isNew ? 1 : 1 + Math.floor(random() * random() * 4),
     number_sites_signed_in: isNew ? 1 : Math.floor(random() * random() * 12),
     new_account: isNew,
-    email_type: isNew || random() < 0.85 ? 'secondary' : 'primary',
+    email_type: script.kind === 'idp' ? 'primary' : isNew || random() < 0.85 ? 'secondary' : 'primary',
     rp_api: pick(random, RP_APIS),
   };
   return { kind: script.kind, blob, userAgent: pick(random, USER_AGENTS) };
