@@ -63,8 +63,8 @@ export interface VerdictMethod {
   /** Trials a check needs after the deploy, and in its baseline, before it is judged. */
   minAfterTrials: number;
   minBaselineTrials: number;
-  /** The smallest harmful change that makes `broken`: a share of the rarer outcome's baseline rate (p or 1 − p), with an absolute floor. */
+  /** The smallest harmful change that makes `broken`: a share of the baseline rate, with an absolute floor. */
   minHarm: { relative: number; absolute: number };
-  /** The harm `healthy` rules out, sized the same way. */
+  /** The harm `healthy` rules out (at the suspect level), sized the same way. */
   margin: { relative: number; absolute: number };
 }
