@@ -63,13 +63,13 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(authPlugin, { config });
   await fastify.register(metricsPlugin, { config });
   await fastify.register(storePlugin, { config });
+  await fastify.register(deploysPlugin, { config });
   await fastify.register(aggregatePlugin, { config });
   await fastify.register(retentionPlugin, { config });
   await fastify.register(alertsPlugin, { config });
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });
-  await fastify.register(deploysPlugin, { config });
   await fastify.register(streamPlugin, { config });
   await fastify.register(dashboardPlugin, { config });
   await fastify.register(probesPlugin, { config });

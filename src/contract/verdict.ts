@@ -68,3 +68,9 @@ export interface VerdictMethod {
   /** The harm `healthy` rules out (at the suspect level), sized the same way. */
   margin: { relative: number; absolute: number };
 }
+
+/** How long after a deploy the blobs that arrive are told apart (and counted in its arrival cell). */
+export const ARRIVAL_WINDOW_MS = 24 * 3_600_000;
+
+/** How long behind the watermark a deploy's arrival cell is kept (its verdict can be asked for that long). */
+export const ARRIVALS_KEPT_MS = 7 * 24 * 3_600_000;

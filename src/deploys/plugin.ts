@@ -7,8 +7,15 @@
  * - `GET /api/deploys?from&to`
  *
  * Markers live in their own database (`<KPI_DB>_deploys`), apart from the
- * blobs. New markers are announced on `app.deploys.added$` (the live stream
- * pushes them). The most recent ones are kept in memory for snapshots.
+ * blobs, with the ingest runs' arrival records (arrivals.ts). New markers are
+ * announced on `app.deploys.added$` (the live stream pushes them), those
+ * taken here and, through the database's `_changes` feed, those another
+ * instance took. The most recent ones are kept in memory for snapshots.
+ *
+ * Before a marker taken here is answered 201, the handlers of `onDeploy`
+ * run (ingest starts a run after it, so that what this instance
+ * acknowledges after the answer counts as arrived after the deploy); a
+ * marker seen on the feed runs them too.
  */
 import { randomBytes } from 'node:crypto';
 import fp from 'fastify-plugin';
@@ -17,6 +24,10 @@ import { Subject, type Observable } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { Database } from '../store/database.js';
+import { couchChangesReader } from '../store/changes.js';
+import { followChanges } from '../aggregate/runtime/feed.js';
+import { sleep } from '../sleep.js';
+import { deploysDbOf } from '../aggregate/runtime/settings.js';
 import { ensureDatabase } from '../store/setup.js';
 
 import type { Deploy } from './types.js';
@@ -26,7 +37,11 @@ export type { Deploy };
 export interface Deploys {
   /** Markers with `from <= at < to`, oldest first. */
   list(from?: number, to?: number): Deploy[];
+  /** A marker kept in memory, by id. */
+  get(id: string): Deploy | undefined;
   added$: Observable<Deploy>;
+  /** Runs for each new marker: awaited (bounded) before a marker taken here is answered. */
+  onDeploy(handler: (deploy: Deploy) => Promise<void>): void;
 }
 
 declare module 'fastify' {
@@ -37,6 +52,8 @@ declare module 'fastify' {
 
 /** Markers kept in memory (and so in snapshots); older ones stay in the database. */
 const KEPT = 2000;
+/** How long the answer to a new marker waits for ingest to start its run after it. */
+const HANDLERS_WAIT_MS = 5000;
 const PREFIX = 'deploy/';
 
 const deploySchema = {
@@ -47,7 +64,7 @@ const deploySchema = {
 
 async function deploys(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const store = app.store;
-  const db = `${config.dbName}_deploys`;
+  const db = deploysDbOf(config);
   await ensureDatabase(store, db);
   const database = new Database(store, db);
   const loaded = await database.allDocs<Deploy>({ include_docs: true, startkey: `${PREFIX}\uffff`, endkey: PREFIX, descending: true, limit: KEPT });
@@ -56,11 +73,39 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
     .map(({ _id, _rev, ...d }) => d)
     .sort((a, b) => a.at - b.at);
   const added = new Subject<Deploy>();
-  app.addHook('onClose', async () => added.complete());
+  const handlers: ((deploy: Deploy) => Promise<void>)[] = [];
+  /** Takes a marker in (once), announces it, and runs the handlers. */
+  const learn = async (deploy: Deploy): Promise<void> => {
+    if (recent.some((d) => d.id === deploy.id)) return;
+    recent.push(deploy);
+    recent.sort((a, b) => a.at - b.at);
+    if (recent.length > KEPT) recent.splice(0, recent.length - KEPT);
+    added.next(deploy);
+    await Promise.all(handlers.map((handler) => handler(deploy)));
+  };
+
+  // markers other instances take: on the database's feed, from now on
+  const info = await database.info<{ update_seq: unknown }>();
+  const feed = followChanges(couchChangesReader(store, db, { limit: 100, longpollMs: config.feedLongpollMs }), info?.update_seq ?? 0, {
+    onRetry: (err, attempt) => attempt === 1 && app.log.warn({ err: (err as Error).message }, 'cannot read new deploy markers; retrying'),
+  }).subscribe((batch) => {
+    for (const change of batch.changes) {
+      const doc = change.doc as (Deploy & { _id: string; _rev?: string }) | undefined;
+      if (!change.id.startsWith(PREFIX) || change.deleted || !doc || typeof doc.version !== 'string' || typeof doc.at !== 'number') continue;
+      const { _id, _rev, ...deploy } = doc;
+      void learn(deploy).catch((err: Error) => app.log.warn({ err: err.message }, 'a deploy handler failed'));
+    }
+  });
+  app.addHook('onClose', async () => {
+    feed.unsubscribe();
+    added.complete();
+  });
 
   app.decorate('deploys', {
     list: (from = 0, to = Number.MAX_SAFE_INTEGER) => recent.filter((d) => d.at >= from && d.at < to),
+    get: (id: string) => recent.find((d) => d.id === id),
     added$: added.asObservable(),
+    onDeploy: (handler) => void handlers.push(handler),
   } satisfies Deploys);
 
   await app.register(async (api) => {
@@ -90,10 +135,12 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
         const id = `${PREFIX}${new Date(at).toISOString()}_${randomBytes(4).toString('hex')}`;
         const deploy: Deploy = { id, version: request.body.version, at, ...(request.body.note ? { note: request.body.note } : {}) };
         await database.put({ ...deploy, _id: id });
-        recent.push(deploy);
-        recent.sort((a, b) => a.at - b.at);
-        if (recent.length > KEPT) recent.splice(0, recent.length - KEPT);
-        added.next(deploy);
+        // ingest's new run first (bounded: the marker is stored, and the run follows when the store lets it)
+        const handled = learn(deploy);
+        const waited = new AbortController();
+        const late = await Promise.race([handled.then(() => false), sleep(HANDLERS_WAIT_MS, waited.signal).then(() => !waited.signal.aborted)]);
+        waited.abort();
+        if (late) request.log.warn({ waitedMs: HANDLERS_WAIT_MS }, 'deploy marker answered before ingest started its run after it');
         request.log.info({ version: deploy.version, at }, 'deploy marker added');
         return reply.code(201).send(deploy);
       },

@@ -16,6 +16,9 @@
  * - nonce (`KPI_INGEST_NONCE_SECRET`), then plausibility (blob.ts), then the
  *   server's sample rate.
  */
+import { ArrivalRuns } from './arrival-runs.js';
+import { deploysDbOf } from '../aggregate/runtime/settings.js';
+import { ARRIVAL_WINDOW_MS } from '../contract/verdict.js';
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, onResponseHookHandler } from 'fastify';
@@ -93,7 +96,11 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   const store = app.store;
   const blobs = new Database(store, store.blobsDb);
   const ids = new BlobIdAllocator();
-  app.log.info({ run: ids.run }, 'ingest run started');
+  // a new run after each deploy marker (src/deploys/arrivals.ts), the first one recorded before any blob
+  const runs = new ArrivalRuns(ids, new Database(store, deploysDbOf(config)), app.log);
+  await runs.start(app.deploys.list(Date.now() - ARRIVAL_WINDOW_MS, Date.now() + ARRIVAL_WINDOW_MS));
+  app.deploys.onDeploy((deploy) => runs.deployed(deploy));
+  store.beforeClose(async () => runs.close());
   const committer = startCommitter(app, config, blobs, ids);
   const requests = app.metrics.counter('kpi_ingest_requests_total', 'Ingest POSTs answered, by HTTP status.', ['status']);
   installWireParsers(app);
@@ -192,4 +199,4 @@ async function ingest(app: FastifyInstance, { config }: { config: Config }): Pro
   );
 }
 
-export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-auth', 'kpi-store', 'kpi-metrics'], encapsulate: true, fastify: '5.x' });
+export default fp(ingest, { name: 'kpi-ingest', dependencies: ['kpi-auth', 'kpi-store', 'kpi-metrics', 'kpi-deploys'], encapsulate: true, fastify: '5.x' });

@@ -79,19 +79,35 @@ export function parseBlobDocId(id: string): ParsedBlobId | undefined {
 }
 
 /**
- * Hands out blob ids for one ingest run. {@link BlobIdAllocator.assign} gives
- * a write batch the next block of counters in a random order.
+ * Hands out blob ids for the current ingest run. {@link BlobIdAllocator.assign}
+ * gives a write batch the next block of counters in a random order;
+ * {@link BlobIdAllocator.startRun} begins a new run (ingest does at a deploy,
+ * src/deploys/arrivals.ts), whose counters start at 0.
  *
  * @example
  * const ids = new BlobIdAllocator();
  * ids.assign(batch); // every doc of the batch gets its _id
  */
 export class BlobIdAllocator {
-  readonly run = newRunId();
+  #run = newRunId();
   #next = 0;
+  /** Counters handed out by the runs before the current one. */
+  #earlier = 0;
 
+  get run(): string {
+    return this.#run;
+  }
+
+  /** Ids handed out, over every run of this allocator. */
   get assigned(): number {
-    return this.#next;
+    return this.#earlier + this.#next;
+  }
+
+  /** Makes `run` the current run: the next batch's ids are its first. */
+  startRun(run: string): void {
+    this.#earlier += this.#next;
+    this.#run = run;
+    this.#next = 0;
   }
 
   assign(docs: { _id?: string; timestamp: number }[]): void {
@@ -102,7 +118,7 @@ export class BlobIdAllocator {
     }
     this.#next += docs.length;
     docs.forEach((doc, i) => {
-      doc._id = blobDocId(doc.timestamp, this.run, counters[i]!);
+      doc._id = blobDocId(doc.timestamp, this.#run, counters[i]!);
     });
   }
 }

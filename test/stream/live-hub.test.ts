@@ -75,7 +75,12 @@ function fakeAggregates() {
 
 function fakeDeploys() {
   const added = new Subject<Deploy>();
-  const deploys: Deploys = { list: () => [{ id: 'd1', version: 'v1', at: 1 }], added$: added.asObservable() };
+  const deploys: Deploys = {
+    list: () => [{ id: 'd1', version: 'v1', at: 1 }],
+    get: () => undefined,
+    added$: added.asObservable(),
+    onDeploy: () => undefined,
+  };
   return { deploys, added };
 }
 

@@ -7,7 +7,8 @@
  * CouchDB has no multi-document transactions, but one document update is
  * atomic. So a checkpoint is written like a shadow page:
  * 1. the buckets changed since the last checkpoint are written as new,
- *    immutable documents `b/<start>/<size>/<generation>-<random>`;
+ *    immutable documents `b/<start>/<size>/<generation>-<random>` (a
+ *    deploy's arrival bucket: `b/a/<deploy id>/<generation>-<random>`);
  * 2. one root document, `kpi-live-aggregate`, is replaced: it names the tag
  *    of every bucket, and holds the feed position, the watermark and the
  *    applied-blob set. Writing it is the commit.
@@ -44,7 +45,7 @@ import type { Store } from '../../store/store.js';
 import { AppliedSet, type AppliedSetJson } from '../model/applied-set.js';
 import { CorruptCellError } from '../model/cell.js';
 import type { SegmentConfig } from '../model/segments.js';
-import { AggregateState, bucketFromJson, bucketKey, bucketToJson, type Bucket, type BucketJson, type RetentionConfig } from '../model/state.js';
+import { AggregateState, bucketFromJson, bucketToJson, keyOf, type Bucket, type BucketJson, type RetentionConfig } from '../model/state.js';
 
 export const ROOT_ID = 'kpi-live-aggregate';
 /** Where versions before the normal-document root kept it; loaded once, then removed. */
@@ -95,8 +96,8 @@ export function snapshotOf(state: AggregateState, seq: unknown, sinceVersion: nu
   return {
     seq,
     watermark: state.watermark,
-    keys: [...state.buckets.keys()],
-    changed: state.changedSince(sinceVersion).map(bucketToJson),
+    keys: state.allKeys(),
+    changed: [...state.changedSince(sinceVersion), ...state.arrivalsChangedSince(sinceVersion)].map(bucketToJson),
     applied: state.applied.toJSON(),
     version: state.version,
   };
@@ -146,8 +147,7 @@ export async function readBuckets(db: Database, entries: readonly [string, strin
     if (!row.doc) throw new MissingBucketError(row.id);
     const bucket = bucketFromJson(row.doc);
     const key = entries[i]![0];
-    if (bucketKey(bucket.start, bucket.size) !== key)
-      throw new Error(`checkpoint bucket document ${row.id} holds bucket ${bucketKey(bucket.start, bucket.size)}`);
+    if (keyOf(bucket) !== key) throw new Error(`checkpoint bucket document ${row.id} holds bucket ${keyOf(bucket)}`);
     buckets.set(key, bucket);
   });
   return buckets;
@@ -242,7 +242,7 @@ export class CheckpointStore {
       return undefined;
     }
     const state = new AggregateState(this.segments, this.retention);
-    for (const [key, bucket] of buckets) state.buckets.set(key, bucket);
+    for (const [key, bucket] of buckets) state.putBucket(key, bucket);
     state.watermark = root.watermark;
     state.applied = AppliedSet.fromJSON(root.applied);
     return { state, seq: root.seq };
@@ -263,7 +263,7 @@ export class CheckpointStore {
     const live = new Set(snapshot.keys);
     for (const [key, gen] of Object.entries(previous?.settings === this.#settings ? previous.buckets : {})) if (live.has(key)) buckets[key] = gen;
     const docs = snapshot.changed.map((b) => {
-      const key = bucketKey(b.start, b.size);
+      const key = keyOf(b);
       buckets[key] = tag;
       return { ...b, _id: bucketDocId(key, tag) };
     });

@@ -21,7 +21,8 @@ import type { ChangeBatch, ChangesReader, FeedChange } from '../../store/changes
 import { StoreRequestError, StoreUnavailableError } from '../../store/store.js';
 import type { FactsInput } from '../model/facts.js';
 import { retryWithBackoff } from '../../retry.js';
-import type { AggregateState } from '../model/state.js';
+import type { AfterDeploy, AggregateState } from '../model/state.js';
+import type { RunRegistry } from '../../deploys/arrivals.js';
 
 export { couchChangesReader, type ChangeBatch, type ChangesReader, type CouchChangesOptions, type FeedChange } from '../../store/changes.js';
 
@@ -99,12 +100,30 @@ export function followChanges(read: ChangesReader, since: unknown, options: Foll
 export const isDeletion = (change: FeedChange): boolean => change.deleted === true || change.doc?._deleted === true;
 
 /**
- * Applies a batch of changes to the state: every blob once, then
+ * A reader whose batches come with the arrival records of their runs read
+ * (src/deploys/arrivals.ts): `runs.afterOf` then answers for every blob of
+ * the batch. A failed read of the records fails the read, which is retried.
+ */
+export function withArrivals(read: ChangesReader, runs: RunRegistry): ChangesReader {
+  return async (since, signal, wait) => {
+    const batch = await read(since, signal, wait);
+    await runs.prepare(batch.changes.filter((c) => c.doc && !c.deleted).map((c) => c.id));
+    return batch;
+  };
+}
+
+/**
+ * Applies a batch of changes to the state: every blob once (also in the
+ * arrival buckets of the deploys `afterOf` names for it), then
  * downsamples. Design documents and deletions are skipped: an aggregate
  * counts what was sent, so a blob removed later (retention, or by hand)
  * stays counted, and a tombstone is never read as a blob.
  */
-export function applyChanges(state: AggregateState, changes: FeedChange[]): { counted: number; duplicates: number; deletions: number } {
+export function applyChanges(
+  state: AggregateState,
+  changes: FeedChange[],
+  afterOf?: (blobId: string) => readonly AfterDeploy[],
+): { counted: number; duplicates: number; deletions: number } {
   let counted = 0;
   let duplicates = 0;
   let deletions = 0;
@@ -115,7 +134,7 @@ export function applyChanges(state: AggregateState, changes: FeedChange[]): { co
       continue;
     }
     if (!change.doc) continue;
-    if (state.apply(change.doc as unknown as FactsInput & { _id: string }) === 'duplicate') duplicates += 1;
+    if (state.apply(change.doc as unknown as FactsInput & { _id: string }, afterOf?.(change.id)) === 'duplicate') duplicates += 1;
     else counted += 1;
   }
   state.downsample();

@@ -12,9 +12,12 @@
 import { catchError, concatMap, EMPTY, from, map, share, Subject, type Subscription } from 'rxjs';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
 import { checkpointTrigger } from './checkpoint-trigger.js';
-import { applyChanges, couchChangesReader, followChanges, type ChangeBatch, type ChangesReader } from './feed.js';
+import { applyChanges, couchChangesReader, followChanges, withArrivals, type ChangeBatch, type ChangesReader } from './feed.js';
+import { RunRegistry } from '../../deploys/arrivals.js';
+import { Database } from '../../store/database.js';
+import { ensureDatabase } from '../../store/setup.js';
 import type { AggregateSettings } from './settings.js';
-import { AggregateState, bucketKey, type BucketCount } from '../model/state.js';
+import { AggregateState, keyOf, type BucketCount } from '../model/state.js';
 import { retrying } from '../../retry.js';
 
 export interface FollowerOptions extends AggregateSettings {
@@ -80,6 +83,8 @@ export class FeedFollower {
   #abandoned = false;
   readonly #checkpoints: CheckpointStore;
   readonly #reader: ChangesReader;
+  /** The arrival records of the blobs' runs, when the deploys database is known. */
+  readonly #runs: RunRegistry | undefined;
   readonly #options: FollowerOptions;
 
   /** Buckets changed by each applied batch (late blobs included). */
@@ -89,7 +94,9 @@ export class FeedFollower {
     this.#options = options;
     this.state = new AggregateState(options.segments, options.retention);
     this.#checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
-    const read = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
+    const couch = options.reader ?? couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: options.longpollMs });
+    this.#runs = options.deploysDb !== undefined ? new RunRegistry(new Database(options.store, options.deploysDb)) : undefined;
+    const read = this.#runs ? withArrivals(couch, this.#runs) : couch;
     // A read that began at t and found nothing more to read holds every
     // change made before t (a longpoll answers as soon as there is one).
     this.#reader = async (since, signal, wait) => {
@@ -130,6 +137,7 @@ export class FeedFollower {
   /** Loads the checkpoint (or starts empty) and follows the feed. */
   async start(): Promise<void> {
     await this.#checkpoints.ensureDb();
+    if (this.#options.deploysDb !== undefined) await ensureDatabase(this.#options.store, this.#options.deploysDb);
     const loaded = await this.#checkpoints.load();
     this.state = loaded?.state ?? new AggregateState(this.#options.segments, this.#options.retention);
     this.#position = loaded?.seq ?? 0;
@@ -180,7 +188,8 @@ export class FeedFollower {
   /** Applies one batch; returns how many changes it held. */
   #apply(batch: ChangeBatch): number {
     const before = this.state.version;
-    const { counted, duplicates, deletions } = applyChanges(this.state, batch.changes);
+    const runs = this.#runs;
+    const { counted, duplicates, deletions } = applyChanges(this.state, batch.changes, runs && ((id) => runs.afterOf(id)));
     this.#status.counted += counted;
     this.#status.duplicates += duplicates;
     this.#status.deletions += deletions;
@@ -193,7 +202,7 @@ export class FeedFollower {
       this.#appliedThrough = this.#readStartedAt.get(batch) ?? this.#appliedThrough;
     } else this.#status.phase = 'catching-up';
     if (this.state.version > before) {
-      const keys = this.state.changedSince(before).map((b) => bucketKey(b.start, b.size));
+      const keys = [...this.state.changedSince(before), ...this.state.arrivalsChangedSince(before)].map(keyOf);
       this.#changes.next({ version: this.state.version, keys });
     }
     return batch.changes.length;

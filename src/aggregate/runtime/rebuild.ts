@@ -30,7 +30,9 @@ import type { Store } from '../../store/store.js';
 import { readHorizon } from '../../retention/horizon.js';
 import { AppliedSet, type AppliedSetJson } from '../model/applied-set.js';
 import { CheckpointConflictError, CheckpointStore, snapshotOf } from './checkpoint.js';
-import { applyChanges, couchChangesReader, isTransient, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
+import { applyChanges, couchChangesReader, isTransient, withArrivals, type ChangeBatch, type ChangesReader, type FeedChange } from './feed.js';
+import { RunRegistry } from '../../deploys/arrivals.js';
+import { ensureDatabase } from '../../store/setup.js';
 import { retryWithBackoff } from '../../retry.js';
 import type { SegmentConfig } from '../model/segments.js';
 import type { AggregateSettings } from './settings.js';
@@ -188,7 +190,11 @@ function readRetrying(read: ChangesReader, since: unknown, signal: AbortSignal):
 }
 
 export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
-  const read = couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: 0 });
+  const couch = couchChangesReader(options.store, options.blobsDb, { limit: options.batchSize, longpollMs: 0 });
+  const runs = options.deploysDb !== undefined ? new RunRegistry(new Database(options.store, options.deploysDb)) : undefined;
+  if (options.deploysDb !== undefined) await ensureDatabase(options.store, options.deploysDb);
+  const read = runs ? withArrivals(couch, runs) : couch;
+  const afterOf = runs && ((id: string) => runs.afterOf(id));
   const checkpoints = new CheckpointStore(options.store, options.stateDb, options.segments, options.retention, options.log);
   const abort = new AbortController();
   for (let attempt = 1; ; attempt++) {
@@ -198,7 +204,7 @@ export async function rebuild(options: RebuildOptions): Promise<RebuildResult> {
     let counted = 0;
     for (;;) {
       const batch = await readRetrying(read, seq, abort.signal);
-      counted += applyChanges(history.state, history.uncounted(batch.changes)).counted;
+      counted += applyChanges(history.state, history.uncounted(batch.changes), afterOf).counted;
       changesRead += batch.changes.length;
       seq = batch.lastSeq;
       options.onProgress?.(changesRead);

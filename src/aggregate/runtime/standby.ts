@@ -207,9 +207,9 @@ export class StandbyAggregate {
       const state = fresh ? new AggregateState(this.#options.segments, this.#options.retention) : this.state;
       for (const [key, bucket] of buckets) {
         bucket.version = ++state.version;
-        state.buckets.set(key, bucket);
+        state.putBucket(key, bucket);
       }
-      if (!fresh) for (const key of removed) state.buckets.delete(key);
+      if (!fresh) for (const key of removed) state.deleteBucket(key);
       state.watermark = root.watermark;
       state.applied = AppliedSet.fromJSON(root.applied);
       this.#root = { commit: commitOf(root), buckets: { ...root.buckets }, savedAt: root.savedAt, generation: root.generation };
