@@ -6,6 +6,7 @@
  * aggregate → stream → web. Each feature is a plugin of its own folder; the
  * store is the leaf they share.
  */
+import verdictsPlugin from './verdict/plugin.js';
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from './config/config.js';
@@ -70,6 +71,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(healthPlugin, { config });
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });
+  await fastify.register(verdictsPlugin, { config });
   await fastify.register(streamPlugin, { config });
   await fastify.register(dashboardPlugin, { config });
   await fastify.register(probesPlugin, { config });

@@ -25,7 +25,6 @@ import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { Database } from '../store/database.js';
 import { couchChangesReader } from '../store/changes.js';
-import { followChanges } from '../aggregate/runtime/feed.js';
 import { sleep } from '../sleep.js';
 import { deploysDbOf } from '../aggregate/runtime/settings.js';
 import { ensureDatabase } from '../store/setup.js';
@@ -42,6 +41,8 @@ export interface Deploys {
   added$: Observable<Deploy>;
   /** Runs for each new marker: awaited (bounded) before a marker taken here is answered. */
   onDeploy(handler: (deploy: Deploy) => Promise<void>): void;
+  /** Settles once the handlers of a marker this instance has learnt of are done (undefined: not learnt). */
+  handled(id: string): Promise<void> | undefined;
 }
 
 declare module 'fastify' {
@@ -52,6 +53,8 @@ declare module 'fastify' {
 
 /** Markers kept in memory (and so in snapshots); older ones stay in the database. */
 const KEPT = 2000;
+/** How often the markers other instances take are looked for, ms. */
+const DEPLOY_POLL_MS = 1000;
 /** How long the answer to a new marker waits for ingest to start its run after it. */
 const HANDLERS_WAIT_MS = 5000;
 const PREFIX = 'deploy/';
@@ -75,29 +78,53 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
   const added = new Subject<Deploy>();
   const handlers: ((deploy: Deploy) => Promise<void>)[] = [];
   /** Takes a marker in (once), announces it, and runs the handlers. */
-  const learn = async (deploy: Deploy): Promise<void> => {
-    if (recent.some((d) => d.id === deploy.id)) return;
+  const handledById = new Map<string, Promise<void>>();
+  const learn = (deploy: Deploy): Promise<void> => {
+    const known = handledById.get(deploy.id);
+    if (known) return known;
+    if (recent.some((d) => d.id === deploy.id)) return Promise.resolve(); // loaded at start
     recent.push(deploy);
     recent.sort((a, b) => a.at - b.at);
     if (recent.length > KEPT) recent.splice(0, recent.length - KEPT);
     added.next(deploy);
-    await Promise.all(handlers.map((handler) => handler(deploy)));
+    const done = Promise.all(handlers.map((handler) => handler(deploy))).then(() => undefined);
+    handledById.set(deploy.id, done);
+    if (handledById.size > KEPT) handledById.delete(handledById.keys().next().value!);
+    return done;
   };
 
-  // markers other instances take: on the database's feed, from now on
+  // Markers other instances take: read from the database's feed, from now
+  // on, once a second. Short reads, not a longpoll: no request is left
+  // open on the store between reads (pouchdb-server fails on a longpoll
+  // whose database goes away under it).
+  const read = couchChangesReader(store, db, { limit: 100, longpollMs: 0 });
+  const stop = new AbortController();
   const info = await database.info<{ update_seq: unknown }>();
-  const feed = followChanges(couchChangesReader(store, db, { limit: 100, longpollMs: config.feedLongpollMs }), info?.update_seq ?? 0, {
-    onRetry: (err, attempt) => attempt === 1 && app.log.warn({ err: (err as Error).message }, 'cannot read new deploy markers; retrying'),
-  }).subscribe((batch) => {
-    for (const change of batch.changes) {
-      const doc = change.doc as (Deploy & { _id: string; _rev?: string }) | undefined;
-      if (!change.id.startsWith(PREFIX) || change.deleted || !doc || typeof doc.version !== 'string' || typeof doc.at !== 'number') continue;
-      const { _id, _rev, ...deploy } = doc;
-      void learn(deploy).catch((err: Error) => app.log.warn({ err: err.message }, 'a deploy handler failed'));
+  const follow = (async () => {
+    let since: unknown = info?.update_seq ?? 0;
+    let failing = false;
+    while (!stop.signal.aborted) {
+      await sleep(DEPLOY_POLL_MS, stop.signal);
+      if (stop.signal.aborted) break;
+      try {
+        const batch = await read(since, stop.signal, false);
+        since = batch.lastSeq;
+        failing = false;
+        for (const change of batch.changes) {
+          const doc = change.doc as (Deploy & { _id: string; _rev?: string }) | undefined;
+          if (!change.id.startsWith(PREFIX) || change.deleted || !doc || typeof doc.version !== 'string' || typeof doc.at !== 'number') continue;
+          const { _id, _rev, ...deploy } = doc;
+          void learn(deploy).catch((err: Error) => app.log.warn({ err: err.message }, 'a deploy handler failed'));
+        }
+      } catch (err) {
+        if (!failing && !stop.signal.aborted) app.log.warn({ err: (err as Error).message }, 'cannot read new deploy markers; retrying');
+        failing = true;
+      }
     }
-  });
+  })();
   app.addHook('onClose', async () => {
-    feed.unsubscribe();
+    stop.abort();
+    await follow;
     added.complete();
   });
 
@@ -106,6 +133,7 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
     get: (id: string) => recent.find((d) => d.id === id),
     added$: added.asObservable(),
     onDeploy: (handler) => void handlers.push(handler),
+    handled: (id: string) => handledById.get(id),
   } satisfies Deploys);
 
   await app.register(async (api) => {

@@ -58,6 +58,8 @@ function fakeAggregates() {
       return { from: query.from, to: query.to, bucket: query.bucket, bucketMs: 0, segment: null, watermark: 0, series } satisfies KpiAnswer;
     },
     version: () => ({ ...state }),
+    arrivals: () => undefined,
+    windowsTotal: () => ({}) as Kpis,
     funnel: () => {
       throw new Error('unused');
     },
@@ -80,6 +82,7 @@ function fakeDeploys() {
     get: () => undefined,
     added$: added.asObservable(),
     onDeploy: () => undefined,
+    handled: () => undefined,
   };
   return { deploys, added };
 }

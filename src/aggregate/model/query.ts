@@ -6,7 +6,7 @@
 import { accumulate, emptyAccumulator, estimate, IX, type Accumulator, type CellView } from './cell.js';
 import { medianAndP90 } from './histogram.js';
 import { OUTCOMES, WEIGHT_UNIT } from './facts.js';
-import type { AggregateState } from './state.js';
+import { arrivalKey, type AggregateState } from './state.js';
 import type { Cell } from './cell.js';
 import {
   BUCKET_SIZES,
@@ -211,4 +211,26 @@ export function queryFunnel(state: AggregateState, name: FunnelName, query: Omit
     segment: query.segment ?? null,
     series: answer.series.map((s) => ({ segment: s.segment, steps: s.total[FUNNELS[name]] })),
   };
+}
+
+/**
+ * Every KPI of the blobs that arrived after a deploy (its arrival bucket,
+ * state.ts); undefined when the state holds none for it.
+ */
+export function queryArrivals(state: AggregateState, deployId: string): Kpis | undefined {
+  const bucket = state.arrivals.get(arrivalKey(deployId));
+  return bucket ? cellKpis(accumulate(emptyAccumulator(), bucket.all)) : undefined;
+}
+
+/**
+ * Every KPI of the time buckets that overlap any of `windows` (a bucket
+ * coarser than a window counts whole: for older days, the hours or the day
+ * around it). Windows must not overlap one another.
+ */
+export function queryWindowsTotal(state: AggregateState, windows: readonly { from: number; to: number }[]): Kpis {
+  const total = emptyAccumulator();
+  for (const bucket of state.buckets.values()) {
+    if (windows.some((w) => bucket.start < w.to && bucket.start + bucket.size > w.from)) accumulate(total, bucket.all);
+  }
+  return cellKpis(total);
 }

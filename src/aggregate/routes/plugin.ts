@@ -26,14 +26,24 @@ import { ensureDatabase } from '../../store/setup.js';
 import { errorResponseSchema, HttpError } from '../../http/errors.js';
 import type { AggregateChange, AggregateStatus } from '../runtime/follower.js';
 import { kpisCsv, funnelCsv } from './csv.js';
-import { FUNNELS, queryFunnel, queryKpis, type KpiQuery } from '../model/query.js';
+import { FUNNELS, queryArrivals, queryFunnel, queryKpis, queryWindowsTotal, type KpiQuery } from '../model/query.js';
 import { runningAggregate, type Leadership } from '../runtime/running.js';
 import { windowFieldSchemas, windowProblem } from '../../contract/window-schema.js';
 
 import { aggregateSettings } from '../runtime/settings.js';
 
 import { funnelAnswerSchema, kpiAnswerSchema } from '../../contract/answer-schemas.js';
-import { bucketForRange, windowEnd, type BucketName, type FunnelAnswer, type FunnelName, type KpiAnswer, type Dimension, DAY } from '../../contract/kpis.js';
+import {
+  bucketForRange,
+  windowEnd,
+  type BucketName,
+  type FunnelAnswer,
+  type FunnelName,
+  type KpiAnswer,
+  type Kpis,
+  type Dimension,
+  DAY,
+} from '../../contract/kpis.js';
 
 /** What other features may use of the aggregate. */
 export interface AggregateApi {
@@ -42,6 +52,10 @@ export interface AggregateApi {
   /** Current state version and the epoch it belongs to. */
   version(): { epoch: string; version: number };
   funnel(name: FunnelName, query: Omit<KpiQuery, 'bucket'>): FunnelAnswer;
+  /** The KPIs of the blobs that arrived after a deploy; undefined when none is kept for it. */
+  arrivals(deployId: string): Kpis | undefined;
+  /** The KPIs of the time buckets overlapping these windows (the baseline of a verdict). */
+  windowsTotal(windows: readonly { from: number; to: number }[]): Kpis;
   status(): AggregateStatus;
   /** Buckets changed by each applied batch. */
   changes$: Observable<AggregateChange>;
@@ -107,6 +121,8 @@ async function aggregates(app: FastifyInstance, { config }: { config: Config }):
     kpis: (query: KpiQuery, changedAfter?: number) => queryKpis(running.state, query, changedAfter),
     version: () => ({ epoch: running.state.epoch, version: running.state.version }),
     funnel: (name: FunnelName, query: Omit<KpiQuery, 'bucket'>) => queryFunnel(running.state, name, query),
+    arrivals: (deployId: string) => queryArrivals(running.state, deployId),
+    windowsTotal: (windows) => queryWindowsTotal(running.state, windows),
     status: () => running.status,
     changes$: running.changes$,
   } satisfies AggregateApi);

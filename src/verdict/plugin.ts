@@ -1,0 +1,151 @@
+/**
+ * Verdicts on deploys, from the aggregate's arrival buckets and a baseline
+ * (judge.ts, baseline.ts):
+ *
+ * - `GET /api/deploys/:id/verdict` (`:id` a marker's id, or `latest`),
+ *   guarded like the other reads: the verdict now. 404 for an unknown
+ *   deploy or one whose arrivals are no longer kept (7 days); 503 with
+ *   `Retry-After` while the aggregate is not live (catching up after a
+ *   start, or retrying), when a verdict would judge part of the data.
+ *
+ * `app.verdicts` gives the same to the stream and the alerts.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
+import type { Deploy } from '../deploys/types.js';
+import { ARRIVALS_KEPT_MS, VERDICT_STATES, type DeployVerdict } from '../contract/verdict.js';
+import { errorResponseSchema, HttpError, sendUnavailable } from '../http/errors.js';
+import { hoursBeforeWindow, MIN_POOLED_DIALOGS, sameHoursWindows } from './baseline.js';
+import { judgeDeploy } from './judge.js';
+
+export interface Verdicts {
+  /** The verdict on a deploy now. */
+  of(deploy: Deploy, now?: number): DeployVerdict;
+  /** The latest deploy marker (by time, not in the future), if any. */
+  latest(now?: number): Deploy | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    verdicts: Verdicts;
+  }
+}
+
+/** How long a client waits before asking again while the aggregate catches up. */
+const CATCHING_UP_RETRY_SECONDS = 5;
+
+const window = { type: 'object', required: ['from', 'to'], additionalProperties: false, properties: { from: { type: 'number' }, to: { type: 'number' } } };
+const side = {
+  type: 'object',
+  required: ['successes', 'trials', 'rate'],
+  additionalProperties: false,
+  properties: { successes: { type: 'number' }, trials: { type: 'number' }, rate: { type: ['number', 'null'] } },
+};
+const nullableNumber = { type: ['number', 'null'] };
+/** The exact shape of a verdict (contract/verdict.ts). */
+export const verdictSchema = {
+  type: 'object',
+  required: ['deploy', 'state', 'faults', 'ageMs', 'dialogs', 'baselineWindows', 'checks', 'method', 'judgedAt'],
+  additionalProperties: false,
+  properties: {
+    deploy: {
+      type: 'object',
+      required: ['id', 'version', 'at'],
+      additionalProperties: false,
+      properties: { id: { type: 'string' }, version: { type: 'string' }, at: { type: 'number' } },
+    },
+    state: { type: 'string', enum: VERDICT_STATES },
+    faults: { type: 'array', items: { type: 'string' } },
+    ageMs: { type: 'number' },
+    dialogs: {
+      type: 'object',
+      required: ['after', 'baseline'],
+      additionalProperties: false,
+      properties: { after: { type: 'number' }, baseline: { type: 'number' } },
+    },
+    baselineWindows: { type: 'array', items: window },
+    checks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['key', 'label', 'worse', 'baseline', 'after', 'effect', 'relativeEffect', 'low', 'high', 'state'],
+        additionalProperties: false,
+        properties: {
+          key: { type: 'string' },
+          label: { type: 'string' },
+          worse: { type: 'string', enum: ['higher', 'lower'] },
+          baseline: side,
+          after: side,
+          effect: nullableNumber,
+          relativeEffect: nullableNumber,
+          low: nullableNumber,
+          high: nullableNumber,
+          state: { type: 'string', enum: ['no baseline', 'not enough data', 'ok', 'unclear', 'suspect', 'broken'] },
+        },
+      },
+    },
+    method: {
+      type: 'object',
+      required: ['name', 'alpha', 'alphaSuspect', 'minAfterTrials', 'minBaselineTrials', 'minHarm', 'margin'],
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string' },
+        alpha: { type: 'number' },
+        alphaSuspect: { type: 'number' },
+        minAfterTrials: { type: 'number' },
+        minBaselineTrials: { type: 'number' },
+        minHarm: { type: 'object', required: ['relative', 'absolute'], properties: { relative: { type: 'number' }, absolute: { type: 'number' } } },
+        margin: { type: 'object', required: ['relative', 'absolute'], properties: { relative: { type: 'number' }, absolute: { type: 'number' } } },
+      },
+    },
+    judgedAt: { type: 'number' },
+  },
+} as const;
+
+async function verdicts(app: FastifyInstance, _options: { config: Config }): Promise<void> {
+  const of = (deploy: Deploy, now = Date.now()): DeployVerdict => {
+    // no arrival bucket yet: nothing has arrived after it (an empty window list gives empty KPIs)
+    const after = app.aggregates.arrivals(deploy.id) ?? app.aggregates.windowsTotal([]);
+    let windows = sameHoursWindows(deploy.at, now);
+    let baseline = app.aggregates.windowsTotal(windows);
+    if (baseline.dialogs < MIN_POOLED_DIALOGS) {
+      windows = [...windows, hoursBeforeWindow(deploy.at, windows.at(-1))];
+      baseline = app.aggregates.windowsTotal(windows);
+    }
+    return judgeDeploy({ deploy, baseline, after, baselineWindows: windows, now });
+  };
+  const latest = (now = Date.now()): Deploy | undefined => app.deploys.list(0, now + 1).at(-1);
+  app.decorate('verdicts', { of, latest } satisfies Verdicts);
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', app.auth.requireReader);
+    api.get<{ Params: { id: string } }>(
+      '/api/deploys/:id/verdict',
+      {
+        schema: {
+          params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } },
+          response: { 200: verdictSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 503: errorResponseSchema },
+        },
+      },
+      async (request, reply) => {
+        const now = Date.now();
+        const { id } = request.params;
+        const deploy = id === 'latest' ? latest(now) : app.deploys.get(id);
+        if (!deploy) throw new HttpError(404, id === 'latest' ? 'no deploy marker yet' : `no deploy "${id}"`, 'id');
+        if (deploy.at < app.aggregates.status().watermark - ARRIVALS_KEPT_MS)
+          throw new HttpError(404, `deploy "${deploy.id}" is older than the 7 days its arrivals are kept: no verdict`, 'id');
+        const phase = app.aggregates.status().phase;
+        if (phase !== 'live')
+          return sendUnavailable(
+            reply,
+            CATCHING_UP_RETRY_SECONDS,
+            `the aggregate is ${phase}: a verdict now would judge part of the data; retry in ${CATCHING_UP_RETRY_SECONDS} s`,
+          );
+        return of(deploy, now);
+      },
+    );
+  });
+}
+
+export default fp(verdicts, { name: 'kpi-verdicts', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys'], fastify: '5.x' });
