@@ -4,6 +4,7 @@
  * `export` move blobs in and out, `token` and `user` make credentials,
  * `config` lists the settings.
  */
+import { verdictCommand } from './verdict.js';
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { blobCount, rebuild } from '../aggregate/runtime/rebuild.js';
@@ -53,6 +54,13 @@ Usage:
       Write the stored blobs of [from, to) as NDJSON (stdout without --out),
       through the service's read API (default http://127.0.0.1:PORT, with an
       API token), or with --direct straight from the configured store.
+  kpi-live verdict [--deploy <id|latest>] [--wait <duration>] [--every <duration>]
+                   [--url <service>] [--token <t> | --token-file <path>]
+      Did this deploy break sign-ups? Asks the service for the deploy's
+      verdict (default the latest), once or, with --wait 15m, every --every
+      (10s) until it is healthy or broken. Exit 0 healthy, 1 broken, 2 still
+      undecided at the deadline, 3 no verdict (unknown deploy, no access,
+      service unreachable). A rollback gate for CI/CD.
   kpi-live token
       Make an API token for a machine (CI/CD, scripts): prints the token once,
       and the digest to add to KPI_API_TOKENS (the service keeps only that).
@@ -182,7 +190,7 @@ async function userCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS = ['serve', 'simulate', 'rebuild', 'import', 'export', 'token', 'user', 'config'] as const;
+const COMMANDS = ['serve', 'simulate', 'rebuild', 'import', 'export', 'verdict', 'token', 'user', 'config'] as const;
 
 /** The part of the usage that tells of `command` (all its forms); the whole usage for an unknown one. */
 export function usageOf(command: string): string {
@@ -221,6 +229,8 @@ export async function main(argv: string[]): Promise<number> {
         return await importCommand(rest);
       case 'export':
         return await exportCommand(rest);
+      case 'verdict':
+        return await verdictCommand(rest);
       case 'token':
         return tokenCommand();
       case 'user':

@@ -52,7 +52,7 @@ function positiveNumber(name: string, value: string | undefined): number | undef
 }
 
 /** `--token`, or the first line of `--token-file` (e.g. the data directory's access-token); never printed. */
-function tokenFrom(values: { token?: string; 'token-file'?: string }): string | undefined {
+export function tokenFrom(values: { token?: string; 'token-file'?: string }): string | undefined {
   if (values.token !== undefined && values['token-file'] !== undefined) throw new Error('give --token or --token-file, not both');
   if (values['token-file'] === undefined) return values.token;
   const token = readFileSync(values['token-file'], 'utf8').split(/\r?\n/)[0]!.trim();

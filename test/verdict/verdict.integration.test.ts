@@ -13,7 +13,10 @@ import { DAY, HOUR } from '../../src/contract/kpis.js';
 import type { DeployVerdict } from '../../src/contract/verdict.js';
 import { parseBreaks, seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
 import { pino } from 'pino';
-import { postSessions, startTestApp, storedBlobCount, uniqueDbName, type TestApp } from '../harness/app.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/project-root.js';
+import { postSessions, startTestApp, storedBlobCount, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 
 const random = seededRandom(2027);
@@ -37,7 +40,7 @@ describe('deploy verdicts through the service', () => {
   const arrived = (t: TestApp) => t.app.aggregates.arrivals(deploy.id)?.dialogs ?? 0;
 
   beforeAll(async () => {
-    a = await startTestApp(config);
+    a = await startTestApp(config, { listen: true });
     // a baseline: the same hours of the 7 days before, and the hours before the deploy
     const now = Date.now();
     for (let k = 1; k <= 7; k++) await post(a, sessions(150, now - k * DAY));
@@ -69,6 +72,22 @@ describe('deploy verdicts through the service', () => {
     expect(v.baselineWindows.length).toBeGreaterThanOrEqual(7);
     expect(v.dialogs.baseline).toBeGreaterThanOrEqual(1000);
     expect((await a.app.inject('/api/deploys/deploy%2Fnope/verdict')).statusCode).toBe(404);
+  });
+
+  it('makes `kpi-live verdict` exit 1 for it, the rollback gate', async () => {
+    const { port } = a.app.server.address() as { port: number };
+    const gate = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [join(projectRoot(), 'bin', 'kpi-live.js'), 'verdict', '--url', `http://127.0.0.1:${port}`, '--token', TEST_TOKEN, ...args],
+          (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout }),
+        );
+      });
+    const broken = await gate('--deploy', 'latest');
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/^v2\.0-bad \(deploy\/.*: broken: new-user\.step2 /);
+    expect((await gate('--deploy', 'deploy/none')).code).toBe(3);
   });
 
   it('counts on another instance what it takes after learning of the deploy, and a deploy taken there reaches this one', async () => {
