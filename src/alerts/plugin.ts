@@ -36,7 +36,7 @@ import { errorResponseSchema, HttpError } from '../http/errors.js';
 import { AlertsDb, watchThresholds, type LatchedBreach, type StoredThresholds } from './alerts-db.js';
 import { initialWatch, judge, release, type Transition, type Watch } from './hysteresis.js';
 import { byKeyOrder, checkThresholds, InvalidThresholdsError } from './thresholds.js';
-import type { AlertEvent, AlertsBody, ThresholdKey, Thresholds, ThresholdsBody } from './types.js';
+import type { AlertEvent, AlertsBody, ThresholdKey, Thresholds, ThresholdsBody, WebhookEvent } from './types.js';
 import { watchedValue } from './values.js';
 import { isWebhookUrl, WebhookSender } from './webhook.js';
 import { windowEnd } from '../contract/kpis.js';
@@ -59,6 +59,8 @@ export interface Alerts {
   list(): AlertsBody;
   /** Rounds of judging done so far (each judged every watched key over the window). */
   rounds(): number;
+  /** Sends an event to the alert webhook, if one is configured (never waits). */
+  notify(event: WebhookEvent): void;
 }
 
 declare module 'fastify' {
@@ -263,7 +265,7 @@ async function alerts(app: FastifyInstance, { config }: { config: Config }): Pro
     alerts: [...watches.values()].sort((a, b) => byKeyOrder(a.key, b.key)).map(({ latched: _latched, ...state }) => state),
     webhook: webhook?.status ?? null,
   });
-  app.decorate('alerts', { thresholds: () => inForce, list, rounds: () => rounds } satisfies Alerts);
+  app.decorate('alerts', { thresholds: () => inForce, list, rounds: () => rounds, notify: (event: WebhookEvent) => webhook?.send(event) } satisfies Alerts);
 
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);

@@ -54,6 +54,26 @@ export interface AlertEvent {
   service: 'kpi-live';
 }
 
+/**
+ * What the alert webhook receives when a deploy's verdict turns `broken`
+ * (once per deploy, from the instance that holds the follower lease).
+ */
+export interface DeployBrokenEvent {
+  kind: 'deploy-broken';
+  /** The check that decided it (the first of `faults`). */
+  key: ThresholdKey;
+  deploy: { id: string; version: string; at: number };
+  /** Every check at fault, worst first, with its baseline and after rates. */
+  faults: { key: ThresholdKey; baseline: number | null; after: number | null; relativeEffect: number | null }[];
+  /** Dialogs that arrived after the deploy when it was judged. */
+  dialogs: number;
+  at: number;
+  service: 'kpi-live';
+}
+
+/** Anything the alert webhook is sent. */
+export type WebhookEvent = AlertEvent | DeployBrokenEvent;
+
 /** How webhook deliveries fare since start (`AlertsBody.webhook`). */
 export interface WebhookStatus {
   /** Transitions waiting to be sent (including one being retried). */

@@ -12,7 +12,7 @@
  */
 import type { Log } from '../log.js';
 import { retrying } from '../retry.js';
-import type { AlertEvent, WebhookStatus } from './types.js';
+import type { WebhookEvent, WebhookStatus } from './types.js';
 
 export interface WebhookOptions {
   /** The receiver's URL (a secret). */
@@ -86,7 +86,7 @@ export class WebhookSender {
   readonly #maxBackoffMs: number;
   readonly #maxQueue: number;
   readonly #fetch: typeof fetch;
-  readonly #queue: AlertEvent[] = [];
+  readonly #queue: WebhookEvent[] = [];
   readonly #stop = new AbortController();
   #inFlight = 0;
   #pump: Promise<void> | undefined;
@@ -108,8 +108,8 @@ export class WebhookSender {
     return { queued: this.#queue.length + this.#inFlight, ...this.#stats };
   }
 
-  /** Queues one transition; never waits. */
-  send(event: AlertEvent): void {
+  /** Queues one transition (or a deploy's broken verdict); never waits. */
+  send(event: WebhookEvent): void {
     if (this.#stop.signal.aborted) return;
     this.#queue.push(event);
     while (this.#queue.length > this.#maxQueue) {
@@ -151,7 +151,7 @@ export class WebhookSender {
     }
   }
 
-  async #deliver(event: AlertEvent): Promise<void> {
+  async #deliver(event: WebhookEvent): Promise<void> {
     const where = { webhook: this.origin, key: event.key, kind: event.kind };
     const body = JSON.stringify(event);
     const attempt = async (n: number) => {

@@ -31,6 +31,7 @@
  * - and from the WebSocket layer: 1007 text that is not UTF-8, 1009 a
  *   message over 64 KiB, 1002 a frame the protocol forbids.
  */
+import type { DeployVerdict } from './verdict.js';
 import type { BucketName, Dimension, KpiAnswer } from './kpis.js';
 import type { Deploy } from '../deploys/types.js';
 
@@ -58,9 +59,11 @@ export type ClientMessage =
   { type: 'hello'; token?: string; subscribe: Subscription; resume?: { epoch: string; version: number } } | { type: 'subscribe'; subscribe: Subscription };
 
 export type ServerMessage =
-  | { type: 'snapshot'; epoch: string; version: number; kpis: KpiAnswer; deploys: Deploy[] }
+  | { type: 'snapshot'; epoch: string; version: number; kpis: KpiAnswer; deploys: Deploy[]; verdict?: DeployVerdict | null }
   | { type: 'delta'; epoch: string; version: number; kpis: KpiAnswer }
   | { type: 'deploy'; deploy: Deploy }
+  /** The latest deploy's verdict, when it changes (null: no deploy is recent any more). */
+  | { type: 'verdict'; verdict: DeployVerdict | null }
   | { type: 'error'; message: string };
 
 export const CLOSE = { badMessage: 4400, unauthorized: 4401, helloTimeout: 4408, tooManyWaiting: 4429, internalError: 1011, goingAway: 1001 } as const;

@@ -21,12 +21,13 @@
  *   window did not move, so nothing in it changed).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { asyncScheduler, throttleTime, type Subscription as RxSubscription } from 'rxjs';
+import { asyncScheduler, skip, throttleTime, type Subscription as RxSubscription } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import type { KpiQuery } from '../aggregate/model/query.js';
 import { bucketForRange, windowEnd, type KpiAnswer } from '../contract/kpis.js';
 import type { AggregateApi } from '../aggregate/routes/plugin.js';
 import type { Deploys } from '../deploys/plugin.js';
+import type { Verdicts } from '../verdict/plugin.js';
 import { readClientMessage } from './client-messages.js';
 import { CLOSE, type ClientMessage, type ServerMessage, type Subscription } from '../contract/stream.js';
 
@@ -136,6 +137,8 @@ export class LiveHub {
     readonly deploys: Deploys,
     readonly options: HubOptions,
     readonly log: FastifyBaseLogger,
+    /** The latest deploy's verdict (src/verdict/plugin.ts): in every snapshot, and sent to every client as it changes. */
+    readonly verdicts?: Pick<Verdicts, 'current' | 'current$'>,
   ) {}
 
   get size(): number {
@@ -153,6 +156,7 @@ export class LiveHub {
       this.aggregates.changes$.pipe(throttleTime(this.options.coalesceMs, asyncScheduler, { leading: true, trailing: true })).subscribe(() => this.flush()),
     );
     this.#subscriptions.push(this.deploys.added$.subscribe((deploy) => this.#broadcast({ type: 'deploy', deploy })));
+    if (this.verdicts) this.#subscriptions.push(this.verdicts.current$.pipe(skip(1)).subscribe((verdict) => this.#broadcast({ type: 'verdict', verdict })));
     this.#heartbeat = setInterval(() => this.#beat(), this.options.heartbeatMs);
     // sockets that overflowed get their snapshot once drained, even without new changes
     this.#drainCheck = setInterval(() => this.#sendDrainedSnapshots(), Math.max(this.options.coalesceMs, 100));
@@ -346,7 +350,14 @@ export class LiveHub {
     client.needsSnapshot = false;
     const kpis = this.aggregates.kpis(window);
     client.series = client.subscription!.top !== undefined ? seriesKey(kpis) : undefined;
-    this.#send(client, { type: 'snapshot', epoch: current.epoch, version: current.version, kpis, deploys: this.deploys.list(window.from, window.to) });
+    this.#send(client, {
+      type: 'snapshot',
+      epoch: current.epoch,
+      version: current.version,
+      kpis,
+      deploys: this.deploys.list(window.from, window.to),
+      ...(this.verdicts ? { verdict: this.verdicts.current() } : {}),
+    });
     this.#counts.snapshots++;
   }
 

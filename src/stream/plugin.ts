@@ -31,6 +31,7 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
       authorize: (token) => app.auth.checkToken(token),
     },
     app.log,
+    app.verdicts,
   );
   hub.start();
   const m = app.metrics;
@@ -82,4 +83,4 @@ async function stream(app: FastifyInstance, { config }: { config: Config }): Pro
   });
 }
 
-export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys', 'kpi-metrics'], fastify: '5.x' });
+export default fp(stream, { name: 'kpi-stream', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys', 'kpi-verdicts', 'kpi-metrics'], fastify: '5.x' });

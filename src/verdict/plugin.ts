@@ -8,13 +8,18 @@
  *   `Retry-After` while the aggregate is not live (catching up after a
  *   start, or retrying), when a verdict would judge part of the data.
  *
- * `app.verdicts` gives the same to the stream and the alerts.
+ * `app.verdicts` gives the same to the stream (the latest deploy's verdict
+ * while it is recent, as it changes), and sends the alert webhook a
+ * `deploy-broken` event when a deploy's verdict first turns broken (from
+ * the lease holder, once per deploy and process).
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import type { Deploy } from '../deploys/types.js';
-import { ARRIVALS_KEPT_MS, VERDICT_STATES, type DeployVerdict } from '../contract/verdict.js';
+import { BehaviorSubject, asyncScheduler, interval, merge, throttleTime, type Observable } from 'rxjs';
+import type { DeployBrokenEvent } from '../alerts/types.js';
+import { ARRIVAL_WINDOW_MS, ARRIVALS_KEPT_MS, VERDICT_STATES, type DeployVerdict } from '../contract/verdict.js';
 import { errorResponseSchema, HttpError, sendUnavailable } from '../http/errors.js';
 import { hoursBeforeWindow, MIN_POOLED_DIALOGS, sameHoursWindows } from './baseline.js';
 import { judgeDeploy } from './judge.js';
@@ -24,6 +29,10 @@ export interface Verdicts {
   of(deploy: Deploy, now?: number): DeployVerdict;
   /** The latest deploy marker (by time, not in the future), if any. */
   latest(now?: number): Deploy | undefined;
+  /** The latest deploy's verdict as last judged, while it is recent (ARRIVAL_WINDOW_MS); null otherwise. */
+  current(): DeployVerdict | null;
+  /** `current()` at once, then each time its state, faults or arrivals change. */
+  readonly current$: Observable<DeployVerdict | null>;
 }
 
 declare module 'fastify' {
@@ -34,6 +43,30 @@ declare module 'fastify' {
 
 /** How long a client waits before asking again while the aggregate catches up. */
 const CATCHING_UP_RETRY_SECONDS = 5;
+/** The latest deploy is judged again at most this often as blobs arrive, ms, and at least this often as time passes. */
+const JUDGE_THROTTLE_MS = 1000;
+const JUDGE_EVERY_MS = 10_000;
+
+/** The same verdict for the stream: state, faults and arrivals (not its age). */
+const sameVerdict = (a: DeployVerdict, b: DeployVerdict) =>
+  a.deploy.id === b.deploy.id &&
+  a.state === b.state &&
+  a.faults.join() === b.faults.join() &&
+  a.dialogs.after === b.dialogs.after &&
+  a.dialogs.baseline === b.dialogs.baseline;
+
+function brokenEvent(verdict: DeployVerdict, at: number): DeployBrokenEvent {
+  const faults = verdict.faults.map((key) => verdict.checks.find((c) => c.key === key)!);
+  return {
+    kind: 'deploy-broken',
+    key: verdict.faults[0]!,
+    deploy: verdict.deploy,
+    faults: faults.map((c) => ({ key: c.key, baseline: c.baseline.rate, after: c.after.rate, relativeEffect: c.relativeEffect })),
+    dialogs: verdict.dialogs.after,
+    at,
+    service: 'kpi-live',
+  };
+}
 
 const window = { type: 'object', required: ['from', 'to'], additionalProperties: false, properties: { from: { type: 'number' }, to: { type: 'number' } } };
 const side = {
@@ -116,7 +149,47 @@ async function verdicts(app: FastifyInstance, _options: { config: Config }): Pro
     return judgeDeploy({ deploy, baseline, after, baselineWindows: windows, now });
   };
   const latest = (now = Date.now()): Deploy | undefined => app.deploys.list(0, now + 1).at(-1);
-  app.decorate('verdicts', { of, latest } satisfies Verdicts);
+
+  // The latest deploy, judged as blobs arrive (at most once a second), as
+  // time passes (every 10 s) and when a marker comes: for the stream and
+  // for the webhook, which hears of a deploy turning broken once.
+  const current = new BehaviorSubject<DeployVerdict | null>(null);
+  const announced = new Set<string>();
+  const judgeLatest = () => {
+    const now = Date.now();
+    const deploy = latest(now);
+    if (!deploy || now - deploy.at >= ARRIVAL_WINDOW_MS) {
+      if (current.value !== null) current.next(null);
+      return;
+    }
+    if (app.aggregates.status().phase !== 'live') return;
+    const verdict = of(deploy, now);
+    const previous = current.value;
+    if (!previous || !sameVerdict(previous, verdict)) current.next(verdict);
+    if (verdict.state === 'broken' && !announced.has(deploy.id) && app.leadership.isLeader()) {
+      announced.add(deploy.id);
+      app.log.warn({ deploy: deploy.id, version: deploy.version, faults: verdict.faults }, 'deploy verdict: broken');
+      app.alerts.notify(brokenEvent(verdict, now));
+    }
+  };
+  const watching = merge(
+    app.aggregates.changes$.pipe(throttleTime(JUDGE_THROTTLE_MS, asyncScheduler, { leading: true, trailing: true })),
+    interval(JUDGE_EVERY_MS),
+    app.deploys.added$,
+  ).subscribe(() => {
+    try {
+      judgeLatest();
+    } catch (err) {
+      app.log.warn({ err: (err as Error).message }, 'could not judge the latest deploy');
+    }
+  });
+  judgeLatest();
+  app.addHook('onClose', async () => {
+    watching.unsubscribe();
+    current.complete();
+  });
+
+  app.decorate('verdicts', { of, latest, current: () => current.value, current$: current.asObservable() } satisfies Verdicts);
 
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);
@@ -148,4 +221,4 @@ async function verdicts(app: FastifyInstance, _options: { config: Config }): Pro
   });
 }
 
-export default fp(verdicts, { name: 'kpi-verdicts', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys'], fastify: '5.x' });
+export default fp(verdicts, { name: 'kpi-verdicts', dependencies: ['kpi-auth', 'kpi-aggregates', 'kpi-deploys', 'kpi-alerts'], fastify: '5.x' });

@@ -18,7 +18,8 @@ import type { KpiAnswer, Thresholds } from '../../src/contract/kpis.js';
 import type { AlertsBody } from '../../src/alerts/types.js';
 import { userEntry } from '../../src/auth/credentials.js';
 import { projectRoot } from '../../src/project-root.js';
-import { ingest, nowTimestamp, startTestApp, type TestApp } from '../harness/app.js';
+import { ingest, nowTimestamp, postSessions, startTestApp, type TestApp } from '../harness/app.js';
+import { parseBreaks, seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
 import { CHROMIUM_LAUNCH } from '../../bench/common.js';
 
 const CHROMIUM = CHROMIUM_LAUNCH.executablePath;
@@ -379,5 +380,53 @@ describe.skipIf(!available)('dashboard sign-in in headless Chromium', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.pathname === '/login');
     expect((await page.request.get(`${url}/api/session`)).status()).toBe(401);
+  });
+});
+
+describe.skipIf(!available)('deploy verdict panel in headless Chromium', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ t, browser, page, url } = await openBrowserOn({ streamCoalesceMs: 100, feedLongpollMs: 500, maxBlobAgeHours: 240 }, { width: 1280, height: 1000 }));
+    // a week of baseline at the same hours, then a deploy that breaks "choose password"
+    const random = seededRandom(99);
+    const now = Date.now();
+    const sessions = (n: number, at: number, breaks: string[] = []) =>
+      Array.from({ length: n }, () => simulateSession(random, { now: at, breaks: parseBreaks(breaks) }));
+    for (let k = 1; k <= 7; k++) await postSessions(t, sessions(150, now - k * 86_400_000), { perRequest: 25, userAgent: USER_AGENTS[1]! });
+    await postSessions(t, sessions(200, now - 3_600_000), { perRequest: 25, userAgent: USER_AGENTS[1]! });
+  });
+  afterAll(() => closeBrowserOn(t, browser));
+
+  it('turns red with the step at fault within seconds of a broken deploy, in light and dark', async () => {
+    await page.goto(`${url}/?range=${SIX_HOURS}`);
+    await page.getByRole('status').getByText('live').waitFor({ timeout: 10_000 });
+    const res = await t.app.inject({ method: 'POST', url: '/api/deploys', payload: { version: 'v2.0-bad' } });
+    expect(res.statusCode).toBe(201);
+    const panel = page.locator('kpi-deploy');
+    await panel.getByText('v2.0-bad').waitFor({ timeout: 10_000 });
+    const random = seededRandom(100);
+    const broken = Array.from({ length: 300 }, () => simulateSession(random, { now: Date.now(), breaks: parseBreaks(['user.user_staged=0.8']) }));
+    await postSessions(t, broken, { perRequest: 25, userAgent: USER_AGENTS[1]! });
+    await panel.getByText('Broken').waitFor({ timeout: 15_000 });
+    expect(await panel.getAttribute('state')).toBe('broken');
+    await panel.locator('li[data-key="new-user.step2"]').waitFor();
+    expect(await panel.locator('li').first().getAttribute('data-key')).toBe('new-user.step2');
+    // the tiles compare the dialogs since the deploy with the baseline
+    await expect
+      .poll(async () => page.locator('kpi-tile[data-kpi="newUserDropOff"] .change.deploy').textContent(), { timeout: 5000 })
+      .toMatch(/baseline, since v2\.0-bad/);
+    await page.screenshot({ path: join(SHOTS, 'dashboard-verdict.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    try {
+      await page.screenshot({ path: join(SHOTS, 'dashboard-verdict-dark.png'), fullPage: true });
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+    const verdict = (await t.app.inject('/api/deploys/latest/verdict')).json() as { state: string };
+    expect(verdict.state).toBe('broken');
   });
 });

@@ -3,6 +3,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { FunnelStep, KpiAnswer, Kpis } from '../../src/contract/kpis.js';
 import '../../web/src/kpi-chart.js';
 import '../../web/src/kpi-compare.js';
+import '../../web/src/kpi-deploy.js';
+import { ageWords } from '../../web/src/kpi-deploy.js';
+import type { DeployVerdict } from '../../src/contract/verdict.js';
+import { VERDICT_METHOD } from '../../src/verdict/judge.js';
 import '../../web/src/kpi-funnel.js';
 import '../../web/src/kpi-range.js';
 import '../../web/src/kpi-thresholds.js';
@@ -48,6 +52,18 @@ describe('<kpi-tile>', () => {
     const tile = await mount('kpi-tile', { label: 'New users', value: '86', change: null, against: 'v2.5.0', deployChange: -0.4, good: 'up' });
     expect(text(tile, '.change.deploy')).toBe('▼ 40.0% vs the hour before v2.5.0 (worse)');
     expect(tile.shadowRoot!.querySelector('.change.deploy')!.classList.contains('bad')).toBe(true);
+  });
+
+  it('compares the dialogs since a recent deploy with its baseline', async () => {
+    const tile = await mount('kpi-tile', {
+      label: 'Bounce rate',
+      value: '41.0%',
+      against: 'v2.0-bad',
+      deployBasis: 'baseline',
+      deployChange: 0.3,
+      good: 'down',
+    });
+    expect(text(tile, '.change.deploy')).toBe('▲ 30.0% vs baseline, since v2.0-bad (worse)');
   });
 
   it('marks a rise of a KPI where lower is better as bad, and says a breach in words with its alert state', async () => {
@@ -135,6 +151,16 @@ describe('<kpi-funnel>', () => {
     expect(rows.map((r) => r.querySelector('rect')!.getAttribute('width'))).toEqual(['100.00%', '75.00%', '0.00%']);
     expect(rows.map((r) => r.querySelector('.rates')!.textContent!.trim())).toEqual(['100.0%', '75.0% · −25.0%', '0.0% · −100.0%']);
     expect(rows[1]!.querySelector('.bar')!.getAttribute('aria-label')).toBe('Choose password: 60, 75.0% of the first step');
+  });
+
+  it('shows a step reached by more than the one before it as a gain, not a negative drop', async () => {
+    const gaining: FunnelStep[] = [
+      steps[0]!,
+      { step: 2, name: 'Choose password', count: 24, estimate: 24, conversionFromStart: 0.3, conversionFromPrevious: 0.3, dropOff: 0.7 },
+      { step: 3, name: 'Email verified', count: 27, estimate: 27, conversionFromStart: 0.3375, conversionFromPrevious: 1.125, dropOff: -0.125 },
+    ];
+    const funnel = await mount('kpi-funnel', { heading: 'New-user funnel', steps: gaining });
+    expect([...funnel.shadowRoot!.querySelectorAll('.rates')].map((r) => r.textContent!.trim())[2]).toBe('33.8% · +12.5%');
   });
 
   it('says in words when a step conversion is outside its threshold, with the alert state', async () => {
@@ -357,5 +383,56 @@ describe('<kpi-chart>', () => {
     const chart = await mount('kpi-chart', { answer: empty, kpi: TILE_KPIS.find((k) => k.id === 'bounceRate'), deploys: [] });
     vi.unstubAllGlobals();
     expect(text(chart, '.no-data')).toBe('No bounce rate to draw in this window.');
+  });
+});
+
+describe('<kpi-deploy>', () => {
+  const at = Date.UTC(2026, 11, 4, 17, 15);
+  const check = (key: string, state: string, baseline: number, after: number) => ({
+    key,
+    label: key === 'new-user.step2' ? 'New-user funnel, step 2 from 1' : 'Bounce rate',
+    worse: 'lower',
+    baseline: { successes: baseline * 1000, trials: 1000, rate: baseline },
+    after: { successes: after * 100, trials: 100, rate: after },
+    effect: after - baseline,
+    relativeEffect: (after - baseline) / baseline,
+    low: null,
+    high: null,
+    state,
+  });
+  const verdict = (state: DeployVerdict['state'], faults: string[] = []): DeployVerdict =>
+    ({
+      deploy: { id: 'deploy/x', version: 'v2.0-bad', at },
+      state,
+      faults,
+      ageMs: 0,
+      dialogs: { after: 1234, baseline: 9000 },
+      baselineWindows: [],
+      checks: [check('new-user.step2', faults.length ? 'broken' : 'ok', 0.8, 0.24), check('bounceRate', 'ok', 0.4, 0.41)],
+      method: VERDICT_METHOD,
+      judgedAt: at,
+    }) as DeployVerdict;
+
+  it('says a broken deploy in words and colour, with its age, its dialogs and the rates at fault', async () => {
+    const panel = await mount('kpi-deploy', { verdict: verdict('broken', ['new-user.step2']), now: at + 4 * 60_000 });
+    expect(panel.getAttribute('state')).toBe('broken');
+    expect(text(panel, '.head')).toBe('Broken v2.0-bad deployed 4 min ago 1,234 dialogs since');
+    expect(text(panel, 'li[data-key="new-user.step2"]')).toBe('New-user funnel, step 2 from 1: 80.0% before → 24.0% since (−70%)');
+    expect(panel.shadowRoot!.querySelectorAll('li')).toHaveLength(1);
+  });
+
+  it('says what healthy and not enough data mean, and shows nothing without a recent deploy', async () => {
+    const healthy = await mount('kpi-deploy', { verdict: verdict('healthy'), now: at + 90 * 60_000 });
+    expect(text(healthy, '.head')).toContain('deployed 1 h 30 min ago');
+    expect(text(healthy, 'p')).toContain('beyond 25% of its baseline');
+    const waiting = await mount('kpi-deploy', {
+      verdict: { ...verdict('not enough data yet'), checks: [check('bounceRate', 'not enough data', 0.4, 0.5)] },
+      now: at,
+    });
+    expect(text(waiting, '.head')).toContain('Not enough data yet');
+    expect(text(waiting, 'p')).toContain('1 of 1 rates still need more dialogs');
+    const none = await mount('kpi-deploy', { verdict: null });
+    expect(none.shadowRoot!.querySelector('section')).toBeNull();
+    expect(ageWords(20_000)).toBe('just now');
   });
 });

@@ -5,6 +5,7 @@ import { getIfPresent, loadSession, request, type SessionInfo } from './api.js';
 import './kpi-chart.js';
 import type { ZoomDetail } from './kpi-chart.js';
 import './kpi-compare.js';
+import './kpi-deploy.js';
 import './kpi-funnel.js';
 import type { StepStatus } from './kpi-funnel.js';
 import './kpi-range.js';
@@ -245,6 +246,9 @@ export class KpiDashboard extends LitElement {
         color: #fff;
         padding: 8px 12px;
         border-radius: 6px;
+        margin-bottom: 12px;
+      }
+      .deploy {
         margin-bottom: 12px;
       }
       .tiles {
@@ -549,11 +553,20 @@ export class KpiDashboard extends LitElement {
     </div>`;
   }
 
+  /** The latest deploy's verdict while it is recent: what the paged engineer looks at first. */
+  #deployPanel() {
+    const verdict = this.live.verdict;
+    return verdict ? html`<kpi-deploy class="deploy" .verdict=${verdict} .now=${Date.now()}></kpi-deploy>` : nothing;
+  }
+
   #tiles({ answer, tileSource, previousTotal, deploy, beforeDeployTotal, thresholds, alerts }: Frame) {
+    // while a deploy is recent, tiles compare the dialogs since it with its verdict's baseline
+    const verdict = this.live.verdict;
     return html`<section class="tiles" aria-label="KPIs">
       ${TILE_KPIS.map((k) => {
         const value = tileSource ? k.value(tileSource.total) : null;
         const threshold = thresholds[k.id];
+        const check = verdict?.checks.find((c) => c.key === k.id);
         return html`<kpi-tile
           data-kpi=${k.id}
           .label=${k.label}
@@ -561,8 +574,15 @@ export class KpiDashboard extends LitElement {
           .estimate=${k.format === 'count' && !!tileSource?.total.sampled}
           .change=${previousTotal && tileSource ? change(value, k.value(previousTotal)) : null}
           .good=${k.better}
-          .against=${beforeDeployTotal ? deploy!.version : ''}
-          .deployChange=${beforeDeployTotal && tileSource && answer ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal)) : null}
+          .against=${check ? verdict!.deploy.version : beforeDeployTotal ? deploy!.version : ''}
+          .deployBasis=${check ? 'baseline' : 'hour-before'}
+          .deployChange=${
+            check
+              ? check.relativeEffect
+              : beforeDeployTotal && tileSource && answer
+                ? change(k.format === 'count' ? perHour(value, answer) : value, k.value(beforeDeployTotal))
+                : null
+          }
           ?breached=${breached(value, threshold)}
           .breach=${breachText(value, threshold, k.format)}
           .alertSince=${alerts.get(k.id)?.since}
@@ -668,7 +688,9 @@ export class KpiDashboard extends LitElement {
           : nothing
       }
       ${this.#failing()}
-      <main>${this.#empty(frame.answer)} ${this.#tiles(frame)} ${this.#funnels(frame)} ${this.#comparisons()} ${this.#chart(frame)}</main>
+      <main>
+        ${this.#empty(frame.answer)} ${this.#deployPanel()} ${this.#tiles(frame)} ${this.#funnels(frame)} ${this.#comparisons()} ${this.#chart(frame)}
+      </main>
       ${this.#footer()}
       <kpi-thresholds .thresholds=${frame.thresholds} .watched=${WATCHED} .current=${frame.current} .save=${this.#save}></kpi-thresholds>
     `;

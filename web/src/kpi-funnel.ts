@@ -96,6 +96,8 @@ export class KpiFunnel extends LitElement {
 
   override render() {
     const pct = (v: number | null) => (v === null ? '–' : `${(v * 100).toFixed(1)}%`);
+    // a step reached by more than the one before it (staging continuations join at step 3) gains, not drops
+    const change = (dropOff: number) => (dropOff < 0 ? `+${pct(-dropOff)}` : `−${pct(dropOff)}`);
     return html`
       <h3>${this.heading}</h3>
       <ol>
@@ -112,7 +114,7 @@ export class KpiFunnel extends LitElement {
                 <span class="count" aria-hidden="true">${s.count.toLocaleString('en-US')}</span>
               </div>
               <span class="rates" title="share of the first step · drop-off from the previous step"
-                >${pct(s.conversionFromStart)}${s.step > 1 && s.dropOff !== null ? ` · −${pct(s.dropOff)}` : ''}</span
+                >${pct(s.conversionFromStart)}${s.step > 1 && s.dropOff !== null ? ` · ${change(s.dropOff)}` : ''}</span
               >
               ${
                 breached || status?.alertSince !== undefined

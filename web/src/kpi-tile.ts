@@ -22,6 +22,7 @@ export class KpiTile extends LitElement {
     change: { type: Number },
     against: { type: String },
     deployChange: { type: Number },
+    deployBasis: { type: String },
     good: { type: String },
     points: { type: Array },
     breached: { type: Boolean, reflect: true },
@@ -41,6 +42,12 @@ export class KpiTile extends LitElement {
   /** Second comparison: against the hour before this deploy (its version). */
   declare against: string;
   declare deployChange: number | null;
+  /**
+   * What `deployChange` compares: `hour-before` (the window against the hour
+   * before the deploy) or `baseline` (the dialogs since the deploy against
+   * its verdict's baseline, while the deploy is recent).
+   */
+  declare deployBasis: 'hour-before' | 'baseline';
   declare points: (number | null)[];
   declare breached: boolean;
   /** The breach in words, e.g. "above max 70.0%". */
@@ -64,6 +71,7 @@ export class KpiTile extends LitElement {
     this.change = null;
     this.against = '';
     this.deployChange = null;
+    this.deployBasis = 'hour-before';
     this.good = 'up';
     this.points = [];
     this.breached = false;
@@ -218,7 +226,16 @@ export class KpiTile extends LitElement {
             : nothing
       }
       ${this.#changeLine(this.change, 'previous period', 'change')}
-      ${this.against ? this.#changeLine(this.deployChange, `the hour before ${this.against}`, 'change deploy') : nothing} ${this.#sparkline()}
+      ${
+        this.against
+          ? this.#changeLine(
+              this.deployChange,
+              this.deployBasis === 'baseline' ? `baseline, since ${this.against}` : `the hour before ${this.against}`,
+              'change deploy',
+            )
+          : nothing
+      }
+      ${this.#sparkline()}
       <div class="visually-hidden" aria-live="polite" aria-atomic="true">${this.announcement}</div>
     `;
   }

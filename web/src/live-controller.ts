@@ -10,6 +10,7 @@
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import { CLOSE } from '../../src/contract/stream.js';
+import type { DeployVerdict } from '../../src/contract/verdict.js';
 import { goToLogin } from './api.js';
 import { mergeDelta, mergeDeploys, type Deploy, type KpiAnswer, type ServerMessage, type Subscription } from './model.js';
 
@@ -18,6 +19,8 @@ export type Connection = 'connecting' | 'live' | 'reconnecting' | 'signed-out';
 export class LiveController implements ReactiveController {
   answer: KpiAnswer | undefined;
   deploys: Deploy[] = [];
+  /** The latest deploy's verdict while it is recent (null: none). */
+  verdict: DeployVerdict | null = null;
   connection: Connection = 'connecting';
   /** When the last snapshot or delta arrived, ms. */
   lastUpdate = 0;
@@ -91,6 +94,7 @@ export class LiveController implements ReactiveController {
         this.#awaitingSnapshot = false;
         this.answer = message.kpis;
         this.deploys = message.deploys;
+        this.verdict = message.verdict ?? null;
         break;
       case 'delta':
         if (this.#awaitingSnapshot) return;
@@ -98,6 +102,10 @@ export class LiveController implements ReactiveController {
         break;
       case 'deploy':
         this.deploys = mergeDeploys(this.deploys, [message.deploy]);
+        this.host.requestUpdate();
+        return;
+      case 'verdict':
+        this.verdict = message.verdict;
         this.host.requestUpdate();
         return;
       case 'error':
