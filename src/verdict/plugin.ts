@@ -8,6 +8,10 @@
  *   `Retry-After` while the aggregate is not live (catching up after a
  *   start, or retrying), when a verdict would judge part of the data.
  *
+ * - `GET /api/deploys/:id/arrivals`: what the verdict compares, whole: the
+ *   KPIs (both funnels, every tile) of the dialogs that arrived since the
+ *   deploy and of its baseline, with the baseline's windows.
+ *
  * `app.verdicts` gives the same to the stream (the latest deploy's verdict
  * while it is recent, as it changes), and sends the alert webhook a
  * `deploy-broken` event when a deploy's verdict first turns broken (from
@@ -21,6 +25,7 @@ import { BehaviorSubject, asyncScheduler, interval, merge, throttleTime, type Ob
 import type { DeployBrokenEvent } from '../alerts/types.js';
 import { ARRIVAL_WINDOW_MS, ARRIVALS_KEPT_MS, VERDICT_STATES, type DeployVerdict } from '../contract/verdict.js';
 import { errorResponseSchema, HttpError, sendUnavailable } from '../http/errors.js';
+import { kpisSchema } from '../contract/answer-schemas.js';
 import { hoursBeforeWindow, MIN_POOLED_DIALOGS, sameHoursWindows } from './baseline.js';
 import { judgeDeploy } from './judge.js';
 
@@ -137,15 +142,19 @@ export const verdictSchema = {
 } as const;
 
 async function verdicts(app: FastifyInstance, _options: { config: Config }): Promise<void> {
-  const of = (deploy: Deploy, now = Date.now()): DeployVerdict => {
-    // no arrival bucket yet: nothing has arrived after it (an empty window list gives empty KPIs)
-    const after = app.aggregates.arrivals(deploy.id) ?? app.aggregates.windowsTotal([]);
+  const baselineOf = (deploy: Deploy, now: number) => {
     let windows = sameHoursWindows(deploy.at, now);
     let baseline = app.aggregates.windowsTotal(windows);
     if (baseline.dialogs < MIN_POOLED_DIALOGS) {
       windows = [...windows, hoursBeforeWindow(deploy.at, windows.at(-1))];
       baseline = app.aggregates.windowsTotal(windows);
     }
+    return { baseline, windows };
+  };
+  const of = (deploy: Deploy, now = Date.now()): DeployVerdict => {
+    // no arrival bucket yet: nothing has arrived after it (an empty window list gives empty KPIs)
+    const after = app.aggregates.arrivals(deploy.id) ?? app.aggregates.windowsTotal([]);
+    const { baseline, windows } = baselineOf(deploy, now);
     return judgeDeploy({ deploy, baseline, after, baselineWindows: windows, now });
   };
   const latest = (now = Date.now()): Deploy | undefined => app.deploys.list(0, now + 1).at(-1);
@@ -191,23 +200,60 @@ async function verdicts(app: FastifyInstance, _options: { config: Config }): Pro
 
   app.decorate('verdicts', { of, latest, current: () => current.value, current$: current.asObservable() } satisfies Verdicts);
 
+  /** The deploy a request names (a marker's id, or `latest`) whose arrivals are kept; throws 404 otherwise. */
+  const deployOf = (id: string, now: number): Deploy => {
+    const deploy = id === 'latest' ? latest(now) : app.deploys.get(id);
+    if (!deploy) throw new HttpError(404, id === 'latest' ? 'no deploy marker yet' : `no deploy "${id}"`, 'id');
+    if (deploy.at < app.aggregates.status().watermark - ARRIVALS_KEPT_MS)
+      throw new HttpError(404, `deploy "${deploy.id}" is older than the 7 days its arrivals are kept: no verdict`, 'id');
+    return deploy;
+  };
+
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);
+    const params = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } };
+    const errors = { 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema };
+
+    // what a verdict compares, whole: the funnels and tiles of the dialogs since the deploy and of its baseline
     api.get<{ Params: { id: string } }>(
-      '/api/deploys/:id/verdict',
+      '/api/deploys/:id/arrivals',
       {
         schema: {
-          params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } },
-          response: { 200: verdictSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 503: errorResponseSchema },
+          params,
+          response: {
+            200: {
+              type: 'object',
+              required: ['deploy', 'after', 'baseline', 'baselineWindows'],
+              additionalProperties: false,
+              properties: {
+                deploy: verdictSchema.properties.deploy,
+                after: kpisSchema,
+                baseline: kpisSchema,
+                baselineWindows: verdictSchema.properties.baselineWindows,
+              },
+            },
+            ...errors,
+          },
         },
       },
+      async (request) => {
+        const now = Date.now();
+        const deploy = deployOf(request.params.id, now);
+        const { baseline, windows } = baselineOf(deploy, now);
+        return {
+          deploy: { id: deploy.id, version: deploy.version, at: deploy.at },
+          after: app.aggregates.arrivals(deploy.id) ?? app.aggregates.windowsTotal([]),
+          baseline,
+          baselineWindows: windows,
+        };
+      },
+    );
+    api.get<{ Params: { id: string } }>(
+      '/api/deploys/:id/verdict',
+      { schema: { params, response: { 200: verdictSchema, ...errors, 503: errorResponseSchema } } },
       async (request, reply) => {
         const now = Date.now();
-        const { id } = request.params;
-        const deploy = id === 'latest' ? latest(now) : app.deploys.get(id);
-        if (!deploy) throw new HttpError(404, id === 'latest' ? 'no deploy marker yet' : `no deploy "${id}"`, 'id');
-        if (deploy.at < app.aggregates.status().watermark - ARRIVALS_KEPT_MS)
-          throw new HttpError(404, `deploy "${deploy.id}" is older than the 7 days its arrivals are kept: no verdict`, 'id');
+        const deploy = deployOf(request.params.id, now);
         const phase = app.aggregates.status().phase;
         if (phase !== 'live')
           return sendUnavailable(

@@ -419,6 +419,10 @@ describe.skipIf(!available)('deploy verdict panel in headless Chromium', () => {
     await expect
       .poll(async () => page.locator('kpi-tile[data-kpi="newUserDropOff"] .change.deploy').textContent(), { timeout: 5000 })
       .toMatch(/baseline, since v2\.0-bad/);
+    // the funnels compared: the dialogs since the deploy, exactly, against the baseline (not "–" until the next bucket)
+    const compared = page.locator('kpi-compare[data-funnel="new-user"]');
+    await compared.getByText('since v2.0-bad').waitFor({ timeout: 15_000 });
+    await expect.poll(async () => compared.locator('tbody tr').nth(1).locator('td').nth(2).textContent(), { timeout: 10_000 }).toMatch(/^\s*\d+\.\d%\s*$/);
     await page.screenshot({ path: join(SHOTS, 'dashboard-verdict.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
     try {

@@ -72,6 +72,11 @@ describe('deploy verdicts through the service', () => {
     expect(v.baselineWindows.length).toBeGreaterThanOrEqual(7);
     expect(v.dialogs.baseline).toBeGreaterThanOrEqual(1000);
     expect((await a.app.inject('/api/deploys/deploy%2Fnope/verdict')).statusCode).toBe(404);
+    // what it compares, whole
+    const arrivals = (await a.app.inject(`/api/deploys/${encodeURIComponent(deploy.id)}/arrivals`)).json();
+    expect(arrivals.after.dialogs).toBe(afterCount);
+    expect(arrivals.baseline.dialogs).toBe(v.dialogs.baseline);
+    expect(arrivals.after.newUserFunnel[1].count / arrivals.after.newUserFunnel[0].count).toBeLessThan(0.4);
   });
 
   it('makes `kpi-live verdict` exit 1 for it, the rollback gate', async () => {

@@ -206,6 +206,10 @@ describe('<kpi-compare>', () => {
     const row = compare.shadowRoot!.querySelector('tr[data-step="2"]')!;
     expect([...row.querySelectorAll('td')].map((td) => td.textContent)).toEqual(['2. Step 2', '80.0%', '20.0%', '-12.00 ⚑']);
     expect(row.classList.contains('significant')).toBe(true);
+    // new funnels alone redraw it (the labels unchanged)
+    (compare as unknown as { current: FunnelStep[] }).current = steps([200, 150]);
+    await (compare as unknown as { updateComplete: Promise<boolean> }).updateComplete;
+    expect([...compare.shadowRoot!.querySelector('tr[data-step="2"]')!.querySelectorAll('td')].map((td) => td.textContent)[2]).toBe('75.0%');
   });
 });
 

@@ -12,8 +12,10 @@ export class KpiCompare extends LitElement {
     heading: { type: String },
     beforeLabel: { type: String },
     afterLabel: { type: String },
-    before: { type: Array },
-    after: { type: Array },
+    // reactive under the names they are set by (they were declared as before/after, so a new
+    // funnel alone did not redraw the table: it showed whatever it had at the last label change)
+    baseline: { attribute: false },
+    current: { attribute: false },
   };
 
   declare heading: string;

@@ -141,7 +141,9 @@ export class KpiDashboard extends LitElement {
   /** Both funnels in two windows: before/after the latest deploy, or yesterday/the last 24 h; refreshed every 10 s. */
   readonly comparison = new KeyedFetchController<Comparison>(this, {
     label: 'the funnel comparison',
-    key: () => (this.live.answer ? `${this.#effectiveCompareMode()}|${this.live.deploys.at(-1)?.id ?? ''}` : undefined),
+    // a recent deploy's comparison is fetched again as its arrivals grow (the stream's verdict says when)
+    key: () =>
+      this.live.answer ? `${this.#effectiveCompareMode()}|${this.live.deploys.at(-1)?.id ?? ''}|${this.live.verdict?.dialogs.after ?? ''}` : undefined,
     fetch: (_key, signal) => this.#compare(signal),
     refreshMs: 10_000,
   });
@@ -377,6 +379,13 @@ export class KpiDashboard extends LitElement {
     const deploy = this.live.deploys.at(-1);
     let windows: [number, number, number, number];
     let labels: [string, string];
+    if (this.#effectiveCompareMode() === 'deploy' && deploy) {
+      // the dialogs that arrived since the deploy, exactly, against its verdict's baseline (kept for 7 days)
+      const arrivals = await getIfPresent<{ after: Kpis; baseline: Kpis }>(`/api/deploys/${encodeURIComponent(deploy.id)}/arrivals`, signal).catch(
+        () => undefined,
+      );
+      if (arrivals) return { labels: ['baseline', `since ${deploy.version}`], baseline: arrivals.baseline, current: arrivals.after };
+    }
     // windows are [from, to); the current one ends just after now, so that it holds the bucket now is in
     if (this.#effectiveCompareMode() === 'deploy' && deploy) {
       const span = Math.max(600_000, Math.min(now - deploy.at, 86_400_000));
