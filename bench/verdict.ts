@@ -22,8 +22,17 @@
  * (traffic as steady as here, 7 × what arrived since the deploy). No store
  * is involved: this measures the statistics, not the service.
  *
+ * Then **end to end** through the service (BENCH_E2E, default on; the store
+ * COUCHDB_URL names, else the embedded one, named in the output with its
+ * raw `_bulk_docs` and `_changes` ceilings of the same run): a week of
+ * baseline at the same hours, then BENCH_E2E_BROKEN (2) deploys posted to
+ * `/api/deploys` followed by real-time traffic at 20 dialogs/s with the
+ * break, each watched through `GET /api/deploys/latest/verdict` every 2 s
+ * until broken (seconds from the marker's 201), and one harmless deploy
+ * watched for BENCH_E2E_HARMLESS_SECONDS (60), which must not read broken.
+ *
  * The last line of stdout is one JSON object:
- * `{"falseAlarmRate", "deploys", "detectP50Min", "detectP95Min", "detectP95MinLow", …}`.
+ * `{"falseAlarmRate", "deploys", "detectP50Min", "detectP95Min", "detectP95MinLow", …, "e2e": {…}}`.
  */
 import { blobFacts, type FactsInput } from '../src/aggregate/model/facts.js';
 import { defaultSegmentConfig } from '../src/aggregate/model/segments.js';
@@ -182,7 +191,127 @@ function detection(normal: Int32Array, broken: Int32Array, perSecond: number, ru
   };
 }
 
-function main(): void {
+interface EndToEnd {
+  store: string;
+  rawBulkDocsPerSec: number;
+  rawChangesPerSec: number;
+  baselineBlobs: number;
+  /** Seconds from each broken deploy's 201 to a broken verdict (null: not within the bound). */
+  brokenAfterSeconds: (number | null)[];
+  harmlessState: string;
+  harmlessEverBroken: boolean;
+  /** Blobs posted per second during the watches, and the verdict's arrivals against what was posted after each marker. */
+  postedPerSec: number;
+  arrivalsExact: boolean;
+}
+
+/** A few deploys through the running service, in real time. */
+async function endToEnd(): Promise<EndToEnd> {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createLogger } = await import('../src/logger.js');
+  const { startServer } = await import('../src/server.js');
+  const { benchDbName, benchServiceConfig, benchStore, dropDatabases, kpiDatabases, storeCeilings, storedBlobJson } = await import('./store.js');
+  const { sleep } = await import('../src/sleep.js');
+  const dataDir = await mkdtemp(join(tmpdir(), 'kpi-bench-verdict-'));
+  const dbName = benchDbName('verdict');
+  const config = benchServiceConfig(dataDir, dbName, { maxBlobAgeHours: 24 * 10, streamCoalesceMs: 250 });
+  const server = await startServer(config, createLogger(config, process.stderr));
+  const store = await benchStore({ embeddedUrl: server.app.store.embedded?.authorizedUrl });
+  try {
+    const ceilingDocs = await storedBlobJson(2000, 11, Date.now());
+    const ceilings = await storeCeilings(store, (i) => ceilingDocs[i % ceilingDocs.length]!, { seconds: 5 });
+    console.log(
+      `end to end on ${store.label}: store ceilings raw _bulk_docs ${ceilings.write.docsPerSec} docs/s, raw _changes ${ceilings.feed.changesPerSec} changes/s (same run)`,
+    );
+    const random = seededRandom(7);
+    const post = async (n: number, at: number, breaks: string[] = []) => {
+      const broken = parseBreaks(breaks);
+      const blobs = Array.from({ length: n }, () => simulateSession(random, { now: at, breaks: broken }).blob);
+      for (let i = 0; i < blobs.length; i += 100) {
+        const res = await fetch(`${server.url}/wsapi/interaction_data`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0' },
+          body: JSON.stringify({ data: blobs.slice(i, i + 100) }),
+        });
+        if (res.status !== 200) throw new Error(`ingest answered ${res.status}`);
+      }
+    };
+    // a week of baseline: 10 minutes of 20 dialogs/s at the same hours of each day before
+    const now = Date.now();
+    const perDay = 20 * 600;
+    for (let k = 1; k <= 7; k++) await post(perDay, now - k * 86_400_000);
+    const api = (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+    const verdictNow = async () => (await (await api('/api/deploys/latest/verdict')).json()) as { state: string; dialogs: { after: number } };
+    let postedTotal = 0;
+    let postedSeconds = 0;
+    let exact = true;
+    /** Posts 20 dialogs/s (one a 50 ms) until `until` says stop or `maxMs` passes; polls the verdict every 2 s. */
+    const watch = async (breaks: string[], maxMs: number, until: (state: string) => boolean) => {
+      const res = await api('/api/deploys', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ version: `bench-${breaks.length ? 'bad' : 'ok'}` }),
+      });
+      if (res.status !== 201) throw new Error(`deploy marker answered ${res.status}`);
+      const started = Date.now();
+      let posted = 0;
+      let lastPoll = started;
+      let state = 'not enough data yet';
+      let everBroken = false;
+      while (Date.now() - started < maxMs) {
+        await post(1, Date.now(), breaks);
+        posted++;
+        const due = started + posted * 50;
+        if (Date.now() < due) await sleep(due - Date.now());
+        if (Date.now() - lastPoll >= 2000) {
+          lastPoll = Date.now();
+          state = (await verdictNow()).state;
+          everBroken ||= state === 'broken';
+          if (until(state)) break;
+        }
+      }
+      const seconds = (Date.now() - started) / 1000;
+      postedTotal += posted;
+      postedSeconds += seconds;
+      // every blob acknowledged after the 201 is counted as arrived after it (once the feed has them)
+      const deadline = Date.now() + 10_000;
+      let v = await verdictNow();
+      while (v.dialogs.after < posted && Date.now() < deadline) {
+        await sleep(200);
+        v = await verdictNow();
+      }
+      exact &&= v.dialogs.after === posted;
+      return { seconds, state, everBroken };
+    };
+    const brokenAfterSeconds: (number | null)[] = [];
+    for (let i = 0; i < intFromEnv('BENCH_E2E_BROKEN', 2); i++) {
+      const w = await watch(['user.user_staged=0.8'], 10 * 60_000, (state) => state === 'broken');
+      brokenAfterSeconds.push(w.state === 'broken' ? Math.round(w.seconds) : null);
+      console.log(`  broken deploy ${i + 1}: ${w.state === 'broken' ? `broken after ${w.seconds.toFixed(0)} s` : `still ${w.state} after 10 min`}`);
+    }
+    const harmless = await watch([], intFromEnv('BENCH_E2E_HARMLESS_SECONDS', 60) * 1000, () => false);
+    console.log(`  harmless deploy: ${harmless.state} after ${harmless.seconds.toFixed(0)} s; ever broken: ${harmless.everBroken ? 'yes' : 'no'}`);
+    return {
+      store: store.label,
+      rawBulkDocsPerSec: ceilings.write.docsPerSec,
+      rawChangesPerSec: ceilings.feed.changesPerSec,
+      baselineBlobs: 7 * perDay,
+      brokenAfterSeconds,
+      harmlessState: harmless.state,
+      harmlessEverBroken: harmless.everBroken,
+      postedPerSec: Math.round(postedTotal / postedSeconds),
+      arrivalsExact: exact,
+    };
+  } finally {
+    await server.close();
+    if (store.kind !== 'embedded') await dropDatabases(store, kpiDatabases(dbName));
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
   const deploys = intFromEnv('BENCH_DEPLOYS', 200);
   const breakRuns = intFromEnv('BENCH_BREAK_RUNS', 200);
   const started = Date.now();
@@ -215,7 +344,13 @@ function main(): void {
   console.log(
     `broken deploys at 2 dialogs/s: ${breakRuns}; broken after p50 ${low.p50Min} min, p95 ${Number.isFinite(low.p95Min ?? Infinity) ? low.p95Min : '> 120'} min; within 10 min ${pct(low.within10)}; within 2 h ${pct(low.detected)}`,
   );
-  console.log(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`pure core took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const e2e = process.env.BENCH_E2E === '0' ? null : await endToEnd();
+  if (e2e)
+    console.log(
+      `end to end: broken after ${e2e.brokenAfterSeconds.map((s) => (s === null ? '> 600' : s)).join(', ')} s at ${e2e.postedPerSec} dialogs/s; ` +
+        `harmless: ${e2e.harmlessState}, ever broken ${e2e.harmlessEverBroken ? 'yes (a false alarm)' : 'no'}; arrivals = what was posted after each marker: ${e2e.arrivalsExact ? 'yes' : 'NO'}`,
+    );
   console.log(
     JSON.stringify({
       falseAlarmRate: falseAlarms,
@@ -228,8 +363,15 @@ function main(): void {
       healthyP50Min: minutes(quantile(healthy, 0.5)),
       detectWithin10MinShare: high.within10,
       store: 'none (pure core)',
+      e2e,
     }),
   );
 }
 
-main();
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
