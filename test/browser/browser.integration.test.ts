@@ -423,6 +423,8 @@ describe.skipIf(!available)('deploy verdict panel in headless Chromium', () => {
     const compared = page.locator('kpi-compare[data-funnel="new-user"]');
     await compared.getByText('since v2.0-bad').waitFor({ timeout: 15_000 });
     await expect.poll(async () => compared.locator('tbody tr').nth(1).locator('td').nth(2).textContent(), { timeout: 10_000 }).toMatch(/^\s*\d+\.\d%\s*$/);
+    // flagged by the verdict's always-valid test, not by a z-test re-run at every update
+    await expect.poll(async () => compared.locator('tbody tr').nth(1).locator('td').nth(3).textContent(), { timeout: 10_000 }).toBe('broken ⚑');
     await page.screenshot({ path: join(SHOTS, 'dashboard-verdict.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
     try {

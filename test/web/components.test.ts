@@ -211,6 +211,33 @@ describe('<kpi-compare>', () => {
     await (compare as unknown as { updateComplete: Promise<boolean> }).updateComplete;
     expect([...compare.shadowRoot!.querySelector('tr[data-step="2"]')!.querySelectorAll('td')].map((td) => td.textContent)[2]).toBe('75.0%');
   });
+
+  it("since a deploy, flags each step by the deploy's verdict instead of a z-test", async () => {
+    const steps = (counts: number[]): FunnelStep[] =>
+      counts.map((count, i) => ({
+        step: i + 1,
+        name: `Step ${i + 1}`,
+        count,
+        estimate: count,
+        conversionFromStart: count / counts[0]!,
+        conversionFromPrevious: null,
+        dropOff: null,
+      }));
+    const compare = await mount('kpi-compare', {
+      beforeLabel: 'baseline',
+      afterLabel: 'since v2',
+      baseline: steps([200, 160, 120]),
+      current: steps([20, 4, 3]),
+      verdicts: { 2: 'broken', 3: 'unclear' },
+    });
+    expect([...compare.shadowRoot!.querySelectorAll('th')].map((th) => th.textContent)).toEqual(['Step', 'baseline', 'since v2', 'verdict']);
+    const cells = (step: number) => [...compare.shadowRoot!.querySelector(`tr[data-step="${step}"]`)!.querySelectorAll('td')].map((td) => td.textContent);
+    expect(cells(1)[3]).toBe('–');
+    expect(cells(2)[3]).toBe('broken ⚑');
+    expect(compare.shadowRoot!.querySelector('tr[data-step="2"]')!.classList.contains('significant')).toBe(true);
+    expect(cells(3)[3]).toBe('unclear');
+    expect(compare.shadowRoot!.querySelector('tr[data-step="3"]')!.classList.contains('significant')).toBe(false);
+  });
 });
 
 describe('<kpi-range>', () => {

@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { ThresholdsBody } from '../../src/alerts/types.js';
+import type { CheckState } from '../../src/contract/verdict.js';
 import { isIngestStats, type IngestStats } from '../../src/contract/ingest.js';
 import { getIfPresent, loadSession, request, type SessionInfo } from './api.js';
 import './kpi-chart.js';
@@ -59,6 +60,8 @@ interface Comparison {
   labels: [string, string];
   baseline: Kpis | undefined;
   current: Kpis | undefined;
+  /** The deploy whose arrivals `current` holds, when it is since a deploy. */
+  sinceDeploy?: string;
 }
 
 /** The thresholds in force, and whether this service lets them be edited (it has `PUT /api/thresholds`). */
@@ -384,7 +387,7 @@ export class KpiDashboard extends LitElement {
       const arrivals = await getIfPresent<{ after: Kpis; baseline: Kpis }>(`/api/deploys/${encodeURIComponent(deploy.id)}/arrivals`, signal).catch(
         () => undefined,
       );
-      if (arrivals) return { labels: ['baseline', `since ${deploy.version}`], baseline: arrivals.baseline, current: arrivals.after };
+      if (arrivals) return { labels: ['baseline', `since ${deploy.version}`], baseline: arrivals.baseline, current: arrivals.after, sinceDeploy: deploy.id };
     }
     // windows are [from, to); the current one ends just after now, so that it holds the bucket now is in
     if (this.#effectiveCompareMode() === 'deploy' && deploy) {
@@ -614,6 +617,18 @@ export class KpiDashboard extends LitElement {
     </section>`;
   }
 
+  /** Each step's state in the latest deploy's verdict, when the comparison is since that deploy. */
+  #stepVerdicts(funnel: string, comparison: Comparison | undefined): Record<number, CheckState> | undefined {
+    const verdict = this.live.verdict;
+    if (!verdict || !comparison?.sinceDeploy || comparison.sinceDeploy !== verdict.deploy.id) return undefined;
+    const states: Record<number, CheckState> = {};
+    for (const c of verdict.checks) {
+      const match = /^(.+)\.step(\d+)$/.exec(c.key);
+      if (match && match[1] === funnel) states[Number(match[2])] = c.state;
+    }
+    return states;
+  }
+
   #comparisons() {
     const comparison = this.comparison.value;
     const noDeploy = this.live.deploys.length === 0;
@@ -646,6 +661,7 @@ export class KpiDashboard extends LitElement {
               .afterLabel=${comparison?.labels[1] ?? ''}
               .baseline=${comparison?.baseline?.[f.field] ?? []}
               .current=${comparison?.current?.[f.field] ?? []}
+              .verdicts=${this.#stepVerdicts(f.id, comparison)}
             ></kpi-compare>`,
         )}
       </div>
