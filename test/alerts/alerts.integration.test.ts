@@ -5,30 +5,13 @@
  * Thresholds set over the API survive a restart and are checked field by
  * field; a cookie session needs its CSRF token to change them.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startReceiver, type Receiver } from '../harness/webhook-receiver.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertEvent, AlertsBody, AlertState, Thresholds } from '../../src/alerts/types.js';
 import { dropDb, ingest, nowTimestamp, startTestApp, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
 
 const fastFeed = { feedLongpollMs: 1000, checkpointEveryMs: 200, checkpointEveryChanges: 100 };
-
-/** A webhook receiver on loopback that keeps what it is sent. */
-async function startReceiver(): Promise<{ server: Server; url: string; received: AlertEvent[] }> {
-  const received: AlertEvent[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      received.push(JSON.parse(body) as AlertEvent);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}/hooks/a-secret-path`, received };
-}
 
 /** Dialogs shown that bounced (nothing but the first screen) or engaged (picked an email). */
 function dialogs(bounced: number, engaged: number): Record<string, unknown>[] {
@@ -65,7 +48,7 @@ async function waitJudged(t: TestApp, value: number): Promise<AlertState> {
 describe('alerts from ingested blobs to the webhook', () => {
   const dbName = uniqueDbName('alerts');
   let t: TestApp;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Receiver<AlertEvent>;
   const start = () =>
     startTestApp({
       ...fastFeed,
@@ -82,13 +65,13 @@ describe('alerts from ingested blobs to the webhook', () => {
   };
 
   beforeAll(async () => {
-    receiver = await startReceiver();
+    receiver = await startReceiver<AlertEvent>();
     t = await start();
   });
   afterAll(async () => {
     await t?.close();
     await dropDb(`${dbName}_alerts`);
-    await new Promise((r) => receiver.server.close(r));
+    await receiver.close();
   });
 
   it('judges nothing on too few dialogs', async () => {

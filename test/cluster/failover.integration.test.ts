@@ -9,7 +9,7 @@
  * stored and the aggregate equals a rebuild: nothing lost, nothing counted
  * twice. Retention runs and alert webhooks post only on the lease holder.
  */
-import { createServer, type Server } from 'node:http';
+import { startReceiver, type Receiver } from '../harness/webhook-receiver.js';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queryKpis } from '../../src/aggregate/model/query.js';
@@ -40,20 +40,6 @@ const settings = {
   alertMinDialogs: 10,
 };
 
-async function startReceiver(): Promise<{ server: Server; url: string; received: { kind: string }[] }> {
-  const received: { kind: string }[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      received.push(JSON.parse(body) as { kind: string });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received };
-}
-
 const urlOf = (t: TestApp) => `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
 const lease = async (t: TestApp) => ((await t.app.inject('/health')).json() as { lease: LeaseStatus & { following: boolean } }).lease;
 const window = () => ({ from: Date.now() - 2 * HOUR, to: Date.now() + HOUR, bucket: '10m' as const });
@@ -63,7 +49,7 @@ const dialogs = async (t: TestApp) => (await kpis(t)).series[0]?.total.dialogs ?
 
 describe('two instances on one store: election, standby, failover', () => {
   let proxy: TcpProxy;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Receiver<{ kind: string }>;
   let a: TestApp; // through the proxy: the one cut off
   let b: TestApp;
   /** When each instance's role changed (ms), as the leadership interface told it. */
@@ -71,7 +57,7 @@ describe('two instances on one store: election, standby, failover', () => {
 
   beforeAll(async () => {
     proxy = await TcpProxy.inFrontOf(inject('couchUrl'));
-    receiver = await startReceiver();
+    receiver = await startReceiver<{ kind: string }>();
     a = await startTestApp(
       { ...settings, couchdbUrl: proxy.urlFor(inject('couchUrl')), couchdbTimeoutMs: 2000, alertWebhookUrl: receiver.url },
       { listen: true },
@@ -85,7 +71,7 @@ describe('two instances on one store: election, standby, failover', () => {
     await b?.app.close().catch(() => undefined);
     await a?.app.close().catch(() => undefined);
     await proxy.cut();
-    await new Promise((r) => receiver.server.close(r));
+    await receiver.close();
     for (const suffix of ['', '_aggregates', '_deploys', '_alerts']) await dropDb(`${dbName}${suffix}`);
   });
 

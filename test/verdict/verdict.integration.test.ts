@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import { projectRoot } from '../../src/project-root.js';
 import { postSessions, startTestApp, storedBlobCount, TEST_TOKEN, uniqueDbName, type TestApp } from '../harness/app.js';
 import { waitUntil } from '../harness/process.js';
+import { startReceiver, type Receiver } from '../harness/webhook-receiver.js';
+import type { DeployBrokenEvent } from '../../src/alerts/types.js';
 
 const random = seededRandom(2027);
 const sessions = (n: number, now: number, breaks: string[] = []) =>
@@ -26,7 +28,15 @@ const post = (t: TestApp, items: ReturnType<typeof sessions>) => postSessions(t,
 
 describe('deploy verdicts through the service', () => {
   const dbName = uniqueDbName('verdict');
-  const config = { dbName, maxBlobAgeHours: 10 * 24, checkpointEveryMs: 200, checkpointEveryChanges: 100, feedLongpollMs: 500 };
+  let receiver: Receiver<DeployBrokenEvent & { kind: string }>;
+  const config = () => ({
+    dbName,
+    maxBlobAgeHours: 10 * 24,
+    checkpointEveryMs: 200,
+    checkpointEveryChanges: 100,
+    feedLongpollMs: 500,
+    alertWebhookUrl: receiver.url,
+  });
   let a: TestApp;
   let b: TestApp | undefined;
   let deploy: { id: string; version: string; at: number };
@@ -40,7 +50,8 @@ describe('deploy verdicts through the service', () => {
   const arrived = (t: TestApp) => t.app.aggregates.arrivals(deploy.id)?.dialogs ?? 0;
 
   beforeAll(async () => {
-    a = await startTestApp(config, { listen: true });
+    receiver = await startReceiver();
+    a = await startTestApp(config(), { listen: true });
     // a baseline: the same hours of the 7 days before, and the hours before the deploy
     const now = Date.now();
     for (let k = 1; k <= 7; k++) await post(a, sessions(150, now - k * DAY));
@@ -49,6 +60,7 @@ describe('deploy verdicts through the service', () => {
   afterAll(async () => {
     await b?.close();
     await a?.close();
+    await receiver?.close();
   });
 
   it('counts as arrived after a deploy exactly what was acknowledged after its 201', async () => {
@@ -72,6 +84,12 @@ describe('deploy verdicts through the service', () => {
     expect(v.baselineWindows.length).toBeGreaterThanOrEqual(7);
     expect(v.dialogs.baseline).toBeGreaterThanOrEqual(1000);
     expect((await a.app.inject('/api/deploys/deploy%2Fnope/verdict')).statusCode).toBe(404);
+    // the alert webhook hears of it once, naming the deploy and the step
+    await waitUntil(() => receiver.received.some((e) => e.kind === 'deploy-broken'), 20_000, 'the deploy-broken post');
+    const events = receiver.received.filter((e) => e.kind === 'deploy-broken');
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ key: 'new-user.step2', deploy, service: 'kpi-live' });
+    expect(events[0]!.faults[0]).toMatchObject({ key: 'new-user.step2', baseline: expect.any(Number), after: expect.any(Number) });
     // what it compares, whole
     const arrivals = (await a.app.inject(`/api/deploys/${encodeURIComponent(deploy.id)}/arrivals`)).json();
     expect(arrivals.after.dialogs).toBe(afterCount);
@@ -96,7 +114,7 @@ describe('deploy verdicts through the service', () => {
   });
 
   it('counts on another instance what it takes after learning of the deploy, and a deploy taken there reaches this one', async () => {
-    b = await startTestApp(config);
+    b = await startTestApp(config());
     const more = sessions(60, Date.now());
     await post(b, more);
     afterCount += more.length;
@@ -119,7 +137,7 @@ describe('deploy verdicts through the service', () => {
     b = undefined;
     const before = a.app.aggregates.arrivals(deploy.id);
     await a.app.close();
-    a = await startTestApp(config);
+    a = await startTestApp(config());
     await waitUntil(() => a.app.aggregates.status().phase === 'live', 30_000, 'live after the restart');
     expect(a.app.aggregates.arrivals(deploy.id)).toEqual(before);
     const rebuilt = await rebuild({ ...aggregateSettings(a.config, a.store, pino({ level: 'silent' })), dryRun: true });
