@@ -184,17 +184,18 @@ describe('<kpi-funnel>', () => {
 });
 
 describe('<kpi-compare>', () => {
+  const steps = (counts: number[]): FunnelStep[] =>
+    counts.map((count, i) => ({
+      step: i + 1,
+      name: `Step ${i + 1}`,
+      count,
+      estimate: count,
+      conversionFromStart: count / counts[0]!,
+      conversionFromPrevious: null,
+      dropOff: null,
+    }));
+
   it('shows two funnels side by side and flags significant changes', async () => {
-    const steps = (counts: number[]): FunnelStep[] =>
-      counts.map((count, i) => ({
-        step: i + 1,
-        name: `Step ${i + 1}`,
-        count,
-        estimate: count,
-        conversionFromStart: count / counts[0]!,
-        conversionFromPrevious: null,
-        dropOff: null,
-      }));
     const compare = await mount('kpi-compare', {
       heading: 'New-user funnel compared',
       beforeLabel: 'before v2',
@@ -213,16 +214,6 @@ describe('<kpi-compare>', () => {
   });
 
   it("since a deploy, flags each step by the deploy's verdict instead of a z-test", async () => {
-    const steps = (counts: number[]): FunnelStep[] =>
-      counts.map((count, i) => ({
-        step: i + 1,
-        name: `Step ${i + 1}`,
-        count,
-        estimate: count,
-        conversionFromStart: count / counts[0]!,
-        conversionFromPrevious: null,
-        dropOff: null,
-      }));
     const compare = await mount('kpi-compare', {
       beforeLabel: 'baseline',
       afterLabel: 'since v2',
