@@ -24,9 +24,11 @@ export function sameHoursWindows(deployAt: number, now: number): { from: number;
   const age = Math.min(Math.max(now - deployAt, TEN_MINUTES), ARRIVAL_WINDOW_MS);
   const windows: { from: number; to: number }[] = [];
   for (let k = BASELINE_DAYS; k >= 1; k--) windows.push({ from: floor10(deployAt - k * DAY), to: ceil10(deployAt - k * DAY + age) });
-  // with an age near a day, a window may reach into the next day's: clip so that none overlap
+  // with an age near a day, a window may reach into the next day's: clip so that none overlap,
+  // and none reaches the deploy's own bucket (what arrived after it may be there)
   for (let i = 1; i < windows.length; i++) windows[i]!.from = Math.max(windows[i]!.from, windows[i - 1]!.to);
-  return windows;
+  for (const w of windows) w.to = Math.min(w.to, floor10(deployAt));
+  return windows.filter((w) => w.to > w.from);
 }
 
 /** The hours before the deploy, as a window (clipped so as not to overlap the last same-hours window). */
