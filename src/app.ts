@@ -6,6 +6,7 @@
  * aggregate → stream → web. Each feature is a plugin of its own folder; the
  * store is the leaf they share.
  */
+import publicPlugin from './public/plugin.js';
 import verdictsPlugin from './verdict/plugin.js';
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
@@ -72,6 +73,7 @@ async function app(fastify: FastifyInstance, { config }: { config: Config }): Pr
   await fastify.register(ingestPlugin, { config });
   await fastify.register(readPlugin, { config });
   await fastify.register(verdictsPlugin, { config });
+  await fastify.register(publicPlugin, { config });
   await fastify.register(streamPlugin, { config });
   await fastify.register(dashboardPlugin, { config });
   await fastify.register(probesPlugin, { config });

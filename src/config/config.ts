@@ -294,6 +294,26 @@ export const configFields = {
     minimum: 3000,
     doc: 'The aggregate follower lease lasts this long unless renewed (every third of it); a standby takes over within about this plus 5 s after the follower dies.',
   },
+  publicView: {
+    env: 'KPI_PUBLIC_VIEW',
+    type: 'boolean',
+    default: false,
+    doc: 'Serve the public view of the aggregates to anyone: `GET /api/public/kpis` (hourly and daily, small numbers withheld). Off: it answers 404.',
+  },
+  publicMinCount: {
+    env: 'KPI_PUBLIC_MIN_COUNT',
+    type: 'integer',
+    default: 20,
+    minimum: 5,
+    doc: 'The public view shows no number resting on fewer dialogs than this (a cell, a count, either side of a rate).',
+  },
+  publicRateLimitMax: {
+    env: 'KPI_PUBLIC_RATE_LIMIT_MAX',
+    type: 'integer',
+    default: 600,
+    minimum: 1,
+    doc: 'Public-view requests per client address per minute (more: 429).',
+  },
   role: {
     env: 'KPI_ROLE',
     type: 'string',

@@ -3,7 +3,8 @@
  * open dashboard draws it as a line, so that a change in the KPIs can be read
  * against the deploy that caused it.
  *
- * - `POST /api/deploys {version, at?, note?}` (authenticated like reads)
+ * - `POST /api/deploys {version, at?, note?, public?}` (authenticated like reads;
+ *   `public: true` lets the public view show it, note included)
  * - `GET /api/deploys?from&to`
  *
  * Markers live in their own database (`<KPI_DB>_deploys`), apart from the
@@ -62,7 +63,7 @@ const PREFIX = 'deploy/';
 const deploySchema = {
   type: 'object',
   required: ['id', 'version', 'at'],
-  properties: { id: { type: 'string' }, version: { type: 'string' }, at: { type: 'integer' }, note: { type: 'string' } },
+  properties: { id: { type: 'string' }, version: { type: 'string' }, at: { type: 'integer' }, note: { type: 'string' }, public: { type: 'boolean' } },
 } as const;
 
 async function deploys(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
@@ -139,7 +140,7 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
   await app.register(async (api) => {
     api.addHook('onRequest', app.auth.requireReader);
 
-    api.post<{ Body: { version: string; at?: number; note?: string } }>(
+    api.post<{ Body: { version: string; at?: number; note?: string; public?: boolean } }>(
       '/api/deploys',
       {
         schema: {
@@ -151,6 +152,7 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
               version: { type: 'string', minLength: 1, maxLength: 100 },
               at: { type: 'integer', minimum: 0 },
               note: { type: 'string', maxLength: 500 },
+              public: { type: 'boolean' },
             },
           },
           response: { 201: deploySchema, 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 503: errorResponseSchema },
@@ -161,7 +163,13 @@ async function deploys(app: FastifyInstance, { config }: { config: Config }): Pr
         if (at > Date.now() + 24 * 3_600_000) throw new HttpError(400, 'body.at is more than a day in the future', 'body.at');
         // ids sort by time, so the newest are read back first at start
         const id = `${PREFIX}${new Date(at).toISOString()}_${randomBytes(4).toString('hex')}`;
-        const deploy: Deploy = { id, version: request.body.version, at, ...(request.body.note ? { note: request.body.note } : {}) };
+        const deploy: Deploy = {
+          id,
+          version: request.body.version,
+          at,
+          ...(request.body.note ? { note: request.body.note } : {}),
+          ...(request.body.public ? { public: true } : {}),
+        };
         await database.put({ ...deploy, _id: id });
         // ingest's new run first (bounded: the marker is stored, and the run follows when the store lets it)
         const handled = learn(deploy);

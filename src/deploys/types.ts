@@ -5,4 +5,6 @@ export interface Deploy {
   /** When it went out, ms. */
   at: number;
   note?: string;
+  /** Shown in the public view (with its note) when the public view is on; false unless the poster says so. */
+  public?: boolean;
 }
