@@ -26,7 +26,7 @@ export const DASHBOARD_CSP = [
 ].join('; ');
 
 /** Headers of every dashboard answer. */
-const DASHBOARD_HEADERS = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin' };
+export const DASHBOARD_HEADERS = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin' };
 
 async function dashboard(app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   // What the dashboard needs to know of the configuration (nothing secret).
@@ -59,6 +59,8 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
   await app.register(async (page) => {
     page.addHook('onRequest', async (request, reply) => {
       if (app.auth.identify(request)) return;
+      // the built scripts and styles hold no data, and the public view's page (public/plugin.ts) shares them
+      if (config.publicView && request.method === 'GET' && request.url.startsWith('/assets/')) return;
       if (request.method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
         return reply
           .code(303)

@@ -1,6 +1,8 @@
 /**
- * The public view (`KPI_PUBLIC_VIEW`, off by default): `GET
- * /api/public/kpis?bucket=1h|1d` for anyone, no sign-in, the seed KPIs and
+ * The public view (`KPI_PUBLIC_VIEW`, off by default): the page `/public`
+ * (web/public.html: the KPIs, and what is collected and kept, with the full
+ * privacy text at `/public/privacy`) and `GET /api/public/kpis?bucket=1h|1d`
+ * for anyone, no sign-in, the seed KPIs and
  * both funnels with small numbers withheld (suppress.ts) over fixed windows
  * (answer.ts), and the deploy markers marked public. Off, nothing is
  * registered and it answers 404.
@@ -12,11 +14,16 @@
  * address of its own (`KPI_PUBLIC_RATE_LIMIT_MAX` a minute).
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { errorResponseSchema, HttpError } from '../http/errors.js';
+import { DASHBOARD_HEADERS } from '../dashboard-host/plugin.js';
+import { projectRoot } from '../project-root.js';
 import { publicAnswer, publicWindows, type PublicBucket } from './answer.js';
 
 /** A cached answer is computed again at most this often, ms. */
@@ -47,6 +54,18 @@ async function publicView(app: FastifyInstance, { config }: { config: Config }):
     cache.set(bucket, fresh);
     return fresh;
   };
+
+  // the page: web/public.html as built (its scripts and styles under /assets/, see dashboard-host), and the full privacy text
+  const page = join(projectRoot(), 'web', 'dist', 'public.html');
+  app.get('/public', async (_request, reply) => {
+    if (!existsSync(page)) return reply.code(503).type('text/plain; charset=utf-8').send('The public view is not built: run `npm run build`.\n');
+    return reply
+      .headers(DASHBOARD_HEADERS)
+      .type('text/html; charset=utf-8')
+      .send(await readFile(page, 'utf8'));
+  });
+  const privacy = await readFile(join(projectRoot(), 'PRIVACY.md'), 'utf8');
+  app.get('/public/privacy', async (_request, reply) => reply.headers(DASHBOARD_HEADERS).type('text/plain; charset=utf-8').send(privacy));
 
   await app.register(async (api) => {
     await api.register(rateLimit, {

@@ -19,6 +19,7 @@ import type { AlertsBody } from '../../src/alerts/types.js';
 import { userEntry } from '../../src/auth/credentials.js';
 import { projectRoot } from '../../src/project-root.js';
 import { ingest, nowTimestamp, postSessions, startTestApp, type TestApp } from '../harness/app.js';
+import { waitUntil } from '../harness/process.js';
 import { parseBreaks, seededRandom, simulateSession, USER_AGENTS } from '../../src/simulate/generator.js';
 import { CHROMIUM_LAUNCH } from '../../bench/common.js';
 
@@ -434,5 +435,49 @@ describe.skipIf(!available)('deploy verdict panel in headless Chromium', () => {
     }
     const verdict = (await t.app.inject('/api/deploys/latest/verdict')).json() as { state: string };
     expect(verdict.state).toBe('broken');
+  });
+});
+
+describe.skipIf(!available)('public view page in headless Chromium', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ t, browser, page, url } = await openBrowserOn({ trustLoopback: false, publicView: true }, { width: 1280, height: 1000 }));
+    // traffic in a settled hour (ended over an hour ago), and a few dialogs in another: withheld
+    const random = seededRandom(160);
+    const settled = Math.floor((Date.now() - 3 * 3_600_000) / 3_600_000) * 3_600_000 + 300_000;
+    const sessions = (n: number, at: number) => Array.from({ length: n }, () => simulateSession(random, { now: at }));
+    await postSessions(t, [...sessions(400, settled), ...sessions(8, settled - 3_600_000)], { perRequest: 25, userAgent: USER_AGENTS[1]! });
+    await waitUntil(() => t.app.aggregates.status().counted >= 408, 20_000, 'every blob counted');
+  });
+  afterAll(() => closeBrowserOn(t, browser));
+
+  it('shows the KPIs to a visitor who is not signed in, withholds small numbers, and says what is collected, in light and dark', async () => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const response = await page.goto(`${url}/public`);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    const dialogs = page.locator('kpi-public .tile').first().locator('.value');
+    await expect.poll(async () => dialogs.textContent(), { timeout: 10_000 }).toBe('400');
+    // the hour with 8 dialogs is withheld: "—"
+    await page.getByText('Hour by hour, the last 48 hours').waitFor();
+    const rows = page.locator('kpi-public section[aria-label="Hour by hour, the last 48 hours"] tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await rows.nth(1).locator('td').nth(1).textContent()).toBe('—');
+    await page.getByText('What the sign-in dialog sends, and what is kept').waitFor();
+    expect(await page.locator('kpi-public a[href="/public/privacy"]').count()).toBe(1);
+    await page.screenshot({ path: join(SHOTS, 'public.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    try {
+      await page.goto(`${url}/public`);
+      await expect.poll(async () => dialogs.textContent(), { timeout: 10_000 }).toBe('400');
+      await page.screenshot({ path: join(SHOTS, 'public-dark.png'), fullPage: true });
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+    expect(errors).toEqual([]);
   });
 });

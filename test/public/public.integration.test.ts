@@ -104,3 +104,29 @@ describe('the public view', () => {
     }
   });
 });
+
+describe('the public page', () => {
+  it('is served to anyone under the dashboard CSP when on, with its scripts, and the privacy text; 404 when off', async () => {
+    const on = await startTestApp({ trustLoopback: false, publicView: true });
+    const off = await startTestApp({ trustLoopback: false });
+    try {
+      const page = await on.app.inject({ url: '/public', headers: { accept: 'text/html' } });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+      expect(page.body).toContain('<kpi-public>');
+      const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(page.body)![1]!;
+      expect((await on.app.inject(`/${script}`)).statusCode).toBe(200);
+      const privacy = await on.app.inject('/public/privacy');
+      expect(privacy.statusCode).toBe(200);
+      expect(privacy.body).toContain('rounded down to 10 minutes');
+      // the dashboard itself still needs a reader
+      expect((await on.app.inject({ url: '/', headers: { accept: 'text/html' } })).statusCode).toBe(303);
+      expect((await off.app.inject('/public')).statusCode).toBe(404);
+      expect((await off.app.inject('/public/privacy')).statusCode).toBe(404);
+      expect((await off.app.inject(`/${script}`)).statusCode).toBe(401);
+    } finally {
+      await on.close();
+      await off.close();
+    }
+  });
+});
