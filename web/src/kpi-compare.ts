@@ -1,4 +1,4 @@
-import { cardStyles } from './styles.js';
+import { cardStyles, tableStyles } from './styles.js';
 import { LitElement, css, html } from 'lit';
 import type { CheckState } from '../../src/contract/verdict.js';
 import { compareFunnels, type ComparedStep, type FunnelStep } from './model.js';
@@ -48,23 +48,8 @@ export class KpiCompare extends LitElement {
 
   static override styles = [
     cardStyles,
+    tableStyles,
     css`
-      table {
-        width: 100%;
-        border-collapse: collapse;
-        font-size: 0.85rem;
-        font-variant-numeric: tabular-nums;
-      }
-      th,
-      td {
-        text-align: right;
-        padding: 3px 6px;
-        border-bottom: 1px solid var(--line);
-      }
-      th:first-child,
-      td:first-child {
-        text-align: left;
-      }
       .significant {
         color: var(--bad);
         font-weight: 600;

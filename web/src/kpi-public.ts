@@ -1,6 +1,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import type { PublicAnswer } from '../../src/public/answer.js';
 import type { PublicKpis, PublicStep } from '../../src/public/suppress.js';
+import { tableStyles } from './styles.js';
 
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
 const num = (v: number | null) => (v === null ? '—' : v.toLocaleString('en-US'));
@@ -32,6 +33,7 @@ export class KpiPublic extends LitElement {
   }
 
   static override styles = [
+    tableStyles,
     css`
       :host {
         display: block;
@@ -77,20 +79,7 @@ export class KpiPublic extends LitElement {
         overflow-x: auto;
       }
       table {
-        width: 100%;
-        border-collapse: collapse;
-        font-variant-numeric: tabular-nums;
         font-size: 0.9rem;
-      }
-      th,
-      td {
-        text-align: right;
-        padding: 3px 6px;
-        border-bottom: 1px solid var(--line);
-      }
-      th:first-child,
-      td:first-child {
-        text-align: left;
       }
       h2 {
         font-size: 1.05rem;

@@ -67,3 +67,23 @@ export const controlStyles = css`
     font-weight: 600;
   }
 `;
+
+/** Tables of numbers: full width, figures right-aligned in tabular digits, the first column (the row's name) left. */
+export const tableStyles = css`
+  table {
+    width: 100%;
+    border-collapse: collapse;
+    font-size: 0.85rem;
+    font-variant-numeric: tabular-nums;
+  }
+  th,
+  td {
+    text-align: right;
+    padding: 3px 6px;
+    border-bottom: 1px solid var(--line);
+  }
+  th:first-child,
+  td:first-child {
+    text-align: left;
+  }
+`;
