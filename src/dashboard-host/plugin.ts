@@ -35,9 +35,15 @@ async function dashboard(app: FastifyInstance, { config }: { config: Config }): 
     api.addHook('onRequest', app.auth.requireReader);
     api.get(
       '/api/settings',
-      { schema: { response: { 200: { type: 'object', properties: { thresholds: { type: 'object', additionalProperties: true } } } } } },
+      {
+        schema: {
+          response: { 200: { type: 'object', properties: { thresholds: { type: 'object', additionalProperties: true }, publicView: { type: 'boolean' } } } },
+        },
+      },
       async () => ({
         thresholds,
+        // the dashboard's footer links the public page (what is collected) when there is one
+        publicView: config.publicView,
       }),
     );
   });

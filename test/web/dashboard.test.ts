@@ -149,6 +149,18 @@ describe('<kpi-dashboard>', () => {
     expect(callsTo(calls, '/api/settings')).toHaveLength(1);
   });
 
+  it('links the public page from its footer when the service has a public view, asking for the settings once', async () => {
+    const { dashboard, socket, calls } = await mount('?range=3600000', {
+      ...loopback,
+      '/api/settings': { status: 200, body: { thresholds: {}, publicView: true } },
+    });
+    socket.deliver({ type: 'snapshot', epoch: 'e', version: 1, kpis: answer(TO - HOUR, TO, [['all', kpis([10, 8, 6, 5])]]), deploys: [] });
+    await advance(0);
+    await dashboard.updateComplete;
+    expect(root(dashboard).querySelector('footer a[href="/public"]')!.textContent).toContain('What is collected and kept');
+    expect(callsTo(calls, '/api/settings')).toHaveLength(1);
+  });
+
   it('says what it could not load, keeps showing the rest, and clears the note once the service answers again', async () => {
     const routes = {
       ...loopback,

@@ -91,11 +91,18 @@ interface Frame {
 }
 
 /** The thresholds from `/api/thresholds`, or, on a service without it, the configured ones of `/api/settings` (read-only). */
-async function loadThresholds(signal: AbortSignal): Promise<ThresholdsInForce | undefined> {
+async function loadThresholds(signal: AbortSignal, settings: (signal: AbortSignal) => Promise<Settings | undefined>): Promise<ThresholdsInForce | undefined> {
   const stored = await getIfPresent<ThresholdsBody>('/api/thresholds', signal);
   if (stored) return { thresholds: stored.thresholds ?? {}, editable: true };
-  const settings = await getIfPresent<{ thresholds?: Thresholds }>('/api/settings', signal);
-  return settings ? { thresholds: settings.thresholds ?? {}, editable: false } : undefined;
+  const configured = await settings(signal);
+  return configured ? { thresholds: configured.thresholds ?? {}, editable: false } : undefined;
+}
+
+/** `GET /api/settings`: the service's configuration as the dashboard needs it (fixed while the service runs). */
+interface Settings {
+  thresholds?: Thresholds;
+  /** The service has a public view (its page says what is collected). */
+  publicView?: boolean;
 }
 
 /** Everything a threshold can watch, as the editor lists it. */
@@ -151,10 +158,26 @@ export class KpiDashboard extends LitElement {
     refreshMs: 10_000,
   });
 
+  /** Whether the service has a public view, whose page says what is collected (the footer links it). */
+  readonly settings = new KeyedFetchController<Settings>(this, {
+    label: 'the settings',
+    key: () => 'settings',
+    fetch: (_key, signal) => this.#loadSettings(signal),
+  });
+  /** The settings, asked for once a page (they are configuration) by the footer and, without /api/thresholds, the thresholds. */
+  #settings: Promise<Settings | undefined> | undefined;
+  #loadSettings(signal: AbortSignal): Promise<Settings | undefined> {
+    this.#settings ??= getIfPresent<Settings>('/api/settings', signal).catch((err: unknown) => {
+      this.#settings = undefined; // asked again next time
+      throw err;
+    });
+    return this.#settings;
+  }
+
   readonly thresholds = new KeyedFetchController<ThresholdsInForce>(this, {
     label: 'the thresholds',
     key: () => 'thresholds',
-    fetch: (_key, signal) => loadThresholds(signal),
+    fetch: (_key, signal) => loadThresholds(signal, (signal) => this.#loadSettings(signal)),
     refreshMs: 60_000,
   });
 
@@ -487,12 +510,18 @@ export class KpiDashboard extends LitElement {
 
   #footer() {
     const stats = this.ingestStats.value;
-    if (!stats) return nothing;
-    const n = stats.optedOut;
+    const publicView = this.settings.value?.publicView === true;
+    if (!stats && !publicView) return nothing;
+    const n = stats?.optedOut ?? 0;
     return html`<footer>
-      <p class="opt-outs">
-        ${n.toLocaleString('en-US')} ${n === 1 ? 'request' : 'requests'} not stored (Do Not Track / GPC opt-out) since ${shortTime(stats.since)}
-      </p>
+      ${
+        stats
+          ? html`<p class="opt-outs">
+              ${n.toLocaleString('en-US')} ${n === 1 ? 'request' : 'requests'} not stored (Do Not Track / GPC opt-out) since ${shortTime(stats.since)}
+            </p>`
+          : nothing
+      }
+      ${publicView ? html`<p class="public-link"><a href="/public">What is collected and kept, and the public view of these KPIs</a></p>` : nothing}
     </footer>`;
   }
 
