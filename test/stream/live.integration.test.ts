@@ -122,7 +122,7 @@ describe('live stream without tokens (loopback)', () => {
   });
 
   it('serves the dashboard settings', async () => {
-    expect((await t.app.inject('/api/settings')).json()).toEqual({ thresholds: { bounceRate: { max: 0.9 } } });
+    expect((await t.app.inject('/api/settings')).json()).toEqual({ thresholds: { bounceRate: { max: 0.9 } }, publicView: false });
   });
 
   it('closes a client that sends something else first', async () => {
